@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import TensorCore
+
+/// Why a file could not be opened or mapped.
+public enum FileAccessError: ClassifiedError, Hashable {
+    case notFound
+    case isDirectory
+    case notRegularFile
+    case cannotOpen(errno: Int32)
+    case cannotMap(errno: Int32)
+    case changedWhileOpen
+
+    public var kind: ErrorKind {
+        switch self {
+        case .notFound: .missingInput
+        case .isDirectory, .notRegularFile: .usage
+        case .cannotOpen: .missingInput
+        case .cannotMap, .changedWhileOpen: .ioError
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .notFound: "no such file or directory"
+        case .isDirectory: "is a directory, expected a file"
+        case .notRegularFile: "not a regular file"
+        case .cannotOpen(let e): "cannot open: \(String(cString: strerror(e)))"
+        case .cannotMap(let e): "cannot map into memory: \(String(cString: strerror(e)))"
+        case .changedWhileOpen: "file changed size while being read"
+        }
+    }
+}
+
+/// A read-only memory mapping of a whole file.
+///
+/// This is the only place wconv maps files. Readers get the bytes as an
+/// `UnsafeRawBufferPointer` that lives as long as the `MappedFile`; they check every range
+/// against ``count`` (through ``slice(_:)`` or a `ByteCursor`) before reading it. The mapping is
+/// `PROT_READ` and `MAP_PRIVATE`, so an input can never be modified through it.
+public final class MappedFile: @unchecked Sendable {
+    // @unchecked: the mapping is immutable after init and unmapped only in deinit.
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+    private let base: UnsafeMutableRawPointer?
+
+    public var count: Int { bytes.count }
+
+    /// Maps the file at `path`.
+    /// - Throws: ``PathError`` wrapping a ``FileAccessError``.
+    public init(path: String) throws {
+        self.path = path
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw PathError(path: path, errno == ENOENT || errno == ENOTDIR ? FileAccessError.notFound : FileAccessError.cannotOpen(errno: errno))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw PathError(path: path, FileAccessError.isDirectory) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw PathError(path: path, FileAccessError.notRegularFile) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw PathError(path: path, FileAccessError.cannotOpen(errno: errno)) }
+        defer { close(fd) }
+        var st2 = stat()
+        guard fstat(fd, &st2) == 0 else { throw PathError(path: path, FileAccessError.cannotOpen(errno: errno)) }
+        let size = Int(st2.st_size)
+        if size == 0 {
+            // mmap of zero bytes fails; an empty file is still a valid (if useless) input.
+            base = nil
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw PathError(path: path, FileAccessError.cannotMap(errno: errno)) }
+        base = p
+        bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    deinit {
+        if let base { munmap(base, bytes.count) }
+    }
+
+    /// The bytes in `range`, or nil if the range is not inside the file.
+    public func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer? {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[range])
+    }
+
+    /// Tells the kernel the file will be read front to back once (fewer page-cache stalls on
+    /// large sequential conversions).
+    public func adviseSequential() {
+        if let base { _ = madvise(base, bytes.count, MADV_SEQUENTIAL) }
+    }
+
+    /// Throws if the file on disk no longer has the size it had when mapped (truncated or
+    /// rewritten while we read it): pages past a truncation would fault with SIGBUS.
+    public func checkUnchanged() throws {
+        var st = stat()
+        guard stat(path, &st) == 0, Int(st.st_size) == bytes.count else {
+            throw PathError(path: path, FileAccessError.changedWhileOpen)
+        }
+    }
+}

@@ -1,0 +1,2 @@
+/// Quantize: pure numeric kernels on buffers; knows nothing of files.
+public enum QuantizeModule {}
