@@ -104,10 +104,15 @@ public struct HFConfig: Sendable {
 
     // MARK: Shape
 
+    /// `vocab_size` (required).
     public var vocabSize: Int { get throws { try requiredInt("vocab_size") } }
+    /// `hidden_size`, the embedding width (required).
     public var hiddenSize: Int { get throws { try requiredInt("hidden_size") } }
+    /// `intermediate_size`, the MLP width (required).
     public var intermediateSize: Int { get throws { try requiredInt("intermediate_size") } }
+    /// `num_hidden_layers` (required).
     public var numHiddenLayers: Int { get throws { try requiredInt("num_hidden_layers") } }
+    /// `num_attention_heads` (required).
     public var numAttentionHeads: Int { get throws { try requiredInt("num_attention_heads") } }
 
     /// `num_key_value_heads`; transformers defaults it to `num_attention_heads` (no GQA).
@@ -118,8 +123,10 @@ public struct HFConfig: Sendable {
     /// `head_dim` when given (otherwise models use `hidden_size / num_attention_heads`).
     public var headDim: Int? { get throws { try optionalInt("head_dim") } }
 
+    /// `max_position_embeddings`, the trained context length (required).
     public var maxPositionEmbeddings: Int { get throws { try requiredInt("max_position_embeddings") } }
 
+    /// `rms_norm_eps` (required).
     public var rmsNormEps: Double { get throws { try requiredDouble("rms_norm_eps") } }
 
     // MARK: RoPE
@@ -193,6 +200,7 @@ public struct HFConfig: Sendable {
         }
     }
 
+    /// `bos_token_id`, if given.
     public var bosTokenId: Int? { get throws { try optionalInt("bos_token_id") } }
 
     /// `eos_token_id`, which LLaMA 3 configs give as a list; a single id becomes a one-element list.

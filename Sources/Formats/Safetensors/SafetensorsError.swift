@@ -43,12 +43,8 @@ public enum SafetensorsError: ClassifiedError, Hashable {
     /// A looked-up tensor is not in the file.
     case tensorNotFound(String)
 
-    public var kind: ErrorKind {
-        switch self {
-        case .tensorNotFound: .missingInput
-        default: .malformedInput
-        }
-    }
+    /// All of these mean the file's contents are wrong (a needed tensor missing included).
+    public var kind: ErrorKind { .malformedInput }
 
     public var description: String {
         switch self {
