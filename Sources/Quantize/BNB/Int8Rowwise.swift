@@ -1,0 +1,161 @@
+import TensorCore
+
+/// LLM.int8 weight storage (bitsandbytes `int8_vectorwise_quant` with threshold 0, REFERENCE §5.5):
+/// per output row `SCB = max |W_row|` (float32) and `CB = round(W * ((1 / SCB) * 127))` as int8.
+///
+/// The expression is bitsandbytes 0.50.2's default (pure torch) kernel, which its CPU backend runs:
+/// `torch.round(A * (127.0 / row_stats))`, where torch evaluates `127.0 / t` as `t.reciprocal() * 127`.
+/// Rounding is half-to-even. A row whose SCB is 0, infinite or NaN turns every product into NaN or 0,
+/// and torch's float→int8 cast maps NaN and ±inf to 0, so such rows store zeros (SCB stays as computed).
+/// `Linear8bitLt` weights pass through float16 first (`Int8Params` casts to `torch.float16`); set
+/// `viaFloat16` to reproduce checkpoints transformers saves.
+public enum Int8Rowwise {
+    /// bitsandbytes dequantizes with `CB * SCB * 7.874015718698502e-3`; that constant is float32(1/127).
+    public static let inverse127: Float = 7.874015718698502e-3
+
+    /// Quantizes a row-major `rows × columns` matrix (fast path: SIMD, parallel over rows).
+    /// - Parameters:
+    ///   - w: `rows * columns` float32 values.
+    ///   - viaFloat16: round every value to float16 first, as `Int8Params` does.
+    ///   - cb: `rows * columns` int8 outputs.
+    ///   - scb: `rows` float32 row scales.
+    /// - Throws: ``BNBError/sizeMismatch(what:expected:actual:)`` for mis-sized buffers.
+    public static func quantize(
+        _ w: UnsafeBufferPointer<Float>, rows: Int, columns: Int, viaFloat16: Bool = false,
+        cb: UnsafeMutableBufferPointer<Int8>, scb: UnsafeMutableBufferPointer<Float>, threads: Int = 1
+    ) throws(BNBError) {
+        try check(count: w.count, rows: rows, columns: columns, cb: cb.count, scb: scb.count)
+        guard rows > 0, columns > 0, let src = w.baseAddress, let dst = cb.baseAddress, let scales = scb.baseAddress
+        else {
+            for r in 0 ..< rows { scb[r] = 0 }   // torch.max over an empty row would fail; store 0
+            return
+        }
+        let io = SendablePointers(input: src, output: dst)
+        nonisolated(unsafe) let scaleOut = scales
+        parallelChunks(count: rows, threads: threads, minimumChunk: max(1, 16384 / columns)) { range in
+            for r in range {
+                scaleOut[r] = quantizeRowSIMD(io.input + r * columns, count: columns, viaFloat16: viaFloat16,
+                                              into: io.output + r * columns)
+            }
+        }
+    }
+
+    /// The scalar reference of ``quantize(_:rows:columns:viaFloat16:cb:scb:threads:)``.
+    public static func quantizeScalar(
+        _ w: UnsafeBufferPointer<Float>, rows: Int, columns: Int, viaFloat16: Bool = false,
+        cb: UnsafeMutableBufferPointer<Int8>, scb: UnsafeMutableBufferPointer<Float>
+    ) throws(BNBError) {
+        try check(count: w.count, rows: rows, columns: columns, cb: cb.count, scb: scb.count)
+        for r in 0 ..< rows {
+            var m: Float = 0
+            var sawNaN = false
+            for c in 0 ..< columns {
+                let a = abs(value(w[r * columns + c], viaFloat16))
+                if a.isNaN { sawNaN = true } else if a > m { m = a }
+            }
+            if sawNaN { m = .nan }
+            scb[r] = m
+            let scale = (1 / m) * 127
+            for c in 0 ..< columns {
+                cb[r * columns + c] = toInt8((value(w[r * columns + c], viaFloat16) * scale).rounded(.toNearestOrEven))
+            }
+        }
+    }
+
+    /// Dequantizes: `W[r][c] = Float(CB[r][c]) * SCB[r] * (1/127)` in float32, as bitsandbytes does.
+    public static func dequantize(
+        cb: UnsafeBufferPointer<Int8>, scb: UnsafeBufferPointer<Float>, rows: Int, columns: Int,
+        into out: UnsafeMutableBufferPointer<Float>
+    ) throws(BNBError) {
+        let (count, overflow) = rows.multipliedReportingOverflow(by: columns)
+        guard !overflow, rows >= 0, columns >= 0 else { throw .invalidShape([rows, columns]) }
+        guard cb.count == count else { throw .sizeMismatch(what: "int8 weight", expected: count, actual: cb.count) }
+        guard scb.count == rows else { throw .sizeMismatch(what: "SCB", expected: rows, actual: scb.count) }
+        guard out.count == count else { throw .sizeMismatch(what: "dequantized output", expected: count, actual: out.count) }
+        for r in 0 ..< rows {
+            let s = scb[r]
+            for c in 0 ..< columns { out[r * columns + c] = Float(cb[r * columns + c]) * s * inverse127 }
+        }
+    }
+
+    static func check(count: Int, rows: Int, columns: Int, cb: Int, scb: Int) throws(BNBError) {
+        let (elements, overflow) = rows.multipliedReportingOverflow(by: columns)
+        guard !overflow, rows >= 0, columns >= 0 else { throw .invalidShape([rows, columns]) }
+        guard count == elements else { throw .sizeMismatch(what: "weight", expected: elements, actual: count) }
+        guard cb == elements else { throw .sizeMismatch(what: "int8 output", expected: elements, actual: cb) }
+        guard scb == rows else { throw .sizeMismatch(what: "SCB output", expected: rows, actual: scb) }
+    }
+
+    @inline(__always)
+    static func value(_ x: Float, _ viaFloat16: Bool) -> Float {
+        viaFloat16 ? HalfFloat.float(f16Bits: HalfFloat.f16Bits(x)) : x
+    }
+
+    /// torch's float→int8 cast on x86: NaN and ±inf become 0 (the int32 conversion yields
+    /// 0x80000000, whose low byte is 0); finite values here are already within ±127.
+    @inline(__always)
+    static func toInt8(_ rounded: Float) -> Int8 {
+        guard rounded.isFinite else { return 0 }
+        return Int8(truncatingIfNeeded: Int32(rounded))
+    }
+
+    static func quantizeRowSIMD(_ x: UnsafePointer<Float>, count: Int, viaFloat16: Bool, into out: UnsafeMutablePointer<Int8>) -> Float {
+        if viaFloat16 {
+            // Rare path (checkpoint compatibility); the scalar conversion dominates anyway.
+            var m: Float = 0
+            var sawNaN = false
+            for c in 0 ..< count {
+                let a = abs(value(x[c], true))
+                if a.isNaN { sawNaN = true } else if a > m { m = a }
+            }
+            if sawNaN { m = .nan }
+            let scale = (1 / m) * 127
+            for c in 0 ..< count { out[c] = toInt8((value(x[c], true) * scale).rounded(.toNearestOrEven)) }
+            return m
+        }
+        let raw = UnsafeRawPointer(x)
+        var m8 = SIMD8<Float>(repeating: 0)
+        var nan8 = SIMDMask<SIMD8<Int32>>(repeating: false)
+        let vectorCount = count & ~7
+        var c = 0
+        while c < vectorCount {
+            let v = raw.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
+            let a = unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+            m8.replace(with: a, where: m8 .< a)
+            nan8 .|= v .!= v
+            c += 8
+        }
+        var m = m8.max()
+        var sawNaN = any(nan8)
+        while c < count {
+            let a = abs(x[c])
+            if a.isNaN { sawNaN = true } else if a > m { m = a }
+            c += 1
+        }
+        if sawNaN { m = .nan }
+        let scale = (1 / m) * 127
+        guard scale.isFinite else {
+            // SCB 0 (scale inf) or NaN: every product is NaN or 0 → all zeros, like torch.
+            // SCB inf gives scale 0: finite values → 0, infinities → NaN → 0.
+            for i in 0 ..< count { out[i] = 0 }
+            return m
+        }
+        let scale8 = SIMD8<Float>(repeating: scale)
+        let outRaw = UnsafeMutableRawPointer(out)
+        c = 0
+        while c < vectorCount {
+            let v = raw.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self) * scale8
+            // |v| <= 127 (plus an ulp) for finite input with a finite scale; NaN/inf lanes → 0.
+            let r = v.rounded(.toNearestOrEven)
+            let finite = r.replacing(with: 0, where: .!((r .<= 1e9) .& (r .>= -1e9)))
+            let q = SIMD8<Int32>(finite, rounding: .towardZero)
+            outRaw.storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: q), toByteOffset: c, as: SIMD8<Int8>.self)
+            c += 8
+        }
+        while c < count {
+            out[c] = toInt8((x[c] * scale).rounded(.toNearestOrEven))
+            c += 1
+        }
+        return m
+    }
+}
