@@ -111,6 +111,31 @@ import TestSupport
         }
     }
 
+    @Test func simdFloat16RoundingMatchesFloat16Conversion() {
+        var rng = SplitMix64(seed: 77)
+        var values: [Float] = [0, -0.0, 1, 65504, 65519.99, 65520, 65536, -65520, 1e-8, 2.98e-8, 2.9802322e-8, 5.96e-8,
+                               6.1035156e-5, 6.1e-5, -6.1e-5, 1.0009766, 1.0004883, 1.0014648, .infinity, -.infinity,
+                               .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+        for _ in 0 ..< 200_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        for e in -30 ... 17 {   // dense near every float16 binade boundary, including ties
+            for k in -40 ... 40 { values.append(Float(sign: .plus, exponent: e, significand: 1) * (1 + Float(k) / 4096)) }
+        }
+        while values.count % 8 != 0 { values.append(0.5) }
+        var mismatches = 0
+        for i in stride(from: 0, to: values.count, by: 8) {
+            let v = SIMD8<Float>(values[i ..< i + 8])
+            let r = Int8Rowwise.roundedToFloat16(v)
+            for k in 0 ..< 8 {
+                let expected = Float(Float16(v[k]))
+                if !(r[k].bitPattern == expected.bitPattern || (r[k].isNaN && expected.isNaN)) {
+                    mismatches += 1
+                    if mismatches < 5 { Issue.record("\(v[k]) (\(String(v[k].bitPattern, radix: 16))): \(r[k]) vs \(expected)") }
+                }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
     /// REFERENCE §10 (256×4096 N(0,1), measured with bnb): NF4 bs64 0.0920, NF4+DQ 0.0920, FP4 0.1220,
     /// int8 row-wise 0.0087. Here 64×4096 samples; ceilings leave room for sampling noise only.
     @Test func roundTripErrorCeilings() throws {

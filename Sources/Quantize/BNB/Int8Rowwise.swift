@@ -33,9 +33,30 @@ public enum Int8Rowwise {
         let io = SendablePointers(input: src, output: dst)
         nonisolated(unsafe) let scaleOut = scales
         parallelChunks(count: rows, threads: threads, minimumChunk: max(1, 16384 / columns)) { range in
+            guard viaFloat16 else {
+                for r in range {
+                    scaleOut[r] = quantizeRowSIMD(io.input + r * columns, count: columns, into: io.output + r * columns)
+                }
+                return
+            }
+            // One scratch row per chunk holds the float16-rounded values.
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+            defer { scratch.deallocate() }
+            let vectorColumns = columns & ~7
             for r in range {
-                scaleOut[r] = quantizeRowSIMD(io.input + r * columns, count: columns, viaFloat16: viaFloat16,
-                                              into: io.output + r * columns)
+                let row = UnsafeRawPointer(io.input + r * columns)
+                let scratchRaw = UnsafeMutableRawPointer(scratch)
+                var c = 0
+                while c < vectorColumns {
+                    let v = row.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
+                    scratchRaw.storeBytes(of: roundedToFloat16(v), toByteOffset: c * 4, as: SIMD8<Float>.self)
+                    c += 8
+                }
+                while c < columns {
+                    scratch[c] = value(io.input[r * columns + c], true)
+                    c += 1
+                }
+                scaleOut[r] = quantizeRowSIMD(scratch, count: columns, into: io.output + r * columns)
             }
         }
     }
@@ -86,9 +107,37 @@ public enum Int8Rowwise {
         guard scb == rows else { throw .sizeMismatch(what: "SCB output", expected: rows, actual: scb) }
     }
 
+    /// `x`, or `x` rounded to float16 (round-to-nearest-even, overflow to ±inf) and back, as
+    /// `tensor.to(torch.float16)` does.
     @inline(__always)
     static func value(_ x: Float, _ viaFloat16: Bool) -> Float {
-        viaFloat16 ? HalfFloat.float(f16Bits: HalfFloat.f16Bits(x)) : x
+        viaFloat16 ? Float(Float16(x)) : x
+    }
+
+    /// `Float(Float16(v))` lanewise without the (software, on baseline x86-64) conversion calls:
+    /// round the float32 to 11 significant bits half-to-even in place.
+    @inline(__always)
+    static func roundedToFloat16(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        // Lane masks come from float comparisons: integer SIMD comparisons are scalarized by the
+        // compiler on baseline x86-64, float ones are single instructions.
+        let bits = unsafeBitCast(v, to: SIMD8<Int32>.self)
+        let sign = bits & Int32(bitPattern: 0x8000_0000)
+        let magnitude = bits & 0x7FFF_FFFF
+        let absolute = unsafeBitCast(magnitude, to: SIMD8<Float>.self)
+        // Normal float16 range (|v| >= 2^-14): drop 13 mantissa bits, ties to even. A carry into the
+        // exponent is the correct rounding up to the next binade.
+        let normal = (magnitude &+ 0x0FFF &+ ((magnitude &>> 13) & 1)) & Int32(bitPattern: 0xFFFF_E000)
+        // Subnormal float16 (|v| < 2^-14): multiples of 2^-24. Floats in [0.5, 1) are spaced 2^-24, so
+        // (|v| + 0.5) - 0.5 rounds half-to-even to that grid.
+        let small = unsafeBitCast(absolute + 0.5 - 0.5, to: SIMD8<Int32>.self)
+        let isSmall = unsafeBitCast(absolute .< 0x1p-14, to: SIMD8<Int32>.self)
+        // At or above 65520 (halfway to 2^16, which rounds up) the result overflows to infinity.
+        let isHuge = unsafeBitCast(absolute .>= 65520, to: SIMD8<Int32>.self)
+        let isNaN = unsafeBitCast(absolute .!= absolute, to: SIMD8<Int32>.self)
+        var r = (normal & ~isSmall) | (small & isSmall)
+        r = (r & ~isHuge) | (0x7F80_0000 & isHuge)
+        r = (r & ~isNaN) | ((magnitude | 0x0040_0000) & isNaN)   // NaN stays NaN (quieted)
+        return unsafeBitCast(r | sign, to: SIMD8<Float>.self)
     }
 
     /// torch's float→int8 cast on x86: NaN and ±inf become 0 (the int32 conversion yields
@@ -99,20 +148,7 @@ public enum Int8Rowwise {
         return Int8(truncatingIfNeeded: Int32(rounded))
     }
 
-    static func quantizeRowSIMD(_ x: UnsafePointer<Float>, count: Int, viaFloat16: Bool, into out: UnsafeMutablePointer<Int8>) -> Float {
-        if viaFloat16 {
-            // Rare path (checkpoint compatibility); the scalar conversion dominates anyway.
-            var m: Float = 0
-            var sawNaN = false
-            for c in 0 ..< count {
-                let a = abs(value(x[c], true))
-                if a.isNaN { sawNaN = true } else if a > m { m = a }
-            }
-            if sawNaN { m = .nan }
-            let scale = (1 / m) * 127
-            for c in 0 ..< count { out[c] = toInt8((value(x[c], true) * scale).rounded(.toNearestOrEven)) }
-            return m
-        }
+    static func quantizeRowSIMD(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Int8>) -> Float {
         let raw = UnsafeRawPointer(x)
         var m8 = SIMD8<Float>(repeating: 0)
         var nan8 = SIMDMask<SIMD8<Int32>>(repeating: false)
@@ -134,21 +170,23 @@ public enum Int8Rowwise {
         }
         if sawNaN { m = .nan }
         let scale = (1 / m) * 127
-        guard scale.isFinite else {
-            // SCB 0 (scale inf) or NaN: every product is NaN or 0 → all zeros, like torch.
-            // SCB inf gives scale 0: finite values → 0, infinities → NaN → 0.
+        guard scale.isFinite, m.isFinite else {
+            // SCB 0 (scale inf) or NaN: every product is NaN (0 · inf) → 0, like torch's cast.
+            // SCB inf (scale 0): finite values give 0, the infinities NaN → 0 as well.
             for i in 0 ..< count { out[i] = 0 }
             return m
         }
+        // Here every product is finite with |v| <= 127 (+ an ulp): adding 1.5 · 2^23 rounds it to an
+        // integer half-to-even (the FPU's mode, as torch.round), and the low mantissa bits are then
+        // that integer in two's complement: bits(v + 1.5·2^23) - bits(1.5·2^23).
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let magicBits = SIMD8<Int32>(repeating: 0x4B40_0000)
         let scale8 = SIMD8<Float>(repeating: scale)
         let outRaw = UnsafeMutableRawPointer(out)
         c = 0
         while c < vectorCount {
             let v = raw.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self) * scale8
-            // |v| <= 127 (plus an ulp) for finite input with a finite scale; NaN/inf lanes → 0.
-            let r = v.rounded(.toNearestOrEven)
-            let finite = r.replacing(with: 0, where: .!((r .<= 1e9) .& (r .>= -1e9)))
-            let q = SIMD8<Int32>(finite, rounding: .towardZero)
+            let q = unsafeBitCast(v + magic, to: SIMD8<Int32>.self) &- magicBits
             outRaw.storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: q), toByteOffset: c, as: SIMD8<Int8>.self)
             c += 8
         }
