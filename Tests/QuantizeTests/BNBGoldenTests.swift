@@ -297,6 +297,71 @@ import TestSupport
         }
     }
 
+    /// The state_dict of bitsandbytes' own Linear4bit / Linear8bitLt modules (what transformers saves)
+    /// against our entries: same keys, dtypes, shapes and bytes.
+    @Test func moduleStateDictsMatchOurEntries() throws {
+        let modules = goldens.list("modules")
+        #expect(modules.count == 3)
+        for m in modules {
+            let name = try m.string("name")
+            let rows = try m.int("rows")
+            let columns = try m.int("columns")
+            let dtype: DType = try m.string("dtype") == "float16" ? .f16 : .bf16
+            let x = try goldenInput(m.object("input")).map { v in
+                dtype == .f16 ? HalfFloat.float(f16Bits: HalfFloat.f16Bits(v)) : HalfFloat.float(bf16Bits: HalfFloat.bf16Bits(v))
+            }
+            let expected = try #require(m["state_dict"] as? [[String: Any]])
+            let ours: [BNBTensorEntry]
+            var keyPrefix = "weight"
+            var bnbOffset: Float? = nil
+            if try m.string("module") == "linear4bit" {
+                let kind = try #require(FourBit.Kind(rawValue: m.string("kind")))
+                let tensor = try x.withUnsafeBufferPointer {
+                    try BNB4BitTensor.quantize($0, shape: [rows, columns], dtype: dtype, kind: kind, blockSize: 64,
+                                               doubleQuant: m.bool("double_quant"), threads: 2)
+                }
+                ours = tensor.safetensorsEntries()
+                if case .doubleQuantized(let dq) = tensor.absmax {
+                    let jsonEntry = try #require(expected.first { ($0["key"] as? String)?.hasPrefix("weight.quant_state") == true })
+                    let text = String(decoding: try hexBytes(jsonEntry.string("bytes")), as: UTF8.self)
+                    let offsetText = try #require(text.split(separator: " ").last?.dropLast())
+                    bnbOffset = Float(try #require(Double(String(offsetText))))
+                    #expect(ulpDistance(dq.offset, try #require(bnbOffset)) <= 2, "\(name)")
+                }
+            } else {
+                var cb = [Int8](repeating: 0, count: rows * columns)
+                var scb = [Float](repeating: 0, count: rows)
+                try x.withUnsafeBufferPointer { xs in
+                    try cb.withUnsafeMutableBufferPointer { c in
+                        try scb.withUnsafeMutableBufferPointer {
+                            try Int8Rowwise.quantize(xs, rows: rows, columns: columns, viaFloat16: true, cb: c, scb: $0)
+                        }
+                    }
+                }
+                ours = try Int8Rowwise.safetensorsEntries(cb: cb, scb: scb, rows: rows, columns: columns)
+                keyPrefix = ""
+            }
+            #expect(ours.count == expected.count, "\(name)")
+            for (entry, e) in zip(ours, expected) {
+                let key = keyPrefix.isEmpty ? String(entry.suffix.dropFirst()) : keyPrefix + entry.suffix
+                #expect(key == (try e.string("key")), "\(name)")
+                #expect(entry.dtype.rawValue == (try e.string("dtype")), "\(name) \(key)")
+                #expect(entry.shape == e["shape"] as? [Int], "\(name) \(key)")
+                let bytes = try e.bytes("bytes")
+                // With double quantization the offset may differ in its last bit (torch's float32
+                // mean); then only the JSON text's number may differ. Everything else is exact.
+                if key.contains("quant_state"), bnbOffset != nil {
+                    let ourText = String(decoding: entry.bytes, as: UTF8.self)
+                    let theirText = String(decoding: bytes, as: UTF8.self)
+                    #expect(ourText == theirText
+                            || ourText.split(separator: " ").dropLast() == theirText.split(separator: " ").dropLast(), "\(name)")
+                    continue
+                }
+                #expect(entry.bytes == bytes, "\(name) \(key): \(firstDifference(entry.bytes, bytes))")
+            }
+        }
+    }
+
     @Test func pythonFloatReprMatchesCPython() throws {
         let cases = try #require(goldens.root["python_repr"] as? [[String]])
         #expect(cases.count > 20)

@@ -94,6 +94,20 @@ def four_bit_case(name, x, kind, blocksize, double_quant, input_spec, full_dequa
     return case
 
 
+SAFETENSORS_DTYPES = {torch.uint8: "U8", torch.int8: "I8", torch.float32: "F32", torch.float16: "F16",
+                     torch.bfloat16: "BF16"}
+
+
+def state_dict_entries(module):
+    out = []
+    for key, value in module.state_dict().items():
+        t = value.detach().contiguous()
+        raw = t.view(torch.uint8) if t.dtype in (torch.float16, torch.bfloat16) else t
+        out.append({"key": key, "dtype": SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape),
+                    "bytes": np.ascontiguousarray(raw.numpy()).tobytes().hex()})
+    return out
+
+
 def ties_block(kind):
     """Two blocks of 64 whose scaled values sit exactly on the float32 midpoints bnb bucketizes on."""
     code = F.get_4bit_type(kind, device="cpu")
@@ -206,6 +220,29 @@ def main():
             "text": bytes(packed[key].tolist()).decode("utf-8"),
         })
 
+    # What bitsandbytes' modules put in a state_dict (and so what transformers saves): Linear4bit with
+    # Params4bit, Linear8bitLt with Int8Params, quantized by moving them to the CPU device.
+    import bitsandbytes.nn as bnn
+    modules = []
+    for name, rows, cols, seed, dtype, kind, dq in (
+        ("linear4bit-nf4-dq-bf16", 64, 96, 41, torch.bfloat16, "nf4", True),
+        ("linear4bit-fp4-f16", 48, 40, 42, torch.float16, "fp4", False),
+    ):
+        w = torch.from_numpy((lcg(seed, rows * cols) * np.float32(0.05)).astype(np.float32)).reshape(rows, cols).to(dtype)
+        m = bnn.Linear4bit(cols, rows, bias=False, compute_dtype=dtype, compress_statistics=dq, quant_type=kind)
+        m.weight = bnn.Params4bit(w.clone(), requires_grad=False, compress_statistics=dq, quant_type=kind, blocksize=64)
+        m = m.to("cpu")
+        modules.append({"name": name, "module": "linear4bit", "rows": rows, "columns": cols, "kind": kind,
+                        "double_quant": dq, "dtype": str(dtype).replace("torch.", ""),
+                        "input": {"lcg": seed, "count": rows * cols, "times": 0.05},
+                        "state_dict": state_dict_entries(m)})
+    w = torch.from_numpy((lcg(43, 64 * 96) * np.float32(0.05)).astype(np.float32)).reshape(64, 96).to(torch.bfloat16)
+    m8 = bnn.Linear8bitLt(96, 64, bias=False, has_fp16_weights=False)
+    m8.weight = bnn.Int8Params(w.clone(), requires_grad=False, has_fp16_weights=False)
+    m8 = m8.to("cpu")
+    modules.append({"name": "linear8bitlt-bf16", "module": "linear8bitlt", "rows": 64, "columns": 96, "dtype": "bfloat16",
+                    "input": {"lcg": 43, "count": 64 * 96, "times": 0.05}, "state_dict": state_dict_entries(m8)})
+
     reprs = []
     for v in (0.05148506164550781, 4.769176483154297, 0.0, -0.0, 1.0, -2.5, 0.1, 1e-4, 9.999e-5, 1e-5, 1.5e-7,
               123456.789, 1e15, 1e16, 9999999999999998.0, 1.2345678901234567e16, 1e22, 5e-324,
@@ -225,6 +262,7 @@ def main():
         "int8": int8,
         "quant_state_json": json_cases,
         "python_repr": reprs,
+        "modules": modules,
     }
     path = os.path.join(VECTORS, "bnb_goldens.json")
     with open(path, "w") as f:

@@ -99,6 +99,21 @@ public enum Int8Rowwise {
         }
     }
 
+    /// The safetensors entries transformers writes for a `Linear8bitLt` module `M` (REFERENCE §5.5), with
+    /// key suffixes relative to the module name: `.weight` (I8 `[rows, columns]`), `.SCB` (F32 `[rows]`,
+    /// a module-level key, not `weight.SCB`) and `.weight_format` (U8 scalar 0 = row-major).
+    public static func safetensorsEntries(cb: [Int8], scb: [Float], rows: Int, columns: Int) throws(BNBError) -> [BNBTensorEntry] {
+        let (count, overflow) = rows.multipliedReportingOverflow(by: columns)
+        guard !overflow, rows >= 0, columns >= 0 else { throw .invalidShape([rows, columns]) }
+        guard cb.count == count else { throw .sizeMismatch(what: "int8 weight", expected: count, actual: cb.count) }
+        guard scb.count == rows else { throw .sizeMismatch(what: "SCB", expected: rows, actual: scb.count) }
+        return [
+            BNBTensorEntry(suffix: ".weight", dtype: .i8, shape: [rows, columns], bytes: cb.map { UInt8(bitPattern: $0) }),
+            BNBTensorEntry(suffix: ".SCB", dtype: .f32, shape: [rows], bytes: BNB4BitTensor.littleEndianBytes(scb)),
+            BNBTensorEntry(suffix: ".weight_format", dtype: .u8, shape: [], bytes: [0]),
+        ]
+    }
+
     static func check(count: Int, rows: Int, columns: Int, cb: Int, scb: Int) throws(BNBError) {
         let (elements, overflow) = rows.multipliedReportingOverflow(by: columns)
         guard !overflow, rows >= 0, columns >= 0 else { throw .invalidShape([rows, columns]) }
