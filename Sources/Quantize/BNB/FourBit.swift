@@ -214,6 +214,7 @@ public enum FourBit {
 
     /// Dequantizes packed codes: `out[i] = codeTable[code_i] * absmax[i / blockSize]` in float32,
     /// as bitsandbytes' CPU `dequantize_4bit` does. Parallel over blocks; same values for any `threads`.
+    /// bitsandbytes' bf16/f16 output is these values rounded to nearest-even (checked against 0.50.2).
     /// - Parameters:
     ///   - packed: ``packedByteCount(elementCount:)`` bytes for `out.count` elements.
     ///   - absmax: one float per block (already reconstructed when double-quantized).
