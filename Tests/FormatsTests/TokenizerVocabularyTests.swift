@@ -34,7 +34,9 @@ struct ConverterGolden {
             let value = try #require(kv["value"])
             switch kv["type"]?.stringValue {
             case "STRING": return (key, .string(try #require(value.stringValue)))
-            case "BOOL": return (key, .bool(try #require(value.boolValue)))
+            case "BOOL":
+                guard case .bool(let flag) = value else { throw Failure(.internalError, "golden BOOL \(key)") }
+                return (key, .bool(flag))
             case "UINT32": return (key, .uint32(UInt32(try #require(value.intValue))))
             case "ARRAY[STRING]": return (key, .stringArray(try #require(value.arrayValue).map { try #require($0.stringValue) }))
             case "ARRAY[INT32]": return (key, .int32Array(try #require(value.arrayValue).map { Int32(try #require($0.intValue)) }))
@@ -279,5 +281,36 @@ func expectSameMetadata(_ actual: [(key: String, value: TokenizerMetadataValue)]
         let v = try? GGUFVocabulary(metadata: [("general.name", .string("x")), ("tokenizer.ggml.model", .string("gpt2")),
                                                ("tokenizer.ggml.tokens", tokens), ("tokenizer.ggml.eos_token_id", .integer(1))])
         #expect(v?.eosTokenID == 1 && v?.tokenTypes == [1, 1])
+    }
+}
+
+@Suite struct TokenizerHostileInputTests {
+    /// JSON of the wrong shape in every place SpecialVocab looks must give an error or be ignored, never trap.
+    @Test func oddShapesInSpecialTokenFilesDoNotTrap() throws {
+        let base = try ConverterGolden("bpe-llama3").source()
+        let oddValues: [JSONValue] = [.null, 1, "x", [], [1, "a", nil], .object(JSONObject([("type", 3)])),
+                                      .object(JSONObject([("type", "TemplateProcessing"), ("single", [1, 2]), ("pair", [[], "B"])])),
+                                      .object(JSONObject([("type", "Sequence"), ("processors", [nil, "x", 4])]))]
+        for value in oddValues {
+            var source = base
+            if case .object(var tokenizer)? = source.tokenizerJSON {
+                tokenizer["post_processor"] = value
+                tokenizer["normalizer"] = value
+                source.tokenizerJSON = .object(tokenizer)
+            }
+            source.tokenizerConfig = .object(JSONObject([("bos_token", value), ("eos_token", value),
+                                                         ("chat_template", value), ("add_bos_token", value)]))
+            source.config = .object(JSONObject([("vocab_size", 304), ("bos_token_id", value), ("text_config", value)]))
+            _ = try? GGUFVocabulary(huggingFace: source)
+        }
+        var huge = base
+        huge.config = .object(JSONObject([("vocab_size", 304), ("pad_token_id", .int(1 << 40))]))
+        #expect(throws: TokenizerError.self) { try GGUFVocabulary(huggingFace: huge) }
+        huge.config = .object(JSONObject([("vocab_size", .int(1 << 40))]))
+        #expect(throws: TokenizerError.malformedFile("config.json", "vocab_size 1099511627776 is larger than 16777216")) {
+            try GGUFVocabulary(huggingFace: huge)
+        }
+        huge.config = .object(JSONObject([("vocab_size", 304), ("pad_token_id", -1)]))
+        #expect(throws: TokenizerError.self) { try GGUFVocabulary(huggingFace: huge) }
     }
 }

@@ -95,6 +95,7 @@ public struct GGUFVocabulary: Sendable, Equatable {
     public var addBOS: Bool? { addSpecialTokens[.bos] }
     public var addEOS: Bool? { addSpecialTokens[.eos] }
 
+    /// Equal content written in the same key order; scores compare by bit pattern.
     public static func == (a: GGUFVocabulary, b: GGUFVocabulary) -> Bool {
         a.model == b.model && a.pre == b.pre && a.tokens == b.tokens
             && a.scores?.map(\.bitPattern) == b.scores?.map(\.bitPattern) && a.tokenTypes == b.tokenTypes
@@ -157,15 +158,21 @@ public enum GGUFSpecialToken: String, Sendable, CaseIterable, Hashable {
     }
 }
 
-/// A GGUF metadata value of one of the types tokenizer keys use.
+/// A GGUF metadata value of one of the types tokenizer keys use. Each case names its GGUF value type.
 public enum TokenizerMetadataValue: Sendable, Equatable {
+    /// STRING (type 8).
     case string(String)
+    /// BOOL (type 7).
     case bool(Bool)
+    /// UINT32 (type 4): token ids.
     case uint32(UInt32)
     /// Any other GGUF integer type, as a reader may find one; never produced by ``GGUFVocabulary/metadata()``.
     case integer(Int64)
+    /// ARRAY (type 9) of STRING.
     case stringArray([String])
+    /// ARRAY of FLOAT32 (type 6); compared by bit pattern.
     case float32Array([Float])
+    /// ARRAY of INT32 (type 5).
     case int32Array([Int32])
 
     public static func == (a: TokenizerMetadataValue, b: TokenizerMetadataValue) -> Bool {

@@ -50,6 +50,7 @@ extension GGUFVocabulary {
     }
 
     private func checkConsistency() throws(TokenizerError) {
+        guard tokens.count < Int(Int32.max) else { throw .invalidMetadata("\(tokens.count) tokens is too many") }
         guard tokenTypes.count == tokens.count else {
             throw .invalidMetadata("\(tokenTypes.count) token types for \(tokens.count) tokens")
         }

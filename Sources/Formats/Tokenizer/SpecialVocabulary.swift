@@ -386,7 +386,10 @@ struct SpecialVocabulary {
         for (type, id) in specialTokenIDs.pairs {
             // Only kinds with a gguf-py writer method get a key (not `cls`, `prefix`, `suffix`, `middle`).
             guard let kind = GGUFSpecialToken(huggingFaceType: type) else { continue }
-            metadata.set(kind.idKey, .uint32(UInt32(id)))
+            guard let id32 = UInt32(exactly: id) else {
+                throw .malformedFile("tokenizer files", "special token id \(id) for \(type) does not fit in 32 bits")
+            }
+            metadata.set(kind.idKey, .uint32(id32))
         }
         for (type, value) in addSpecialToken.pairs {
             guard let kind = GGUFSpecialToken(huggingFaceType: type), let key = kind.addKey else { continue }
