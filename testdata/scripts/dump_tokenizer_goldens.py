@@ -468,6 +468,55 @@ def golden_case(llama_cpp: Path, name: str, model_dir: Path, pre_name: str | Non
     write_json(GOLDEN / f"{name}.json", golden)
 
 
+# llama.cpp's split rules per pre-tokenizer name (src/llama-vocab.cpp, `llm_tokenizer_bpe`): regexes applied in
+# turn, each splitting every piece into its matches and the text between them.
+_CPP_LLAMA3 = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+_CPP_GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
+LLAMA_CPP_SPLITS = {
+    "llama-bpe": [_CPP_LLAMA3],
+    "qwen2": [_CPP_LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")],
+    "smollm": [r"\p{N}", _CPP_GPT2],
+    "gpt-2": [_CPP_GPT2],
+}
+
+
+def check_pre_tokenizer_names(llama_cpp: Path) -> None:
+    """Each case's HF pre-tokenizer splits the converter's own hash text exactly as llama.cpp's rules for the
+    name wconv gives it (emulated with the `regex` module), so recognising the definition is sound."""
+    import regex
+    from tokenizers import Tokenizer
+
+    source = (llama_cpp / "conversion" / "base.py").read_text(encoding="utf-8")
+    start = source.index("chktxt = ") + len("chktxt = ")
+    chktxt = eval(source[start:source.index("\n", start)])  # a plain string literal in the converter
+    # GPT-2's byte-to-unicode table, to turn ByteLevel output back into text.
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    extra = [b for b in range(256) if b not in printable]
+    to_byte = {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(extra)}
+
+    def cpp_split(text: str, exprs: list[str]) -> list[str]:
+        pieces = [text]
+        for expr in exprs:
+            out = []
+            for piece in pieces:
+                pos = 0
+                for m in regex.finditer(expr, piece):
+                    if m.start() > pos:
+                        out.append(piece[pos:m.start()])
+                    if m.end() > m.start():
+                        out.append(m.group())
+                    pos = m.end()
+                if pos < len(piece):
+                    out.append(piece[pos:])
+            pieces = out
+        return pieces
+
+    for case, name in [("bpe-llama3", "llama-bpe"), ("bpe-qwen2", "qwen2"), ("bpe-smollm", "smollm"), ("bpe-gpt2", "gpt-2")]:
+        pre = Tokenizer.from_file(str(CASES / case / "tokenizer.json")).pre_tokenizer
+        hf = [bytes(to_byte[c] for c in p).decode("utf-8") for p, _ in pre.pre_tokenize_str(chktxt)]
+        assert hf == cpp_split(chktxt, LLAMA_CPP_SPLITS[name]), f"{case}: HF split differs from llama.cpp's {name}"
+
+
 def check_tiny_llama_against_fixture(fixture: Path | None) -> None:
     """The tiny-llama case must match the tokenizer keys of the converter-made fixture GGUF (same converter)."""
     if fixture is None or not fixture.is_file():
@@ -506,6 +555,7 @@ def main() -> None:
     for name, pre_name in pre.items():
         golden_case(args.llama_cpp, name, CASES / name, pre_name, None)
     check_tiny_llama_against_fixture(args.fixture_gguf)
+    check_pre_tokenizer_names(args.llama_cpp)
 
 
 if __name__ == "__main__":
