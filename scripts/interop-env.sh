@@ -40,12 +40,12 @@ PY_PINS=(
   "gguf==0.19.0"
   "torch==2.13.0"
   "transformers==5.24.0"
-  "tokenizers"
-  "sentencepiece"
-  "protobuf"
+  "tokenizers==0.23.3"
+  "sentencepiece==0.2.3"
+  "protobuf==7.36.2"
   "bitsandbytes==0.50.2"
   "peft==0.21.2"
-  "pytest"
+  "pytest==9.2.0"
 )
 LLAMA_CPP_PY_VERSION="0.3.36"
 # Plain, portable CPU build (no BLAS/CUDA/Metal, no -march=native).
@@ -83,6 +83,7 @@ all_done() {
   stamp_ok pip "$PIP_KEY" || return 1
   stamp_ok llama-cpp-python "$LCP_KEY" || return 1
   stamp_ok src "$SRC_KEY" || return 1
+  [[ -n "$(ls "$CACHE"/sdist/llama_cpp_python-"$LLAMA_CPP_PY_VERSION".tar.gz 2>/dev/null)" ]] || return 1
   [[ -f "$SRC/vendor/llama.cpp/convert_hf_to_gguf.py" ]] || return 1
   stamp_ok build "$BUILD_KEY" || return 1
   local t
@@ -96,6 +97,16 @@ if all_done; then
 fi
 
 mkdir -p "$CACHE" "$STAMPS"
+
+# One setup at a time (CI and a developer, or two test runs, may start this together).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE/.lock"
+  if ! flock -n 9; then
+    log "another interop-env.sh is running; waiting for it"
+    flock 9
+  fi
+  if all_done; then finish; exit 0; fi
+fi
 
 # ---- system packages --------------------------------------------------------------
 APT_UPDATED=0
@@ -137,33 +148,37 @@ if ! stamp_ok pip "$PIP_KEY"; then
   stamp_set pip "$PIP_KEY"
 fi
 
-# ---- llama-cpp-python (compiled from the sdist) --------------------------------------
+# ---- llama-cpp-python sdist (converter scripts + gguf-py), extracted -------------------------
+SDIST_DIR="$CACHE/sdist"
+sdist_tarball() { ls "$SDIST_DIR"/llama_cpp_python-"$LLAMA_CPP_PY_VERSION".tar.gz 2>/dev/null | head -1; }
+if [[ -z "$(sdist_tarball)" ]]; then
+  log "downloading llama-cpp-python==$LLAMA_CPP_PY_VERSION sdist into $SDIST_DIR"
+  rm -rf "$SDIST_DIR.tmp"; mkdir -p "$SDIST_DIR.tmp"
+  "$PY" -m pip download --no-binary :all: --no-deps -d "$SDIST_DIR.tmp" \
+    "llama-cpp-python==$LLAMA_CPP_PY_VERSION" >&2
+  rm -rf "$SDIST_DIR"; mv "$SDIST_DIR.tmp" "$SDIST_DIR"
+fi
+TARBALL="$(sdist_tarball)"
+[[ -n "$TARBALL" ]] || { log "sdist not found in $SDIST_DIR"; exit 1; }
+
+if ! stamp_ok src "$SRC_KEY" || [[ ! -f "$SRC/vendor/llama.cpp/convert_hf_to_gguf.py" ]]; then
+  log "extracting $(basename "$TARBALL") into $SRC"
+  rm -rf "$SRC.tmp"; mkdir -p "$SRC.tmp"
+  tar -xzf "$TARBALL" -C "$SRC.tmp" --strip-components=1
+  [[ -f "$SRC.tmp/vendor/llama.cpp/convert_hf_to_gguf.py" ]] || { log "sdist lacks vendor/llama.cpp/convert_hf_to_gguf.py"; exit 1; }
+  rm -rf "$SRC"; mv "$SRC.tmp" "$SRC"
+  stamp_set src "$SRC_KEY"
+  rm -f "$STAMPS/build"
+fi
+
+# ---- llama-cpp-python (compiled from that sdist) ----------------------------------------------
 if ! stamp_ok llama-cpp-python "$LCP_KEY"; then
   log "building llama-cpp-python==$LLAMA_CPP_PY_VERSION from sdist (several minutes)"
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DLLAMA_CURL=OFF" \
   CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" FORCE_CMAKE=1 \
-    "$PY" -m pip install --no-binary llama-cpp-python --no-cache-dir \
-      "llama-cpp-python==$LLAMA_CPP_PY_VERSION" >&2
+    "$PY" -m pip install --no-cache-dir "$TARBALL" >&2
+  "$PY" -c "import llama_cpp" >&2
   stamp_set llama-cpp-python "$LCP_KEY"
-fi
-
-# ---- extracted sdist (converter scripts + gguf-py) ------------------------------------
-if ! stamp_ok src "$SRC_KEY" || [[ ! -f "$SRC/vendor/llama.cpp/convert_hf_to_gguf.py" ]]; then
-  log "downloading llama-cpp-python==$LLAMA_CPP_PY_VERSION sdist into $SRC"
-  dl="$CACHE/sdist-dl"
-  rm -rf "$dl" "$SRC.tmp"
-  mkdir -p "$dl" "$SRC.tmp"
-  "$PY" -m pip download --no-binary :all: --no-deps -d "$dl" \
-    "llama-cpp-python==$LLAMA_CPP_PY_VERSION" >&2
-  tarball="$(ls "$dl"/llama_cpp_python-*.tar.gz "$dl"/llama-cpp-python-*.tar.gz 2>/dev/null | head -1)"
-  [[ -n "$tarball" ]] || { log "sdist not found in $dl"; exit 1; }
-  tar -xzf "$tarball" -C "$SRC.tmp" --strip-components=1
-  [[ -f "$SRC.tmp/vendor/llama.cpp/convert_hf_to_gguf.py" ]] || { log "sdist lacks vendor/llama.cpp/convert_hf_to_gguf.py"; exit 1; }
-  rm -rf "$SRC"
-  mv "$SRC.tmp" "$SRC"
-  rm -rf "$dl"
-  stamp_set src "$SRC_KEY"
-  rm -f "$STAMPS/build"
 fi
 
 # ---- llama.cpp tools --------------------------------------------------------------------
