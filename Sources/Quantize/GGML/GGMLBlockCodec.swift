@@ -125,8 +125,9 @@ func nearestInt(_ fval: Float) -> Int32 {
 /// 0x80000000 for NaN or out-of-range values. Never traps.
 @inline(__always)
 func truncToInt32(_ x: Float) -> Int32 {
-    if x.isNaN || x >= 2147483648.0 || x < -2147483648.0 { return Int32.min }
-    return Int32(x)
+    // The same bounds `Int32(_:)` checks before trapping (NaN fails both), so the optimizer keeps
+    // one range check and the conversion itself is a plain cvttss2si.
+    x > -2147483904.0 && x < 2147483648.0 ? Int32(x) : Int32.min
 }
 
 /// `(int8_t)x` / `(uint8_t)x` for a float, as gcc compiles it on x86-64: convert to int32, keep the low byte.
@@ -140,6 +141,18 @@ func truncToInt8(_ x: Float) -> Int8 {
 @inline(__always) func cMin(_ a: Float, _ b: Float) -> Float { a < b ? a : b }
 @inline(__always) func cMax(_ a: Int32, _ b: Int32) -> Int32 { a > b ? a : b }
 @inline(__always) func cMin(_ a: Int32, _ b: Int32) -> Int32 { a < b ? a : b }
+
+/// `MAX(lo, MIN(hi, v))` without branches. Exact whenever `v - lo` and `v - hi` do not overflow, which
+/// holds for every ``nearestInt`` result (|v| ≤ 2²²) and the small bounds the kernels use. LLVM turns
+/// the ternary form into unpredictable branches inside the scale searches; this form stays two
+/// subtract/shift/and sequences.
+@inline(__always)
+func clampCodes(_ v: Int32, _ lo: Int32, _ hi: Int32) -> Int32 {
+    let dh = v &- hi
+    let a = hi &+ (dh & (dh >> 31))       // min(v, hi)
+    let dl = a &- lo
+    return a &- (dl & (dl >> 31))         // max(a, lo)
+}
 
 /// `roundf`: half away from zero.
 @inline(__always)

@@ -82,8 +82,8 @@ public enum IQ4_NL: GGMLBlockCodec {
             let out = y + b * blockSize
             let d = SIMD16<Float>(repeating: loadHalf(p, 0))
             let (lo, hi) = nibbles(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self))
-            storeSIMD(d * SIMD16<Float>(lookup16(kvaluesIQ4NL, lo)), out)
-            storeSIMD(d * SIMD16<Float>(lookup16(kvaluesIQ4NL, hi)), out + 16)
+            storeSIMD(d * toFloat(lookup16(kvaluesIQ4NL, lo)), out)
+            storeSIMD(d * toFloat(lookup16(kvaluesIQ4NL, hi)), out + 16)
         }
     }
 }
@@ -125,8 +125,8 @@ public enum IQ4_XS: GGMLBlockCodec {
                 let dl = SIMD16<Float>(repeating: d * Float(subScale(block, ib) - 32))
                 let (lo, hi) = nibbles(block.loadUnaligned(fromByteOffset: 8 + 16 * ib, as: SIMD16<UInt8>.self))
                 let out = y + b * blockSize + 32 * ib
-                storeSIMD(dl * SIMD16<Float>(lookup16(kvaluesIQ4NL, lo)), out)
-                storeSIMD(dl * SIMD16<Float>(lookup16(kvaluesIQ4NL, hi)), out + 16)
+                storeSIMD(dl * toFloat(lookup16(kvaluesIQ4NL, lo)), out)
+                storeSIMD(dl * toFloat(lookup16(kvaluesIQ4NL, hi)), out + 16)
             }
         }
     }

@@ -11,6 +11,7 @@ let groupMaxEps: Float = 1e-15
 /// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw)`: symmetric scale search for signed codes
 /// `l ∈ [-nmax, nmax-1]`, stored in `L` as `l + nmax`. Weights are `qw[i]` or, without them, `x[i]²`.
 /// Returns the scale (possibly negative: the sign follows the element of largest magnitude).
+@inline(__always)
 func makeQXQuants(
     n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutablePointer<Int8>, qw: UnsafePointer<Float>?
 ) -> Float {
@@ -33,7 +34,7 @@ func makeQXQuants(
     var suml2: Float = 0
     for i in 0 ..< n {
         var l = nearestInt(iscale * x[i])
-        l = cMax(-nmax, cMin(nmax - 1, l))
+        l = clampCodes(l, -nmax, nmax - 1)
         L[i] = Int8(truncatingIfNeeded: l + nmax)
         let w = qw?[i] ?? x[i] * x[i]
         let fl = Float(l)
@@ -48,7 +49,7 @@ func makeQXQuants(
         suml2 = 0
         for i in 0 ..< n {
             var l = nearestInt(iscale * x[i])
-            l = cMax(-nmax, cMin(nmax - 1, l))
+            l = clampCodes(l, -nmax, nmax - 1)
             let w = qw?[i] ?? x[i] * x[i]
             let fl = Float(l)
             sumlx += w * x[i] * fl
@@ -57,7 +58,7 @@ func makeQXQuants(
         if suml2 > 0 && sumlx * sumlx > best * suml2 {
             for i in 0 ..< n {
                 let l = nearestInt(iscale * x[i])
-                L[i] = Int8(truncatingIfNeeded: nmax + cMax(-nmax, cMin(nmax - 1, l)))
+                L[i] = Int8(truncatingIfNeeded: nmax + clampCodes(l, -nmax, nmax - 1))
             }
             scale = sumlx / suml2
             best = scale * sumlx
@@ -68,6 +69,7 @@ func makeQXQuants(
 
 /// `make_q3_quants(n, nmax, x, L, do_rmse = true)`: like ``makeQXQuants`` with `x²` weights, then up to
 /// five passes of coordinate descent on single codes. Codes land in `L` as `l + nmax`.
+@inline(__always)
 func makeQ3Quants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutablePointer<Int8>) -> Float {
     var max: Float = 0
     var amax: Float = 0
@@ -87,7 +89,7 @@ func makeQ3Quants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutable
     var suml2: Float = 0
     for i in 0 ..< n {
         var l = nearestInt(iscale * x[i])
-        l = cMax(-nmax, cMin(nmax - 1, l))
+        l = clampCodes(l, -nmax, nmax - 1)
         L[i] = Int8(truncatingIfNeeded: l)
         let w = x[i] * x[i]
         let fl = Float(l)
@@ -103,7 +105,7 @@ func makeQ3Quants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutable
             if slx > 0 {
                 var sl2 = suml2 - w * li * li
                 var newL = nearestInt(x[i] * sl2 / slx)
-                newL = cMax(-nmax, cMin(nmax - 1, newL))
+                newL = clampCodes(newL, -nmax, nmax - 1)
                 if newL != Int32(L[i]) {
                     let fnew = Float(newL)
                     slx += w * x[i] * fnew
@@ -127,6 +129,7 @@ func makeQ3Quants(n: Int, nmax: Int32, x: UnsafePointer<Float>, L: UnsafeMutable
 /// candidate inverse scales `(rmin + rdelta·is + nmax)/(max − min)`, solves weighted least squares for
 /// scale and min at each, and keeps the lowest weighted error (absolute if `useMAD`, else squared).
 /// Returns the scale; `theMin` receives −min (≥ 0).
+@inline(__always)
 func makeQKX2Quants(
     n: Int, nmax: Int32, x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
     L: UnsafeMutablePointer<UInt8>, theMin: inout Float, Laux: UnsafeMutablePointer<UInt8>,
@@ -155,7 +158,7 @@ func makeQKX2Quants(
     var bestError: Float = 0
     for i in 0 ..< n {
         let l = nearestInt(iscale * (x[i] - min))
-        L[i] = UInt8(truncatingIfNeeded: cMax(0, cMin(nmax, l)))
+        L[i] = UInt8(truncatingIfNeeded: clampCodes(l, 0, nmax))
         var diff = scale * Float(L[i]) + min - x[i]
         diff = useMAD ? abs(diff) : diff * diff
         let w = weights[i]
@@ -172,7 +175,7 @@ func makeQKX2Quants(
         var sumXL: Float = 0
         for i in 0 ..< n {
             var l = nearestInt(iscale * (x[i] - min))
-            l = cMax(0, cMin(nmax, l))
+            l = clampCodes(l, 0, nmax)
             Laux[i] = UInt8(truncatingIfNeeded: l)
             let w = weights[i]
             let fl = Float(l)

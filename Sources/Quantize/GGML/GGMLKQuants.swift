@@ -87,7 +87,7 @@ public enum Q2_K: GGMLBlockQuantizer {
                 let dm = dminAll * Float(s >> 4)
                 for ii in 0 ..< 16 {
                     var l = nearestInt((x[16 * j + ii] + dm) / d)
-                    l = cMax(0, cMin(3, l))
+                    l = clampCodes(l, 0, 3)
                     L[16 * j + ii] = UInt8(truncatingIfNeeded: l)
                 }
             }
@@ -147,8 +147,8 @@ public enum Q2_K: GGMLBlockQuantizer {
                     let c0 = (q0 &>> shift) & 3
                     let c1 = (q1 &>> shift) & 3
                     let o = out + 128 * half + 32 * j
-                    storeSIMD(dl0 * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: c0)) - ml0, o)
-                    storeSIMD(dl1 * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: c1)) - ml1, o + 16)
+                    storeSIMD(dl0 * toFloat(widen(c0)) - ml0, o)
+                    storeSIMD(dl1 * toFloat(widen(c1)) - ml1, o + 16)
                 }
             }
         }
@@ -207,7 +207,7 @@ public enum Q3_K: GGMLBlockQuantizer {
                 if d == 0 { continue }
                 for ii in 0 ..< 16 {
                     var l = nearestInt(x[16 * j + ii] / d)
-                    l = cMax(-4, cMin(3, l))
+                    l = clampCodes(l, -4, 3)
                     L[16 * j + ii] = Int8(truncatingIfNeeded: l + 4)
                 }
             }
@@ -298,11 +298,11 @@ public enum Q3_K: GGMLBlockQuantizer {
                     // code = low 2 bits − (high bit set ? 0 : 4)
                     let sub0 = four.replacing(with: zero, where: (hm0 & m) .!= zero)
                     let sub1 = four.replacing(with: zero, where: (hm1 & m) .!= zero)
-                    let c0 = SIMD16<Int32>(truncatingIfNeeded: (q0 &>> shift) & 3) &- SIMD16<Int32>(truncatingIfNeeded: sub0)
-                    let c1 = SIMD16<Int32>(truncatingIfNeeded: (q1 &>> shift) & 3) &- SIMD16<Int32>(truncatingIfNeeded: sub1)
+                    let c0 = widen((q0 &>> shift) & 3) &- widen(sub0)
+                    let c1 = widen((q1 &>> shift) & 3) &- widen(sub1)
                     let o = out + 128 * half + 32 * j
-                    storeSIMD(dl0 * SIMD16<Float>(c0), o)
-                    storeSIMD(dl1 * SIMD16<Float>(c1), o + 16)
+                    storeSIMD(dl0 * toFloat(c0), o)
+                    storeSIMD(dl1 * toFloat(c1), o + 16)
                 }
             }
         }
@@ -360,8 +360,8 @@ public enum Q4_K: GGMLBlockQuantizer {
                 let o = out + 64 * c
                 for h in 0 ..< 2 {
                     let (lo, hi) = nibbles(block.loadUnaligned(fromByteOffset: 16 + 32 * c + 16 * h, as: SIMD16<UInt8>.self))
-                    storeSIMD(d1 * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: lo)) - mm1, o + 16 * h)
-                    storeSIMD(d2 * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: hi)) - mm2, o + 32 + 16 * h)
+                    storeSIMD(d1 * toFloat(widen(lo)) - mm1, o + 16 * h)
+                    storeSIMD(d2 * toFloat(widen(hi)) - mm2, o + 32 + 16 * h)
                 }
             }
         }
@@ -412,7 +412,7 @@ private func quantizeQ45K(
             let dm = dminAll * Float(m)
             for ii in 0 ..< 32 {
                 var l = nearestInt((x[32 * j + ii] + dm) / d)
-                l = cMax(0, cMin(nmax, l))
+                l = clampCodes(l, 0, nmax)
                 L[32 * j + ii] = UInt8(truncatingIfNeeded: l)
             }
         }
@@ -517,8 +517,8 @@ public enum Q5_K: GGMLBlockQuantizer {
                     let (lo, hi) = nibbles(block.loadUnaligned(fromByteOffset: 48 + 32 * c + 16 * h, as: SIMD16<UInt8>.self))
                     let b1 = zero.replacing(with: sixteen, where: (qh & u1) .!= zero)
                     let b2 = zero.replacing(with: sixteen, where: (qh & u2) .!= zero)
-                    storeSIMD(d1 * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: lo | b1)) - mm1, o + 16 * h)
-                    storeSIMD(d2 * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: hi | b2)) - mm2, o + 32 + 16 * h)
+                    storeSIMD(d1 * toFloat(widen(lo | b1)) - mm1, o + 16 * h)
+                    storeSIMD(d2 * toFloat(widen(hi | b2)) - mm2, o + 32 + 16 * h)
                 }
             }
         }
@@ -564,7 +564,7 @@ public enum Q6_K: GGMLBlockQuantizer {
                 if d == 0 { continue }
                 for ii in 0 ..< 16 {
                     var l = nearestInt(x[16 * j + ii] / d)
-                    l = cMax(-32, cMin(31, l))
+                    l = clampCodes(l, -32, 31)
                     L[16 * j + ii] = Int8(truncatingIfNeeded: l + 32)
                 }
             }
@@ -631,9 +631,9 @@ public enum Q6_K: GGMLBlockQuantizer {
                         default: low = lows.3
                         }
                         let code = low | (((h &>> UInt8(2 * k)) & 3) &<< 4)
-                        let q = SIMD16<Int32>(truncatingIfNeeded: code) &- thirtyTwo
+                        let q = widen(code) &- thirtyTwo
                         let scale = d * Float(block.load(fromByteOffset: sc + s + 2 * k, as: Int8.self))
-                        storeSIMD(SIMD16<Float>(repeating: scale) * SIMD16<Float>(q), out + 128 * n + 32 * k + 16 * s)
+                        storeSIMD(SIMD16<Float>(repeating: scale) * toFloat(q), out + 128 * n + 32 * k + 16 * s)
                     }
                 }
             }

@@ -36,8 +36,8 @@ public enum Q8_0: GGMLBlockQuantizer {
             let d = SIMD16<Float>(repeating: loadHalf(p, 0))
             let q0 = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
             let q1 = p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q0)) * d, out)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q1)) * d, out + 16)
+            storeSIMD(toFloat(widen(q0)) * d, out)
+            storeSIMD(toFloat(widen(q1)) * d, out + 16)
         }
     }
 }
@@ -89,8 +89,8 @@ public enum Q4_0: GGMLBlockQuantizer {
             let d = SIMD16<Float>(repeating: loadHalf(p, 0))
             let (lo, hi) = nibbles(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self))
             let eight = SIMD16<Int32>(repeating: 8)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: lo) &- eight) * d, out)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: hi) &- eight) * d, out + 16)
+            storeSIMD(toFloat(widen(lo) &- eight) * d, out)
+            storeSIMD(toFloat(widen(hi) &- eight) * d, out + 16)
         }
     }
 }
@@ -139,8 +139,8 @@ public enum Q4_1: GGMLBlockQuantizer {
             let d = SIMD16<Float>(repeating: loadHalf(p, 0))
             let m = SIMD16<Float>(repeating: loadHalf(p, 2))
             let (lo, hi) = nibbles(p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self))
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: lo)) * d + m, out)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: hi)) * d + m, out + 16)
+            storeSIMD(toFloat(widen(lo)) * d + m, out)
+            storeSIMD(toFloat(widen(hi)) * d + m, out + 16)
         }
     }
 }
@@ -199,8 +199,8 @@ public enum Q5_0: GGMLBlockQuantizer {
             let (h0, h1) = highBits(loadU32(p, 2))
             let (lo, hi) = nibbles(p.loadUnaligned(fromByteOffset: 6, as: SIMD16<UInt8>.self))
             let sixteen = SIMD16<Int32>(repeating: 16)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: lo | h0) &- sixteen) * d, out)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: hi | h1) &- sixteen) * d, out + 16)
+            storeSIMD(toFloat(widen(lo | h0) &- sixteen) * d, out)
+            storeSIMD(toFloat(widen(hi | h1) &- sixteen) * d, out + 16)
         }
     }
 }
@@ -260,8 +260,8 @@ public enum Q5_1: GGMLBlockQuantizer {
             let m = SIMD16<Float>(repeating: loadHalf(p, 2))
             let (h0, h1) = highBits(loadU32(p, 4))
             let (lo, hi) = nibbles(p.loadUnaligned(fromByteOffset: 8, as: SIMD16<UInt8>.self))
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: lo | h0)) * d + m, out)
-            storeSIMD(SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: hi | h1)) * d + m, out + 16)
+            storeSIMD(toFloat(widen(lo | h0)) * d + m, out)
+            storeSIMD(toFloat(widen(hi | h1)) * d + m, out + 16)
         }
     }
 }
