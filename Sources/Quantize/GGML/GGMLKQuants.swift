@@ -540,7 +540,7 @@ public enum Q6_K: GGMLBlockQuantizer {
             var maxScale: Float = 0
             var maxAbsScale: Float = 0
             for ib in 0 ..< 16 {
-                let scale = makeQXQuants(n: 16, nmax: 32, x: x + 16 * ib, L: L + 16 * ib, qw: nil)
+                let scale = makeQXQuantsFast(n: 16, nmax: 32, x: x + 16 * ib, L: L + 16 * ib, qw: nil)
                 scales[ib] = scale
                 let absScale = abs(scale)
                 if absScale > maxAbsScale {
