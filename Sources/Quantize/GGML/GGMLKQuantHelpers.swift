@@ -230,19 +230,17 @@ func scaleMinK4(_ j: Int, _ q: UnsafeRawPointer) -> (sc: UInt8, m: UInt8) {
 /// Packs 8 six-bit scales and mins into the 12-byte Q4_K/Q5_K layout (inverse of ``scaleMinK4``).
 @inline(__always)
 func packScaleMinK4(ls: UnsafePointer<UInt8>, lm: UnsafePointer<UInt8>, into q: UnsafeMutableRawPointer) {
-    var s = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
-             UInt8(0), UInt8(0), UInt8(0), UInt8(0))
-    withUnsafeMutableBytes(of: &s) { b in
-        for j in 0 ..< 8 {
-            if j < 4 {
-                b[j] = ls[j]
-                b[j + 4] = lm[j]
-            } else {
-                b[j + 4] = (ls[j] & 0xF) | ((lm[j] & 0xF) << 4)
-                b[j - 4] |= (ls[j] >> 4) << 6
-                b[j] |= (lm[j] >> 4) << 6
-            }
+    // Same statement order as `quantize_row_q4_K_ref`: bytes 4…7 are written for j < 4 before the
+    // j ≥ 4 iterations OR their top bits in.
+    let b = q.bindMemory(to: UInt8.self, capacity: 12)
+    for j in 0 ..< 8 {
+        if j < 4 {
+            b[j] = ls[j]
+            b[j + 4] = lm[j]
+        } else {
+            b[j + 4] = (ls[j] & 0xF) | ((lm[j] & 0xF) << 4)
+            b[j - 4] |= (ls[j] >> 4) << 6
+            b[j] |= (lm[j] >> 4) << 6
         }
-        q.copyMemory(from: b.baseAddress!, byteCount: 12)
     }
 }
