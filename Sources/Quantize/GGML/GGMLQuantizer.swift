@@ -150,7 +150,7 @@ public enum GGMLQuantizer {
             throw .bufferSizeMismatch(what: "\(C.ggmlType.name) output buffer", expected: expected, actual: dst.count)
         }
         guard blocks > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
-        let io = SendablePointers(src: UnsafeRawPointer(s), dst: d)
+        let io = GGMLKernelIO(src: UnsafeRawPointer(s), dst: d)
         parallelChunks(count: blocks, threads: threads, minimumChunk: max(1, minimumElementsPerChunk / C.blockSize)) { range in
             let x = io.src.assumingMemoryBound(to: Float.self)
             for b in range {
@@ -175,7 +175,7 @@ public enum GGMLQuantizer {
             throw .bufferSizeMismatch(what: "float output buffer", expected: count, actual: dst.count)
         }
         guard blocks > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
-        let io = SendablePointers(src: s, dst: UnsafeMutableRawPointer(d))
+        let io = GGMLKernelIO(src: s, dst: UnsafeMutableRawPointer(d))
         parallelChunks(count: blocks, threads: threads, minimumChunk: max(1, minimumElementsPerChunk / C.blockSize)) { range in
             let y = io.dst.assumingMemoryBound(to: Float.self)
             C.dequantizeBlocksFast(io.src + range.lowerBound * C.typeSize, count: range.count,
@@ -186,7 +186,7 @@ public enum GGMLQuantizer {
 
 /// Source and destination of a parallel kernel. Safe to share because every worker reads only its
 /// own blocks of `src` and writes only its own blocks of `dst`, and both outlive the call.
-private struct SendablePointers: @unchecked Sendable {
+private struct GGMLKernelIO: @unchecked Sendable {
     let src: UnsafeRawPointer
     let dst: UnsafeMutableRawPointer
 }
