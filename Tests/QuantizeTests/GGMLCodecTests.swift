@@ -200,3 +200,16 @@ struct GGMLQuantizerErrorTests {
         #expect(try GGMLQuantizer.dequantize([], type: .q4_K, count: 0).isEmpty)
     }
 }
+
+@Suite("ggml quantizer hostile sizes")
+struct GGMLHostileSizeTests {
+    @Test("a huge element count with a small buffer is refused before allocating")
+    func hugeCount() {
+        #expect(throws: GGMLQuantizeError.bufferSizeMismatch(what: "Q4_K input", expected: (1 << 50) / 256 * 144, actual: 144)) {
+            try GGMLQuantizer.dequantize([UInt8](repeating: 0, count: 144), type: .q4_K, count: 1 << 50)
+        }
+        #expect(throws: GGMLQuantizeError.self) {
+            try GGMLQuantizer.dequantize([UInt8](repeating: 0, count: 144), type: .q4_K, count: Int.max / 256 * 256)
+        }
+    }
+}

@@ -115,7 +115,14 @@ public enum GGMLQuantizer {
         _ src: [UInt8], type: GGMLType, count: Int, threads: Int = activeProcessorCount
     ) throws(GGMLQuantizeError) -> [Float] {
         guard let codec = GGMLCodecs.codec(for: type) else { throw .unsupportedType(type, .dequantize) }
-        guard count >= 0 else { throw .countNotBlockAligned(type: type, count: count, blockSize: codec.blockSize) }
+        // Validate before allocating: `count` may come from a file header.
+        guard count >= 0, count % codec.blockSize == 0 else {
+            throw .countNotBlockAligned(type: type, count: count, blockSize: codec.blockSize)
+        }
+        let (expected, overflow) = (count / codec.blockSize).multipliedReportingOverflow(by: codec.typeSize)
+        guard !overflow, src.count == expected else {
+            throw .bufferSizeMismatch(what: "\(type.name) input", expected: expected, actual: src.count)
+        }
         var floats = [Float](repeating: 0, count: count)
         var outcome: Result<Void, GGMLQuantizeError> = .success(())
         floats.withUnsafeMutableBufferPointer { out in
