@@ -321,7 +321,6 @@ public enum Q4_K: GGMLBlockQuantizer {
 
     public static func quantizeBlock(_ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer) {
         quantizeQ45K(x, into: block, nmax: 15, rmin: -1, rdelta: 0.1, nstep: 20)
-        // Element codes 0…15: two per byte.
     }
 
     public static func dequantizeBlock(_ block: UnsafeRawPointer, into y: UnsafeMutablePointer<Float>) {
