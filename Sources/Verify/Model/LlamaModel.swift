@@ -33,6 +33,14 @@ public struct HiddenStates: Sendable {
     /// `model.norm` of the last layer's output — `[T, dim]`.
     public var finalNormed: [Float]
 
+    public init(tokenCount: Int, width: Int, embeddings: [Float], afterLayer: [[Float]], finalNormed: [Float]) {
+        self.tokenCount = tokenCount
+        self.width = width
+        self.embeddings = embeddings
+        self.afterLayer = afterLayer
+        self.finalNormed = finalNormed
+    }
+
     /// The stages in transformers' `output_hidden_states` order: embeddings, after layers
     /// `0 ..< L-1`, then the final-normed output in place of the raw last layer (transformers
     /// 5 applies `model.norm` before recording the last entry).
