@@ -119,6 +119,28 @@ import Verify
         #expect(maxAbsDifference(fast, reference) <= 2e-5 * valueRange(reference))
     }
 
+    /// Streaming reads every layer once per call and the embedding matrix once; resident
+    /// weights are read on the first call only.
+    @Test func streamsLayersFromTheSource() throws {
+        let config = try TinyLlama.config()
+        let all = try TinyLlama.tensors()
+        for resident in [false, true] {
+            let reads = Counter()
+            let source = DenseTensorProvider(config: config) { name in
+                reads.names.append(name)
+                guard let t = all[name] else { throw VerifyError.missingTensor(name) }
+                return t
+            }
+            let model = try LlamaModel(config: config, weights: source, threadCount: 1, keepLayersResident: resident)
+            _ = try model.logits(for: TinyLlama.tokens)
+            #expect(reads.names.count == 1 + 2 * 9 + 2)   // embeddings, 2 layers × 9, norm, lm_head
+            #expect(Set(reads.names) == Set(all.keys))
+            reads.names.removeAll()
+            _ = try model.logits(for: TinyLlama.tokens)
+            #expect(reads.names.count == (resident ? 0 : 2 * 9))
+        }
+    }
+
     @Test func rejectsBadCalls() throws {
         let (config, weights) = try TinyLlama.weights()
         let model = try LlamaModel(config: config, weights: weights, threadCount: 1)
@@ -151,6 +173,10 @@ import Verify
             try model.logits(for: [1, 2])
         }
     }
+}
+
+final class Counter: @unchecked Sendable {
+    var names: [String] = []
 }
 
 /// Seeded random weights and a forward pass assembled from the scalar reference kernels only.

@@ -120,14 +120,16 @@ import Verify
         #expect(turned.enumerated().allSatisfy { $0.offset == 0 || $0.offset == hd / 2 || $0.element == 0 })
     }
 
-    @Test(arguments: [(0, 6, 4, 2), (5, 3, 6, 3), (11, 1, 4, 1)])
+    /// Small query counts take the per-head vector path, larger ones the blocked BLAS path
+    /// (150 rows cross a block boundary).
+    @Test(arguments: [(0, 6, 4, 2), (5, 3, 6, 3), (11, 1, 4, 1), (0, 8, 2, 2), (7, 20, 4, 2), (3, 150, 3, 1)])
     func attentionMatchesReference(shape: (start: Int, queries: Int, heads: Int, kvHeads: Int)) {
         let hd = 12, positions = shape.start + shape.queries
         let q = Self.random(shape.queries * shape.heads * hd, seed: 14, scale: 2)
         let k = Self.random(positions * shape.kvHeads * hd, seed: 15, scale: 2)
         let v = Self.random(positions * shape.kvHeads * hd, seed: 16)
         var out = [Float](repeating: .nan, count: q.count)
-        var scores = [Float](repeating: 0, count: shape.heads * positions)
+        var scores = [Float](repeating: .nan, count: Attention.scratchRows(queryCount: shape.queries, heads: shape.heads) * positions)
         q.withUnsafeBufferPointer { qp in
             k.withUnsafeBufferPointer { kp in
                 v.withUnsafeBufferPointer { vp in

@@ -72,6 +72,20 @@ import Verify
         #expect(SortedSample([5]).percentile(0.999) == 5)
     }
 
+    @Test func comparesWholeLogitMatrices() {
+        var rng = SplitMix64(seed: 2)
+        let tokens = [3, 1, 4, 1, 5]
+        let base = (0 ..< 5 * 6).map { _ in rng.nextFloat() * 3 }
+        let candidate = base.map { $0 + 0.1 * rng.nextFloat() }
+        var all = LogitComparison()
+        all.add(base: base, candidate: candidate, vocabularySize: 6, tokens: tokens)
+        #expect(all.count == 4)
+        #expect(all.scores[2] == LogitMetrics.score(base: base[12 ..< 18], candidate: candidate[12 ..< 18], target: 1))
+        var some = LogitComparison()
+        some.add(base: base, candidate: candidate, vocabularySize: 6, tokens: tokens, positions: 2 ..< 4)
+        #expect(some.scores == Array(all.scores[2 ..< 4]))
+    }
+
     @Test func chunksScoreTheSecondHalf() throws {
         let tokens = Array(100 ..< 110)
         let chunks = try EvaluationChunks(tokens: tokens, contextLength: 4, bos: 1)

@@ -29,6 +29,12 @@ public enum Matmul {
         guard rows > 0, outFeatures > 0 else { return }
         let ldc = yStride ?? outFeatures
         precondition(inFeatures > 0 && ldc >= outFeatures, "Matmul: bad dimensions")
+        if rows == 1 {
+            // One token (generation): sgemv reads W once; sgemm would first pack all of W.
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures),
+                        1, weight, Int32(inFeatures), x, 1, accumulate ? 1 : 0, y, 1)
+            return
+        }
         cblas_sgemm(
             CblasRowMajor, CblasNoTrans, CblasTrans,
             Int32(rows), Int32(outFeatures), Int32(inFeatures),

@@ -166,6 +166,25 @@ public struct LogitComparison: Sendable {
 
     public mutating func add(_ score: TokenScore) { scores.append(score) }
 
+    /// Scores rows of two `[T, vocab]` logit matrices of the same tokens, row `t` predicting
+    /// `tokens[t + 1]`.
+    /// - Parameters:
+    ///   - positions: rows to score (default: every row that has a next token, `0 ..< T−1`;
+    ///     llama-perplexity scores ``EvaluationChunks/scoredPositions``).
+    ///   - baseLogProbabilityFloor: see ``LogitMetrics/score(base:candidate:target:baseLogProbabilityFloor:)``.
+    /// - Precondition: both matrices are `tokens.count × vocabularySize`.
+    public mutating func add(
+        base: [Float], candidate: [Float], vocabularySize: Int, tokens: [Int], positions: Range<Int>? = nil,
+        baseLogProbabilityFloor: Double? = nil
+    ) {
+        let v = vocabularySize
+        precondition(base.count == tokens.count * v && candidate.count == base.count, "LogitComparison: shapes differ")
+        for t in positions ?? 0 ..< max(0, tokens.count - 1) {
+            add(LogitMetrics.score(base: base[t * v ..< (t + 1) * v], candidate: candidate[t * v ..< (t + 1) * v],
+                                   target: tokens[t + 1], baseLogProbabilityFloor: baseLogProbabilityFloor))
+        }
+    }
+
     public var count: Int { scores.count }
 
     /// The statistics llama-perplexity prints, computed from the scores so far.

@@ -297,6 +297,7 @@ final class RunState {
     private let config: LlamaConfig
     private(set) var rows = 0
     private(set) var scoreStride = 0
+    private var scoreRows = 0
     /// Residual stream — `[T, dim]`.
     private(set) var x: UnsafeMutablePointer<Float>
     /// Normed input of a block — `[T, dim]`.
@@ -312,7 +313,7 @@ final class RunState {
     /// RoPE tables for the call's positions — `[T, hd/2]` each.
     private(set) var cos: UnsafeMutablePointer<Float>
     private(set) var sin: UnsafeMutablePointer<Float>
-    /// Attention scores, one row per head — `[heads, scoreStride]`.
+    /// Attention scores — `[Attention.scratchRows, scoreStride]`.
     private(set) var scores: UnsafeMutablePointer<Float>
 
     init(config c: LlamaConfig) {
@@ -337,11 +338,13 @@ final class RunState {
             cos = Self.allocate(needed * c.headDimension / 2)
             sin = Self.allocate(needed * c.headDimension / 2)
         }
-        if context > scoreStride {
+        let scoreRows = Attention.scratchRows(queryCount: needed, heads: c.headCount)
+        if context > scoreStride || scoreRows > self.scoreRows {
             // Grow geometrically so token-by-token generation reallocates O(log n) times.
-            scoreStride = max(context, scoreStride * 2, 64)
+            if context > scoreStride { scoreStride = max(context, scoreStride * 2, 64) }
+            self.scoreRows = max(scoreRows, self.scoreRows)
             scores.deallocate()
-            scores = Self.allocate(c.headCount * scoreStride)
+            scores = Self.allocate(self.scoreRows * scoreStride)
         }
     }
 
