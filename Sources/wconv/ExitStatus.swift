@@ -52,7 +52,8 @@ enum ExitStatus: Int32, CaseIterable {
 func printError(_ message: String) {
     var line = message
     line.append("\n")
-    _ = line.withCString { fputs($0, stderr) }
+    // write(2) on fd 2: unbuffered, and free of the C `stderr` global that Swift 6 flags as shared state.
+    _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
 /// Runs a command body: installs the signal handlers that remove partial outputs, and turns
