@@ -17,26 +17,14 @@ enum TinyLlama {
     }
 
     /// All tensors of model.safetensors upcast to float32 (exact for bf16).
-    ///
-    /// A minimal reader for this one fixture (header JSON + bf16 payloads) until the Formats
-    /// safetensors reader lands; it trusts nothing it does not check.
     static func tensors() throws -> [String: [Float]] {
-        let bytes = try Fixtures.data("\(directory)/model.safetensors")
-        guard bytes.count >= 8 else { throw Failure(.malformedInput, "short file") }
-        let headerLength = bytes[0 ..< 8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        guard headerLength <= bytes.count - 8 else { throw Failure(.malformedInput, "header too long") }
-        let header = try JSONParser.parse(Array(bytes[8 ..< 8 + headerLength]))
-        guard let object = header.objectValue else { throw Failure(.malformedInput, "header is not an object") }
-        let dataStart = 8 + headerLength
+        let file = try SafetensorsFile(path: Fixtures.path("\(directory)/model.safetensors"))
         var result: [String: [Float]] = [:]
-        for (name, info) in object where name != "__metadata__" {
-            guard info["dtype"]?.stringValue == "BF16",
-                  let offsets = info["data_offsets"]?.arrayValue?.compactMap(\.intValue), offsets.count == 2,
-                  offsets[0] <= offsets[1], dataStart + offsets[1] <= bytes.count, (offsets[1] - offsets[0]) % 2 == 0
-            else { throw Failure(.malformedInput, "bad entry \(name)") }
-            let payload = bytes[dataStart + offsets[0] ..< dataStart + offsets[1]]
-            result[name] = stride(from: payload.startIndex, to: payload.endIndex, by: 2).map { i in
-                HalfFloat.float(bf16Bits: UInt16(payload[i]) | UInt16(payload[i + 1]) << 8)
+        for tensor in file.tensors {
+            guard tensor.dtype == .bf16 else { throw Failure(.malformedInput, "\(tensor.name) is not bf16") }
+            let bytes = file.bytes(of: tensor)
+            result[tensor.name] = (0 ..< tensor.elementCount).map { i in
+                HalfFloat.float(bf16Bits: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             }
         }
         return result
