@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 import Verify
 
-/// RoPE tables against transformers (testdata/golden/rope_inv_freq.json, made by
+/// RoPE tables against transformers (testdata/golden/rope/rope_inv_freq.json, made by
 /// testdata/scripts/make_rope_goldens.py with transformers 5.24 / torch 2.13).
 @Suite struct RoPETests {
     struct Case {
@@ -19,7 +19,7 @@ import Verify
     }
 
     static func load() throws -> (positions: [Int], cases: [Case]) {
-        let json = try JSONParser.parse(try Fixtures.data("golden/rope_inv_freq.json"))
+        let json = try JSONParser.parse(try Fixtures.data("golden/rope/rope_inv_freq.json"))
         func floats(_ v: JSONValue?) throws -> [Float] {
             guard let a = v?.arrayValue else { throw Failure(.malformedInput, "missing array") }
             return try a.map {

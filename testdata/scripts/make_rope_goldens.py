@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes testdata/golden/rope_inv_freq.json: RoPE inverse frequencies (and cos/sin at a few
+"""Writes testdata/golden/rope/rope_inv_freq.json: RoPE inverse frequencies (and cos/sin at a few
 positions) exactly as transformers computes them, for the Swift RoPE tests.
 
 Run from the repository root with a Python that has torch and transformers installed:
@@ -79,7 +79,7 @@ def main():
             "cos_bits": bits(cos[0, :, : head_dim // 2]),
             "sin_bits": bits(sin[0, :, : head_dim // 2]),
         })
-    path = sys.argv[1] if len(sys.argv) > 1 else "testdata/golden/rope_inv_freq.json"
+    path = sys.argv[1] if len(sys.argv) > 1 else "testdata/golden/rope/rope_inv_freq.json"
     with open(path, "w") as f:
         json.dump(out, f, separators=(", ", ": "))
         f.write("\n")

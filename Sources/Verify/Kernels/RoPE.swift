@@ -7,7 +7,7 @@ import Glibc
 /// converter permutes q/k rows; weights here are never permuted).
 ///
 /// The inverse frequencies follow transformers' float32 arithmetic step by step, so the
-/// tables match `LlamaRotaryEmbedding.inv_freq` (see `testdata/golden/rope_inv_freq.json`).
+/// tables match `LlamaRotaryEmbedding.inv_freq` (see `testdata/golden/rope/rope_inv_freq.json`).
 public enum RoPE {
     /// `1 / theta ** (arange(0, d, 2) / d)` evaluated as torch does in float32: the exponent is a
     /// float32 quotient, the power is rounded to float32, then the float32 reciprocal.
