@@ -21,7 +21,7 @@ import Verify
     @Test func tinyLlamaHiddenStatesMatchTransformers() throws {
         let (config, weights) = try TinyLlama.weights()
         let model = try LlamaModel(config: config, weights: weights, threadCount: 1)
-        let cache = model.makeCache()
+        let cache = try model.makeCache(capacity: 8)
         let result = try model.forward(tokens: TinyLlama.tokens, startPosition: 0, cache: cache,
                                        options: ForwardOptions(captureHiddenStates: true))
         let hidden = try #require(result.hiddenStates)
@@ -52,7 +52,7 @@ import Verify
         let (config, weights) = try TinyLlama.weights()
         let model = try LlamaModel(config: config, weights: weights, threadCount: 2)
         let batch = try model.logits(for: TinyLlama.tokens)
-        let cache = model.makeCache(capacity: 16)
+        let cache = try model.makeCache(capacity: 16)
         var incremental: [Float] = []
         for (position, token) in TinyLlama.tokens.enumerated() {
             let step = try model.forward(tokens: [token], startPosition: position, cache: cache)
@@ -79,7 +79,7 @@ import Verify
     @Test func greedyContinuationFollowsArgmax() throws {
         let (config, weights) = try TinyLlama.weights()
         let model = try LlamaModel(config: config, weights: weights, threadCount: 1, keepLayersResident: true)
-        let cache = model.makeCache(capacity: 32)
+        let cache = try model.makeCache(capacity: 32)
         let generated = try model.greedyContinuation(prompt: [1, 5, 17], count: 6, cache: cache)
         #expect(generated.count == 6)
         #expect(cache.count == 3 + 5)
@@ -144,7 +144,7 @@ import Verify
     @Test func rejectsBadCalls() throws {
         let (config, weights) = try TinyLlama.weights()
         let model = try LlamaModel(config: config, weights: weights, threadCount: 1)
-        let cache = model.makeCache(capacity: 4)
+        let cache = try model.makeCache(capacity: 4)
         #expect(throws: VerifyError.tokenOutOfRange(token: 128, vocabularySize: 128)) {
             try model.forward(tokens: [1, 128], startPosition: 0, cache: cache)
         }
@@ -158,6 +158,8 @@ import Verify
             try model.forward(tokens: [1], startPosition: 2, cache: cache)
         }
         #expect(throws: VerifyError.emptyInput) { try model.forward(tokens: [], startPosition: 0, cache: cache) }
+        #expect(throws: VerifyError.self) { try model.makeCache(capacity: 0) }
+        #expect(throws: VerifyError.self) { try model.makeCache(capacity: Int.max / 2) }
     }
 
     @Test func reportsWrongTensorSizesByName() throws {

@@ -82,6 +82,26 @@ import Verify
         }
     }
 
+    /// llama.cpp's converter stores llama3 scaling as per-frequency divisors (`rope_freqs`,
+    /// REFERENCE §3.5); dividing by them reproduces transformers' frequencies to float32
+    /// rounding.
+    @Test func ggufDivisorsReproduceLlama3Scaling() throws {
+        let c = try #require(try Self.load().cases.first { $0.name == "llama3-llama3.1-8b" })
+        // The converter's formula, in Double as numpy does it.
+        let divisors = c.defaultInverseFrequencies.map { inv -> Float in
+            let wavelength = 2 * Double.pi / Double(inv)
+            if wavelength < 8192.0 / 4 { return 1 }
+            if wavelength > 8192.0 / 1 { return 8 }
+            let smooth = (8192 / wavelength - 1) / (4 - 1)
+            return Float(1 / ((1 - smooth) / 8 + smooth))
+        }
+        let viaDivisors = RoPE.scaled(c.defaultInverseFrequencies, scaling: .divisors(divisors))
+        for (a, b) in zip(viaDivisors, c.inverseFrequencies) { #expect(Self.ulps(a, b) <= 2) }
+        var config = try TinyLlama.config()
+        config.ropeScaling = .divisors([1, 2])
+        #expect(throws: VerifyError.self) { try config.validate() }
+    }
+
     @Test func llama3ScalingTouchesOnlyLowAndMiddleFrequencies() throws {
         let c = try #require(try Self.load().cases.first { $0.name == "llama3-llama3.1-8b" })
         let base = c.defaultInverseFrequencies, scaled = c.inverseFrequencies

@@ -33,6 +33,9 @@ public enum RoPE {
         case .linear(let factor):
             let f = Float(factor)
             return inverseFrequencies.map { $0 / f }
+        case .divisors(let divisors):
+            precondition(divisors.count == inverseFrequencies.count, "RoPE: one divisor per frequency")
+            return zip(inverseFrequencies, divisors).map { $0 / $1 }
         case .llama3(let factor, let low, let high, let originalContext):
             let f = Float(factor), lowFactor = Float(low)
             // Python computes these in double; the comparisons with a float32 tensor cast them.

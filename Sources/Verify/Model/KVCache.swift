@@ -16,13 +16,22 @@ public final class KVCache {
     private let keyStorage: UnsafeMutableBufferPointer<Float>
     private let valueStorage: UnsafeMutableBufferPointer<Float>
 
-    /// An empty cache for `capacity` positions of a model shaped like `config`.
-    public init(config: LlamaConfig, capacity: Int) {
-        precondition(capacity > 0, "KVCache: capacity must be positive")
+    /// An empty cache for `capacity` positions of a model shaped like `config`
+    /// (`2 · layers · capacity · kvHeads · hd` floats, allocated up front).
+    /// - Throws: ``VerifyError/badConfigValue(key:reason:)`` for a capacity below 1 or one whose
+    ///   size overflows.
+    public init(config: LlamaConfig, capacity: Int) throws {
+        guard capacity > 0 else {
+            throw VerifyError.badConfigValue(key: "context", reason: "the cache needs at least one position")
+        }
+        let (perLayer, o1) = capacity.multipliedReportingOverflow(by: config.kvDimension)
+        let (total, o2) = perLayer.multipliedReportingOverflow(by: config.layerCount)
+        guard !o1, !o2, total <= Int.max / 8 else {
+            throw VerifyError.badConfigValue(key: "context", reason: "a cache of \(capacity) positions is too large")
+        }
         layerCount = config.layerCount
         self.capacity = capacity
         rowWidth = config.kvDimension
-        let total = layerCount * capacity * rowWidth
         keyStorage = .allocate(capacity: total)
         keyStorage.initialize(repeating: 0)
         valueStorage = .allocate(capacity: total)

@@ -9,6 +9,9 @@ public enum RopeScaling: Sendable, Hashable {
     case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalContextLength: Int)
     /// Position interpolation (`rope_type: "linear"`): every frequency divided by `factor`.
     case linear(factor: Double)
+    /// Per-frequency divisors, `head_dim / 2` of them: GGUF's `rope_freqs.weight`, which
+    /// llama.cpp's converter writes for llama3 scaling instead of the parameters.
+    case divisors([Float])
 }
 
 /// The shape of a LLaMA-family decoder, independent of the file it came from.
@@ -92,6 +95,11 @@ public struct LlamaConfig: Sendable, Hashable {
         case .linear(let factor):
             guard factor.isFinite, factor > 0 else {
                 throw VerifyError.badConfigValue(key: "rope_scaling.factor", reason: "must be finite and positive")
+            }
+        case .divisors(let d):
+            guard d.count == headDimension / 2, d.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw VerifyError.badConfigValue(
+                    key: "rope_freqs", reason: "needs \(headDimension / 2) positive divisors, has \(d.count)")
             }
         case .llama3(let factor, let low, let high, let context):
             guard factor.isFinite, factor > 0 else {

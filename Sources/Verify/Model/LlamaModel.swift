@@ -110,9 +110,10 @@ public final class LlamaModel {
             headDimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
     }
 
-    /// A cache for `capacity` positions (default: `max_position_embeddings`).
-    public func makeCache(capacity: Int? = nil) -> KVCache {
-        KVCache(config: config, capacity: capacity ?? config.maxPositions)
+    /// An empty cache for `capacity` positions. (No default: `max_position_embeddings` is
+    /// 131072 for Llama 3.1, whose cache would take 34 GB.)
+    public func makeCache(capacity: Int) throws -> KVCache {
+        try KVCache(config: config, capacity: capacity)
     }
 
     /// Evaluates `tokens` at positions `startPosition ..< startPosition + T`.
@@ -212,7 +213,7 @@ public final class LlamaModel {
 
     /// Logits `[T, vocab]` of a whole sequence from position 0, with a fresh cache.
     public func logits(for tokens: [Int]) throws -> [Float] {
-        let cache = makeCache(capacity: max(1, tokens.count))
+        let cache = try makeCache(capacity: max(1, tokens.count))
         return try forward(tokens: tokens, startPosition: 0, cache: cache).logits
     }
 
