@@ -15,7 +15,7 @@ let package = Package(
     name: "wconv",
     products: [
         .executable(name: "wconv", targets: ["wconv"]),
-        .library(name: "WConvKit", targets: ["TensorCore", "Formats", "Quantize", "Verify", "Finetune"]),
+        .library(name: "WConvKit", targets: ["TensorCore", "Formats", "Quantize", "Pipeline", "Verify", "Finetune"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,13 +29,15 @@ let package = Package(
         .target(name: "TensorCore", swiftSettings: swiftSettings, linkerSettings: libm),
         .target(name: "Formats", dependencies: ["TensorCore", "CJSONC", "CZstd"], swiftSettings: swiftSettings),
         .target(name: "Quantize", dependencies: ["TensorCore"], swiftSettings: swiftSettings, linkerSettings: libm),
-        .target(name: "Verify", dependencies: ["TensorCore", "Formats", "Quantize", "COpenBLAS"],
+        .target(name: "Pipeline", dependencies: ["TensorCore", "Formats", "Quantize"],
                 swiftSettings: swiftSettings, linkerSettings: libm),
-        .target(name: "Finetune", dependencies: ["TensorCore", "Formats", "Quantize", "Verify", "COpenBLAS"],
+        .target(name: "Verify", dependencies: ["TensorCore", "Formats", "Quantize", "Pipeline", "COpenBLAS"],
+                swiftSettings: swiftSettings, linkerSettings: libm),
+        .target(name: "Finetune", dependencies: ["TensorCore", "Formats", "Quantize", "Pipeline", "Verify", "COpenBLAS"],
                 swiftSettings: swiftSettings, linkerSettings: libm),
         .executableTarget(
             name: "wconv",
-            dependencies: ["TensorCore", "Formats", "Quantize", "Verify", "Finetune",
+            dependencies: ["TensorCore", "Formats", "Quantize", "Pipeline", "Verify", "Finetune",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings),
 
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "VerifyTests", dependencies: ["Verify", "Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "wconvTests", dependencies: ["Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

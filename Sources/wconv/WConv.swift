@@ -15,7 +15,7 @@ struct WConv: ParsableCommand {
         version: WConvVersion.current,
         groupedSubcommands: [
             CommandGroup(name: "Inspect", subcommands: [Inspect.self]),
-            // Transform: convert (next)
+            CommandGroup(name: "Transform", subcommands: [Convert.self]),
         ]
     )
 }

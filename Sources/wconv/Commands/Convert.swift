@@ -1,0 +1,88 @@
+public import ArgumentParser
+import Formats
+import Pipeline
+import TensorCore
+
+extension ConvertOptions.OutType: ExpressibleByArgument {}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a model between a Hugging Face directory and GGUF.",
+        discussion: """
+        The output's kind follows its name: a path ending in .gguf is written as GGUF, anything \
+        else as a Hugging Face model directory.
+
+        HF → GGUF follows llama.cpp's convert_hf_to_gguf.py: the same metadata keys, tensor names \
+        and order, the Q/K row permutation, norms and 1-D tensors kept F32, the tokenizer as GGUF \
+        vocabulary. GGUF → HF is the reverse (config.json, generation_config.json, tokenizer \
+        files, model.safetensors sharded past --split-max-size).
+
+        The output is written under a temporary name and renamed when complete; an existing \
+        output is kept unless --force is given.
+
+        Examples:
+          wconv convert ./SmolLM2-135M -o smollm2.f16.gguf --outtype f16
+          wconv convert smollm2.f16.gguf -o ./smollm2-hf
+          wconv convert ./Llama-3-8B -o llama3.gguf --split-max-size 2GB
+        """)
+
+    @Argument(help: "Input: a Hugging Face model directory or a GGUF file.")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Output path (*.gguf for GGUF, otherwise an HF directory).")
+    var output: String
+
+    @Option(help: "Float type of the output's matrices: f32, f16, bf16 or auto (the input's 16-bit type).")
+    var outtype: ConvertOptions.OutType = .auto
+
+    @Option(help: "Split the output into parts of at most this size (e.g. 2GB, 500MB).")
+    var splitMaxSize: String?
+
+    @Option(help: "tokenizer.ggml.pre to record when the BPE pre-tokenizer is not recognised.")
+    var vocabPre: String?
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int = activeProcessorCount
+
+    @Flag(help: "Replace the output if it exists.")
+    var force = false
+
+    func validate() throws {
+        if let s = splitMaxSize, SafetensorsShardPlan.parseSize(s) == nil {
+            throw ValidationError("--split-max-size must be a size such as 2GB or 500MB.")
+        }
+        if threads < 1 { throw ValidationError("--threads must be at least 1.") }
+    }
+
+    func run() throws {
+        try runCommand {
+            var options = ConvertOptions()
+            options.outType = outtype
+            options.force = force
+            options.splitMaxBytes = splitMaxSize.flatMap(SafetensorsShardPlan.parseSize)
+            options.vocabPre = vocabPre
+            options.threads = threads
+            let clock = ContinuousClock()
+            let start = clock.now
+            let report: ConvertReport
+            switch (try ModelInput.open(path: input), output.hasSuffix(".gguf")) {
+            case (.hf(let dir), true):
+                report = try HFToGGUF.convert(dir, to: output, options: options)
+            case (.gguf(let model), false):
+                report = try GGUFToHF.convert(model, to: output, options: options)
+            case (.gguf, true):
+                throw Failure(.usage, "GGUF → GGUF: use `wconv quantize` to change tensor types")
+            case (.hf, false), (.safetensors, _):
+                throw Failure(.usage, "HF → HF: use `wconv quantize` or `wconv dequantize` to change dtypes")
+            }
+            let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
+            let types = report.typeCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            printError("wrote \(report.outputs[0]): \(report.tensorCount) tensors (\(types)), \(report.byteCount) bytes in \(String(format: seconds))s")
+        }
+    }
+}
+
+private func String(format seconds: Double) -> String {
+    let r = (seconds * 100).rounded() / 100
+    return "\(r)"
+}
