@@ -44,7 +44,7 @@ public enum Matmul {
 
     /// Array form of ``projectRows(_:rows:inFeatures:weight:outFeatures:into:yStride:accumulate:)``.
     public static func project(_ x: [Float], rows: Int, weight: [Float], outFeatures: Int) -> [Float] {
-        precondition(rows > 0 && x.count % rows == 0, "Matmul: x is not [rows, in]")
+        precondition(rows > 0 && !x.isEmpty && x.count % rows == 0 && outFeatures > 0, "Matmul: x is not [rows, in]")
         let inFeatures = x.count / rows
         precondition(weight.count == outFeatures * inFeatures, "Matmul: weight is not [out, in]")
         var y = [Float](repeating: 0, count: rows * outFeatures)
