@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import COpenBLAS
+import TensorCore
+
+/// Causal grouped-query attention over a key/value history, as transformers' eager attention:
+/// `softmax(q·kᵀ · hd^-0.5 + causal mask) · v`, softmax in float32.
+///
+/// Query head `h` reads kv head `h / (heads / kvHeads)` (`repeat_kv`: consecutive query heads
+/// share a kv head). Query `t` sits at position `startPosition + t` and sees keys `0 ... that`.
+public enum Attention {
+    /// The score scale `head_dim ** -0.5`, computed in Double as Python does, used as float32.
+    public static func scale(headDimension: Int) -> Float {
+        Float(pow(Double(headDimension), -0.5))
+    }
+
+    /// Query rows per block of the batched path: bounds the score scratch to
+    /// `blockRows × context` and skips most of the masked upper triangle.
+    static let blockRows = 128
+    /// Below this many queries the per-head vector loop beats the BLAS path.
+    static let batchThreshold = 8
+
+    /// Floats of score scratch ``causal(queries:queryCount:startPosition:keys:values:heads:kvHeads:headDimension:scores:scoreStride:output:threads:)``
+    /// needs: `rows × scoreStride` with `scoreStride ≥ context`.
+    public static func scratchRows(queryCount: Int, heads: Int) -> Int {
+        queryCount < batchThreshold ? heads : min(queryCount, blockRows)
+    }
+
+    /// Computes attention for `queryCount` query rows.
+    ///
+    /// Prompt batches go through BLAS per head and per block of query rows (`sgemm` for
+    /// q·kᵀ over the visible keys, a masked softmax on `threads` workers, `sgemm` for p·v);
+    /// one or a few queries (generation) use a vector loop with heads spread over `threads`.
+    /// - Parameters:
+    ///   - queries: `[queryCount, heads · hd]` (already rotated).
+    ///   - keys, values: `[startPosition + queryCount, kvHeads · hd]` (keys rotated).
+    ///   - scores: scratch of `scratchRows(queryCount:heads:) · scoreStride` floats, with
+    ///     `scoreStride ≥ startPosition + queryCount`.
+    ///   - output: `[queryCount, heads · hd]`.
+    public static func causal(
+        queries: UnsafePointer<Float>, queryCount: Int, startPosition: Int,
+        keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+        heads: Int, kvHeads: Int, headDimension hd: Int,
+        scores: UnsafeMutablePointer<Float>, scoreStride: Int,
+        output: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        precondition(heads % kvHeads == 0 && scoreStride >= startPosition + queryCount, "Attention: bad shapes")
+        if queryCount >= batchThreshold {
+            batched(queries: queries, queryCount: queryCount, startPosition: startPosition, keys: keys, values: values,
+                    heads: heads, kvHeads: kvHeads, headDimension: hd, scores: scores, output: output, threads: threads)
+            return
+        }
+        let group = heads / kvHeads
+        let qStride = heads * hd, kvStride = kvHeads * hd
+        let scale = scale(headDimension: hd)
+        // Work per head ~ queries × context × hd; below ~64k multiply-adds a dispatch costs more.
+        let work = queryCount * (startPosition + queryCount) * hd
+        let workers = work * heads < 65_536 ? 1 : threads
+        nonisolated(unsafe) let q = queries, k = keys, v = values, s = scores, out = output
+        parallelChunks(count: heads, threads: workers) { headRange in
+            for h in headRange {
+                let kvOffset = (h / group) * hd
+                let row = s + h * scoreStride
+                for t in 0 ..< queryCount {
+                    let visible = startPosition + t + 1
+                    let qv = q + t * qStride + h * hd
+                    for j in 0 ..< visible {
+                        row[j] = VectorMath.dot(qv, k + j * kvStride + kvOffset, count: hd) * scale
+                    }
+                    Softmax.apply(row, count: visible)
+                    let o = out + t * qStride + h * hd
+                    o.update(repeating: 0, count: hd)
+                    for j in 0 ..< visible {
+                        VectorMath.addScaled(row[j], v + j * kvStride + kvOffset, to: o, count: hd)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The BLAS path: for each head and block of query rows `[t0, t1)`, scores against the
+    /// `startPosition + t1` keys the block can see, row-wise causal softmax (masked entries set
+    /// to 0), then the weighted sum of values. BLAS is called from this thread only.
+    private static func batched(
+        queries: UnsafePointer<Float>, queryCount: Int, startPosition: Int,
+        keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+        heads: Int, kvHeads: Int, headDimension hd: Int,
+        scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        let group = heads / kvHeads
+        let qStride = heads * hd, kvStride = kvHeads * hd
+        let scale = scale(headDimension: hd)
+        for h in 0 ..< heads {
+            let kvOffset = (h / group) * hd
+            for t0 in stride(from: 0, to: queryCount, by: blockRows) {
+                let t1 = min(queryCount, t0 + blockRows), rows = t1 - t0
+                let visibleKeys = startPosition + t1
+                // scores[r, j] = scale · q[t0 + r] · k[j]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(visibleKeys), Int32(hd),
+                            scale, queries + t0 * qStride + h * hd, Int32(qStride), keys + kvOffset, Int32(kvStride),
+                            0, scores, Int32(visibleKeys))
+                nonisolated(unsafe) let s = scores
+                parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
+                    for r in range {
+                        let row = s + r * visibleKeys
+                        let visible = startPosition + t0 + r + 1
+                        Softmax.apply(row, count: visible)
+                        (row + visible).update(repeating: 0, count: visibleKeys - visible)
+                    }
+                }
+                // out[t0 + r] = Σ_j p[r, j] · v[j]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(visibleKeys),
+                            1, scores, Int32(visibleKeys), values + kvOffset, Int32(kvStride),
+                            0, output + t0 * qStride + h * hd, Int32(qStride))
+            }
+        }
+    }
+
+    /// Scalar reference on arrays: scores and weighted sums in Double, Softmax.reference.
+    public static func reference(
+        queries: [Float], keys: [Float], values: [Float], startPosition: Int,
+        heads: Int, kvHeads: Int, headDimension hd: Int
+    ) -> [Float] {
+        let qStride = heads * hd, kvStride = kvHeads * hd
+        let queryCount = queries.count / qStride
+        var out = [Float](repeating: 0, count: queries.count)
+        for h in 0 ..< heads {
+            let kvh = h / (heads / kvHeads)
+            for t in 0 ..< queryCount {
+                let visible = startPosition + t + 1
+                var row = [Float](repeating: 0, count: visible)
+                for j in 0 ..< visible {
+                    var acc = 0.0
+                    for i in 0 ..< hd {
+                        acc += Double(queries[t * qStride + h * hd + i]) * Double(keys[j * kvStride + kvh * hd + i])
+                    }
+                    row[j] = Float(acc) * scale(headDimension: hd)
+                }
+                let p = Softmax.reference(row)
+                for i in 0 ..< hd {
+                    var acc = 0.0
+                    for j in 0 ..< visible { acc += Double(p[j]) * Double(values[j * kvStride + kvh * hd + i]) }
+                    out[t * qStride + h * hd + i] = Float(acc)
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,365 @@
+import TensorCore
+
+/// What a forward call returns besides updating the cache.
+public struct ForwardOptions: Sendable, Hashable {
+    /// Which positions get logits.
+    public enum LogitRows: Sendable, Hashable {
+        /// Every input position (prompt scoring, `verify`).
+        case all
+        /// Only the last position (generation).
+        case last
+        /// None: fill the cache only.
+        case none
+    }
+
+    public var logits: LogitRows
+    /// Keep a copy of the residual stream after the embeddings and after every layer.
+    public var captureHiddenStates: Bool
+
+    public init(logits: LogitRows = .all, captureHiddenStates: Bool = false) {
+        self.logits = logits
+        self.captureHiddenStates = captureHiddenStates
+    }
+}
+
+/// The residual stream at each stage of one forward call, for per-layer comparison.
+public struct HiddenStates: Sendable {
+    public var tokenCount: Int
+    public var width: Int
+    /// Token embeddings — `[T, dim]`.
+    public var embeddings: [Float]
+    /// Residual stream after decoder layer `i` — `layerCount × [T, dim]`.
+    public var afterLayer: [[Float]]
+    /// `model.norm` of the last layer's output — `[T, dim]`.
+    public var finalNormed: [Float]
+
+    public init(tokenCount: Int, width: Int, embeddings: [Float], afterLayer: [[Float]], finalNormed: [Float]) {
+        self.tokenCount = tokenCount
+        self.width = width
+        self.embeddings = embeddings
+        self.afterLayer = afterLayer
+        self.finalNormed = finalNormed
+    }
+
+    /// The stages in transformers' `output_hidden_states` order: embeddings, after layers
+    /// `0 ..< L-1`, then the final-normed output in place of the raw last layer (transformers
+    /// 5 applies `model.norm` before recording the last entry).
+    public var transformersOrder: [[Float]] {
+        [embeddings] + afterLayer.dropLast() + [finalNormed]
+    }
+}
+
+/// Logits of one forward call.
+public struct ForwardResult: Sendable {
+    /// `[rowCount, vocab]` row-major.
+    public var logits: [Float]
+    /// Number of logit rows.
+    public var rowCount: Int
+    /// Index (within the call's tokens) of the first logit row: 0 for `.all`, T−1 for `.last`.
+    public var firstRow: Int
+    public var vocabularySize: Int
+    public var hiddenStates: HiddenStates?
+
+    /// The logits of row `i` (0-based within ``logits``).
+    public func row(_ i: Int) -> ArraySlice<Float> {
+        logits[i * vocabularySize ..< (i + 1) * vocabularySize]
+    }
+}
+
+/// A LLaMA decoder evaluated in float32, laid out like llama2.c's `forward`: embeddings, then
+/// per layer RMSNorm → q/k/v → RoPE → causal GQA → o_proj + residual → RMSNorm → SwiGLU MLP +
+/// residual, then the final norm and the output head.
+///
+/// Batched: all `T` tokens of a call go through each projection as one `sgemm`. Weights come
+/// from a ``LlamaWeightSource`` one layer at a time into a reused buffer (or are kept after the
+/// first call with `keepLayersResident`). Activation buffers are allocated once and grow to the
+/// largest batch; nothing is allocated per token. Not thread-safe: one forward call at a time.
+public final class LlamaModel {
+    public let config: LlamaConfig
+    /// Threads for BLAS and for attention heads.
+    public var threadCount: Int
+    /// `inv_freq` of RoPE — `[hd/2]`.
+    public let inverseFrequencies: [Float]
+
+    private let weights: any LlamaWeightSource
+    private let keepLayersResident: Bool
+    private var layerBuffer: LlamaLayerWeights
+    private var residentLayers: [LlamaLayerWeights] = []
+    private var normWeights: [Float]?
+    private var headWeights: [Float]?
+    private let state: RunState
+
+    /// - Parameters:
+    ///   - config: the model shape (validated here).
+    ///   - weights: where float32 weights come from.
+    ///   - threadCount: threads for BLAS and attention (nil: all online cores).
+    ///   - keepLayersResident: keep every layer in float32 after first use (faster token-by-token
+    ///     generation, memory of the whole model); otherwise each call streams the layers.
+    public init(
+        config: LlamaConfig, weights: any LlamaWeightSource,
+        threadCount: Int? = nil, keepLayersResident: Bool = false
+    ) throws {
+        try config.validate()
+        self.config = config
+        self.weights = weights
+        self.threadCount = max(1, threadCount ?? activeProcessorCount)
+        self.keepLayersResident = keepLayersResident
+        layerBuffer = LlamaLayerWeights(config: config)
+        state = RunState(config: config)
+        inverseFrequencies = RoPE.inverseFrequencies(
+            headDimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
+    }
+
+    /// An empty cache for `capacity` positions. (No default: `max_position_embeddings` is
+    /// 131072 for Llama 3.1, whose cache would take 34 GB.)
+    public func makeCache(capacity: Int) throws -> KVCache {
+        try KVCache(config: config, capacity: capacity)
+    }
+
+    /// Evaluates `tokens` at positions `startPosition ..< startPosition + T`.
+    ///
+    /// The cache must hold at least `startPosition` positions; anything it holds beyond is
+    /// discarded first. On return it holds `startPosition + T` positions, so the next call can
+    /// continue at `startPosition + T`. Feeding a prompt token by token gives the same logits
+    /// as one batch (up to summation order inside BLAS).
+    /// - Returns: logits for the rows chosen by `options.logits`, plus hidden states if asked.
+    /// - Throws: ``VerifyError`` for bad tokens or positions; whatever the weight source throws.
+    public func forward(
+        tokens: [Int], startPosition: Int, cache: KVCache, options: ForwardOptions = ForwardOptions()
+    ) throws -> ForwardResult {
+        let c = config
+        let T = tokens.count, start = startPosition
+        let dim = c.hiddenSize, qDim = c.queryDimension, kvDim = c.kvDimension, ffn = c.intermediateSize
+        let hd = c.headDimension, eps = Float(c.rmsNormEpsilon)
+        guard T > 0 else { throw VerifyError.emptyInput }
+        guard start >= 0, start <= cache.count else {
+            throw VerifyError.startBeyondCache(startPosition: start, cached: cache.count)
+        }
+        guard start + T <= cache.capacity else { throw VerifyError.contextOverflow(needed: start + T, capacity: cache.capacity) }
+        guard cache.layerCount == c.layerCount, cache.rowWidth == kvDim else {
+            throw VerifyError.badConfigValue(key: "cache", reason: "made for a different model shape")
+        }
+        for token in tokens where token < 0 || token >= c.vocabularySize {
+            throw VerifyError.tokenOutOfRange(token: token, vocabularySize: c.vocabularySize)
+        }
+        cache.truncate(to: start)
+        Matmul.setThreadCount(threadCount)
+        let s = state
+        s.reserve(rows: T, context: start + T)
+        RoPE.fillTables(inverseFrequencies: inverseFrequencies, positions: start ..< start + T, cos: s.cos, sin: s.sin)
+
+        // 1. Token embeddings: x[t] = E[token t].
+        for (t, token) in tokens.enumerated() {
+            try weights.embeddingRow(token, into: UnsafeMutableBufferPointer(start: s.x + t * dim, count: dim))
+        }
+        var hidden: HiddenStates? = nil
+        if options.captureHiddenStates {
+            hidden = HiddenStates(tokenCount: T, width: dim, embeddings: s.copy(s.x, count: T * dim),
+                                  afterLayer: [], finalNormed: [])
+        }
+
+        // 2. Decoder layers.
+        for l in 0 ..< c.layerCount {
+            let w = try layer(l)
+            let keys = cache.keys(layer: l), values = cache.values(layer: l)
+            let newKeys = keys + start * kvDim, newValues = values + start * kvDim
+
+            // Attention block: x += o_proj(attention(rope(q), rope(k), v)) on xb = RMSNorm(x).
+            normalize(s.x, w.attentionNorm, into: s.xb, rows: T, epsilon: eps)
+            project(s.xb, rows: T, w.query, into: s.q, outFeatures: qDim)
+            project(s.xb, rows: T, w.key, into: newKeys, outFeatures: kvDim)        // straight into the cache
+            project(s.xb, rows: T, w.value, into: newValues, outFeatures: kvDim)
+            RoPE.apply(s.q, rows: T, rowStride: qDim, heads: c.headCount, headDimension: hd, cos: s.cos, sin: s.sin)
+            RoPE.apply(newKeys, rows: T, rowStride: kvDim, heads: c.kvHeadCount, headDimension: hd, cos: s.cos, sin: s.sin)
+            Attention.causal(
+                queries: s.q, queryCount: T, startPosition: start, keys: keys, values: values,
+                heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
+                scores: s.scores, scoreStride: s.scoreStride, output: s.attention, threads: threadCount)
+            project(s.attention, rows: T, w.output, into: s.x, outFeatures: dim, accumulate: true)
+
+            // MLP block: x += down(silu(gate(xb)) * up(xb)) on xb = RMSNorm(x).
+            normalize(s.x, w.feedForwardNorm, into: s.xb, rows: T, epsilon: eps)
+            project(s.xb, rows: T, w.gate, into: s.gate, outFeatures: ffn)
+            project(s.xb, rows: T, w.up, into: s.up, outFeatures: ffn)
+            SwiGLU.apply(gate: s.gate, up: s.up, count: T * ffn)
+            project(s.gate, rows: T, w.down, into: s.x, outFeatures: dim, accumulate: true)
+
+            hidden?.afterLayer.append(s.copy(s.x, count: T * dim))
+        }
+        cache.count = start + T
+
+        // 3. Final norm and output head, only for the rows that need logits.
+        let rows: Range<Int>
+        switch options.logits {
+        case .all: rows = 0 ..< T
+        case .last: rows = T - 1 ..< T
+        case .none: rows = T ..< T
+        }
+        let normRows = hidden == nil ? rows : 0 ..< T
+        normalize(s.x + normRows.lowerBound * dim, try finalNorm(), into: s.xb + normRows.lowerBound * dim,
+                  rows: normRows.count, epsilon: eps)
+        if hidden != nil { hidden?.finalNormed = s.copy(s.xb, count: T * dim) }
+        var logits = [Float](repeating: 0, count: rows.count * c.vocabularySize)
+        if !rows.isEmpty {
+            let head = try outputHead()
+            logits.withUnsafeMutableBufferPointer { out in
+                project(s.xb + rows.lowerBound * dim, rows: rows.count, head, into: out.baseAddress!,
+                        outFeatures: c.vocabularySize)
+            }
+        }
+        return ForwardResult(logits: logits, rowCount: rows.count, firstRow: rows.lowerBound,
+                             vocabularySize: c.vocabularySize, hiddenStates: hidden)
+    }
+
+    /// Logits `[T, vocab]` of a whole sequence from position 0, with a fresh cache.
+    public func logits(for tokens: [Int]) throws -> [Float] {
+        let cache = try makeCache(capacity: max(1, tokens.count))
+        return try forward(tokens: tokens, startPosition: 0, cache: cache).logits
+    }
+
+    /// Greedy continuation: evaluates `prompt` in one batch, then appends the argmax token
+    /// `count` times, one position per call (llama2.c's loop without sampling).
+    public func greedyContinuation(prompt: [Int], count: Int, cache: KVCache) throws -> [Int] {
+        var result: [Int] = []
+        var step = try forward(tokens: prompt, startPosition: 0, cache: cache, options: ForwardOptions(logits: .last))
+        for _ in 0 ..< count {
+            let next = LogitMetrics.argmax(step.row(0))
+            result.append(next)
+            if result.count == count { break }
+            step = try forward(tokens: [next], startPosition: cache.count, cache: cache,
+                               options: ForwardOptions(logits: .last))
+        }
+        return result
+    }
+
+    // MARK: - Weights
+
+    private func layer(_ index: Int) throws -> LlamaLayerWeights {
+        if keepLayersResident && index < residentLayers.count { return residentLayers[index] }
+        try weights.loadLayer(index, into: &layerBuffer)
+        try layerBuffer.checkSizes(layer: index, config: config)
+        if keepLayersResident {
+            residentLayers.append(layerBuffer)
+            layerBuffer = LlamaLayerWeights(config: config)
+            return residentLayers[index]
+        }
+        return layerBuffer
+    }
+
+    private func finalNorm() throws -> [Float] {
+        if let normWeights { return normWeights }
+        let w = try weights.finalNorm()
+        guard w.count == config.hiddenSize else {
+            throw VerifyError.tensorSize(name: "model.norm.weight", expected: config.hiddenSize, actual: w.count)
+        }
+        normWeights = w
+        return w
+    }
+
+    private func outputHead() throws -> [Float] {
+        if let headWeights { return headWeights }
+        let w = try weights.outputHead()
+        let expected = config.vocabularySize * config.hiddenSize
+        guard w.count == expected else {
+            throw VerifyError.tensorSize(name: config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+                                         expected: expected, actual: w.count)
+        }
+        headWeights = w
+        return w
+    }
+
+    // MARK: - Helpers over the kernels
+
+    private func project(
+        _ x: UnsafePointer<Float>, rows: Int, _ weight: [Float], into y: UnsafeMutablePointer<Float>,
+        outFeatures: Int, accumulate: Bool = false
+    ) {
+        weight.withUnsafeBufferPointer { w in
+            Matmul.projectRows(x, rows: rows, inFeatures: w.count / outFeatures, weight: w.baseAddress!,
+                               outFeatures: outFeatures, into: y, accumulate: accumulate)
+        }
+    }
+
+    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>,
+                           rows: Int, epsilon: Float) {
+        let dim = config.hiddenSize
+        weight.withUnsafeBufferPointer { w in
+            nonisolated(unsafe) let (xs, ys, ws) = (x, y, w.baseAddress!)
+            parallelChunks(count: rows, threads: threadCount, minimumChunk: 64) { range in
+                RMSNorm.apply(xs + range.lowerBound * dim, weight: ws, into: ys + range.lowerBound * dim,
+                              rows: range.count, dim: dim, epsilon: epsilon)
+            }
+        }
+    }
+}
+
+/// Activation buffers of the forward pass (llama2.c's `RunState`), grown on demand and reused.
+final class RunState {
+    private let config: LlamaConfig
+    private(set) var rows = 0
+    private(set) var scoreStride = 0
+    private var scoreRows = 0
+    /// Residual stream — `[T, dim]`.
+    private(set) var x: UnsafeMutablePointer<Float>
+    /// Normed input of a block — `[T, dim]`.
+    private(set) var xb: UnsafeMutablePointer<Float>
+    /// Queries — `[T, heads · hd]`.
+    private(set) var q: UnsafeMutablePointer<Float>
+    /// Attention output, heads concatenated — `[T, heads · hd]`.
+    private(set) var attention: UnsafeMutablePointer<Float>
+    /// MLP gate (then silu(gate)·up) — `[T, ffn]`.
+    private(set) var gate: UnsafeMutablePointer<Float>
+    /// MLP up projection — `[T, ffn]`.
+    private(set) var up: UnsafeMutablePointer<Float>
+    /// RoPE tables for the call's positions — `[T, hd/2]` each.
+    private(set) var cos: UnsafeMutablePointer<Float>
+    private(set) var sin: UnsafeMutablePointer<Float>
+    /// Attention scores — `[Attention.scratchRows, scoreStride]`.
+    private(set) var scores: UnsafeMutablePointer<Float>
+
+    init(config c: LlamaConfig) {
+        config = c
+        x = Self.allocate(0); xb = Self.allocate(0); q = Self.allocate(0); attention = Self.allocate(0)
+        gate = Self.allocate(0); up = Self.allocate(0); cos = Self.allocate(0); sin = Self.allocate(0)
+        scores = Self.allocate(0)
+    }
+
+    /// Makes room for `needed` rows and a `context`-long score row per head.
+    func reserve(rows needed: Int, context: Int) {
+        let c = config
+        if needed > rows {
+            rows = needed
+            for p in [x, xb, q, attention, gate, up, cos, sin] { p.deallocate() }
+            x = Self.allocate(needed * c.hiddenSize)
+            xb = Self.allocate(needed * c.hiddenSize)
+            q = Self.allocate(needed * c.queryDimension)
+            attention = Self.allocate(needed * c.queryDimension)
+            gate = Self.allocate(needed * c.intermediateSize)
+            up = Self.allocate(needed * c.intermediateSize)
+            cos = Self.allocate(needed * c.headDimension / 2)
+            sin = Self.allocate(needed * c.headDimension / 2)
+        }
+        let scoreRows = Attention.scratchRows(queryCount: needed, heads: c.headCount)
+        if context > scoreStride || scoreRows > self.scoreRows {
+            // Grow geometrically so token-by-token generation reallocates O(log n) times.
+            if context > scoreStride { scoreStride = max(context, scoreStride * 2, 64) }
+            self.scoreRows = max(scoreRows, self.scoreRows)
+            scores.deallocate()
+            scores = Self.allocate(self.scoreRows * scoreStride)
+        }
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+        p.initialize(repeating: 0, count: max(1, count))
+        return p
+    }
+
+    func copy(_ p: UnsafePointer<Float>, count: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: p, count: count))
+    }
+
+    deinit {
+        for p in [x, xb, q, attention, gate, up, cos, sin, scores] { p.deallocate() }
+    }
+}
