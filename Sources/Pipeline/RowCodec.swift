@@ -1,5 +1,6 @@
 public import TensorCore
 public import Formats
+import Quantize
 
 /// Decoding a row of any supported encoding to `Float`, and encoding `Float` back.
 ///
@@ -8,14 +9,14 @@ public enum RowCodec {
     public static func canDecode(_ e: TensorEncoding) -> Bool {
         switch e {
         case .dense(let d): d.isConvertibleFloat
-        case .ggml(let g): g.denseEquivalent?.isConvertibleFloat ?? false
+        case .ggml(let g): g.denseEquivalent?.isConvertibleFloat ?? GGMLQuantizer.supportsDequantize(g)
         }
     }
 
     public static func canEncode(_ e: TensorEncoding) -> Bool {
         switch e {
         case .dense(let d): d.isConvertibleFloat
-        case .ggml(let g): g.denseEquivalent?.isConvertibleFloat ?? false
+        case .ggml(let g): g.denseEquivalent?.isConvertibleFloat ?? GGMLQuantizer.supportsQuantize(g)
         }
     }
 
@@ -25,6 +26,11 @@ public enum RowCodec {
             DenseFloat.decode(bytes, dtype: d, into: row)
             return
         }
+        if case .ggml(let g) = e {
+            // Sizes were checked by RowTranscoder, so this cannot fail.
+            try! GGMLQuantizer.dequantize(bytes, type: g, count: row.count, into: row, threads: 1)
+            return
+        }
         preconditionFailure("RowCodec.decode: \(e) not supported (checked by canDecode)")
     }
 
@@ -32,6 +38,10 @@ public enum RowCodec {
     public static func encode(_ row: UnsafeBufferPointer<Float>, _ e: TensorEncoding, into bytes: UnsafeMutableRawBufferPointer) {
         if let d = e.denseType, d.isConvertibleFloat {
             DenseFloat.encode(row, as: d, into: bytes)
+            return
+        }
+        if case .ggml(let g) = e {
+            try! GGMLQuantizer.quantize(row, rowLength: row.count, as: g, into: bytes, threads: 1)
             return
         }
         preconditionFailure("RowCodec.encode: \(e) not supported (checked by canEncode)")
