@@ -1,6 +1,7 @@
 import Testing
 import Formats
 import TensorCore
+import TestSupport
 
 /// The model card reader against PyYAML (`Metadata.load_model_card`), from front_matter.json.
 @Suite struct ModelMetadataCardTests {
@@ -111,6 +112,62 @@ import TensorCore
         #expect(throws: ModelCardError.self) { try ModelCard.parse(readme: Array(unterminated.utf8)) }
         #expect(throws: ModelCardError.self) { try ModelCard.parse(readme: Array("---\ntags: [a, \"\\q\"]\n---\n".utf8)) }
         #expect(throws: ModelCardError.self) { try ModelCard.parse(readme: Array("---\nlicense: 99999999999999999999\n---\n".utf8)) }
+    }
+
+    /// Differential test on 800 seeded random edits of the cards above, each read by PyYAML.
+    /// Where both read a card the values must agree exactly. wconv may refuse valid YAML it does
+    /// not implement (anchors, tags, `?` keys) and may accept a few flow-context oddities PyYAML
+    /// rejects; both stay rare.
+    @Test func agreesWithPyYAMLOnMutatedCards() throws {
+        let cases = try #require(try MetadataGolden.load("front_matter_mutations.json").arrayValue)
+        #expect(cases.count == 800)
+        var agreed = 0, refusedUnsupported = 0, acceptedInvalid = 0
+        for c in cases {
+            let text = try #require(c["readme"]?.stringValue)
+            let result = Result { try ModelCard.parse(readme: Array(text.utf8), keys: nil) }
+            switch (result, c["card"]) {
+            case (.success(let card), let typed?):
+                let expected = try Self.value(typed)
+                #expect(Self.same(.mapping(card.entries), expected), "\(text)")
+                agreed += 1
+            case (.failure(let error), _?):
+                guard case .unsupported? = error as? ModelCardError else {
+                    Issue.record("PyYAML reads this, wconv fails with \(error):\n\(text)")
+                    continue
+                }
+                refusedUnsupported += 1
+            case (.success, nil):
+                acceptedInvalid += 1
+            case (.failure, nil):
+                agreed += 1
+            }
+        }
+        #expect(agreed >= 780)
+        #expect(refusedUnsupported <= 10)
+        #expect(acceptedInvalid <= 5)
+    }
+
+    /// Mutated model cards either parse or throw; none may trap.
+    @Test func survivesMutatedCards() throws {
+        let all = try #require(try MetadataGolden.load("front_matter.json").arrayValue)
+        let seeds = all.compactMap { $0["readme"]?.stringValue }.map { Array($0.utf8) }.filter { $0.count > 8 }
+        var rng = SplitMix64(seed: 0x5EED)
+        let alphabet = Array("-:#'\"[]{},|>&*!? \n\\ab0.".utf8)
+        var parsed = 0
+        for _ in 0..<3000 {
+            var bytes = seeds[Int(rng.next() % UInt64(seeds.count))]
+            for _ in 0..<(1 + Int(rng.next() % 4)) {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                default: if bytes.count > 8 { bytes.remove(at: at) }
+                }
+            }
+            if (try? ModelCard.parse(readme: bytes, keys: nil)) != nil { parsed += 1 }
+            _ = try? ModelCard.parse(readme: bytes)
+        }
+        #expect(parsed > 0)
     }
 
     @Test func truthinessFollowsPython() {

@@ -895,6 +895,30 @@ k with spaces: v
     "error-bad-indent": "---\ntags:\n  - a\n - b\n---\n",
     "anchor-alias": "---\nbase: &x value\nother: *x\n---\n",
     "error-tab-indicator": "---\nlicense: |0\n  x\n---\n",
+    "comments-everywhere": """---
+# top comment
+license: mit # trailing
+tags: # comment after key
+  # comment line inside
+  - a # item comment
+  - 'b' # quoted then comment
+language:
+
+  - en
+
+base_model: [x/y, # inline
+  z/w]
+---
+""",
+    "quoted-keys": "---\n\"a:b\": 1\n'it''s': 2\n\"x\" : [1]\n---\n",
+    "plain-continued-in-sequence": "---\ntags:\n- first\n  continued\n- second\n---\n",
+    "block-scalars-in-sequence": "---\ntags:\n- |\n  multi\n  line\n- >-\n  folded\n  text\n- last\n---\n",
+    "compact-nested-sequences": "---\na:\n- - x\n  - y\n- - z\nb: 1\n---\n",
+    "flow-root": "---\n{license: mit, tags: [a, b], model-index: {x: 1}}\n---\n",
+    "scalar-root": "---\njust some text\n---\n",
+    "url-values": "---\nbase_model: https://huggingface.co/org/name\nlicense_link: https://x.y/z#frag\nurl: a #b\n---\n",
+    "special-strings": "---\na: 'yes'\nb: \"123\"\nc: 1.5e+3\nd: +.inf\ne: -0x1A\nf: 0b_1\ng: 1_000_000\nh: -1:00\ni: 0.\nj: ~x\n---\n",
+    "flow-multiline": "---\ntags: [\n  a,\n  'b c',\n  \"d\n  e\"\n]\nlicense: {\n  k: v }\n---\n",
     "hyphen-key-list": "---\nmodel-index:\n- name: x\n  results:\n  - task:\n      type: text-generation\n    metrics:\n    - type: acc\n      value: 0.5\nlicense: mit\n---\n",
 }
 
@@ -910,6 +934,38 @@ def front_matter_cases():
             except Exception as e:
                 entry["error"] = error_text(e)
         out.append(entry)
+    return out
+
+
+def mutated_front_matter_cases(count=800, seed=20251129):
+    """Seeded random edits of the front-matter cases, each read by PyYAML: a differential test of the
+    reader on inputs nobody wrote by hand (roughly a third of them are YAML errors)."""
+    import random
+    rng = random.Random(seed)
+    seeds = [text for name, text in FRONT_MATTER.items() if len(text) > 8 and name != "anchor-alias"]
+    alphabet = "-:#'\"[]{},|>!? \n\\ab0.~"
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        readme = Path(tmp) / "README.md"
+        while len(out) < count:
+            chars = list(rng.choice(seeds))
+            for _ in range(rng.randint(1, 3)):
+                at = rng.randrange(len(chars))
+                op = rng.randrange(3)
+                if op == 0:
+                    chars[at] = rng.choice(alphabet)
+                elif op == 1:
+                    chars.insert(at, rng.choice(alphabet))
+                elif len(chars) > 8:
+                    del chars[at]
+            text = "".join(chars)
+            readme.write_bytes(text.encode("utf-8"))
+            entry = {"readme": text}
+            try:
+                entry["card"] = typed(gguf.Metadata.load_model_card(Path(tmp)))
+            except Exception as e:
+                entry["error"] = type(e).__name__
+            out.append(entry)
     return out
 
 
@@ -976,6 +1032,11 @@ def main():
     write_json(out / "size_labels.json", {"notation": notation, "size_label": labels})
     write_json(out / "parameter_counts.json", parameter_count_cases())
     write_json(out / "front_matter.json", front_matter_cases())
+    # one compact case per line: this file is large and only read by the test
+    mutations = mutated_front_matter_cases()
+    (out / "front_matter_mutations.json").write_text(
+        "[\n" + ",\n".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in mutations) + "\n]\n",
+        encoding="utf-8")
     write_json(out / "file_names.json", file_name_cases())
     print(f"wrote {len(CASES)} converter cases and unit goldens to {out}")
 

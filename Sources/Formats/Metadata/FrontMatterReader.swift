@@ -11,6 +11,8 @@ struct FrontMatterReader {
     private var row = 0
     /// Open collections; hostile nesting stops at ``maximumDepth`` instead of exhausting the stack.
     private var depth = 0
+    /// Line number of text after a "..." document end, which PyYAML rejects.
+    private var contentAfterEnd: Int? = nil
     static let maximumDepth = 64
 
     init(_ yaml: String) {
@@ -18,6 +20,11 @@ struct FrontMatterReader {
         if split.last?.isEmpty == true { split.removeLast() }
         // "..." ends the YAML document; gguf-py's text never contains "---" (it stops there).
         if let end = split.firstIndex(where: { $0 == "..." || $0.hasPrefix("... ") }) {
+            // PyYAML's safe_load then wants nothing but comments until the end
+            contentAfterEnd = split[(end + 1)...].firstIndex { line in
+                let text = line.drop(while: { $0 == " " })
+                return !text.isEmpty && text.first != "#"
+            }.map { $0 + 1 }
             split.removeSubrange(end...)
         }
         lines = split
@@ -31,17 +38,19 @@ struct FrontMatterReader {
         skipBlankLines()
         guard row < lines.count else { return nil }
         let text = content(row)
-        let entries: [ModelCardEntry]
+        try rejectUnsupportedStart(text)
+        var entries: [ModelCardEntry]? = nil
         if try splitKey(text) != nil {
             entries = try parseMapping(indent: indents[row], keys: keys)
-        } else if text.first == "{" {
-            guard case .mapping(let flow) = try parseInline(text, parent: -1) else { return nil }
+        } else if isSequenceItem(text) {
+            _ = try parseSequence(indent: indents[row])  // read only to reject what PyYAML rejects
+        } else if case .mapping(let flow) = try parseInline(text, parent: -1) {
             entries = keys.map { keys in flow.filter { if case .string(let k) = $0.key { keys.contains(k) } else { false } } } ?? flow
-        } else {
-            return nil  // a sequence or a scalar: gguf-py logs an error and uses an empty card
         }
         skipBlankLines()
-        if row < lines.count { throw .malformed(line: row + 1, "content after the top-level mapping") }
+        if row < lines.count { throw .malformed(line: row + 1, "content after the top-level node") }
+        if let contentAfterEnd { throw .malformed(line: contentAfterEnd, "content after the document end marker") }
+        // a sequence or a scalar at the top: gguf-py logs an error and uses an empty card
         return entries
     }
 
@@ -57,6 +66,16 @@ struct FrontMatterReader {
     private mutating func enter() throws(ModelCardError) {
         depth += 1
         if depth > Self.maximumDepth { throw .unsupported(line: row + 1, "nesting deeper than \(Self.maximumDepth) levels") }
+    }
+
+    /// Anchors, aliases, tags and explicit `? key` entries are valid YAML this reader leaves out.
+    private func rejectUnsupportedStart(_ text: Substring) throws(ModelCardError) {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.first else { return }
+        if "&*!".unicodeScalars.contains(first) { throw .unsupported(line: row + 1, "anchors, aliases and tags") }
+        if first == "?" && (scalars.count == 1 || scalars.dropFirst().first == " ") {
+            throw .unsupported(line: row + 1, "a complex mapping key")
+        }
     }
 
     private mutating func skipBlankLines() {
@@ -121,6 +140,7 @@ struct FrontMatterReader {
             guard indents[row] == indent else { throw .malformed(line: row + 1, "unexpected indentation") }
             let text = content(row)
             guard let (key, rest) = try splitKey(text) else {
+                try rejectUnsupportedStart(text)
                 throw .malformed(line: row + 1, "expected a 'key: value' line")
             }
             if let keys, !{ if case .string(let name) = key { keys.contains(name) } else { false } }() {
@@ -170,7 +190,12 @@ struct FrontMatterReader {
         if text.isEmpty || text.first == "#" {
             row += 1
             skipBlankLines()
-            guard row < lines.count, indents[row] > dashColumn else { return .null }
+            guard row < lines.count else { return .null }
+            let next = content(row)
+            // as after a key, PyYAML takes a block scalar header at the dash's own column
+            guard indents[row] > dashColumn || (indents[row] == dashColumn && (next.first == "|" || next.first == ">")) else {
+                return .null
+            }
             return try parseNode(parent: dashColumn)
         }
         // "- key: value" and "- - item" open a collection at the column after the dash: re-read
@@ -190,8 +215,10 @@ struct FrontMatterReader {
         row += 1
         skipBlankLines()
         guard row < lines.count else { return .null }
-        // A list under a key may sit at the key's own column ("indentless" sequence).
-        if indents[row] > parent || (indents[row] == parent && isSequenceItem(content(row))) {
+        // A list under a key may sit at the key's own column ("indentless" sequence); PyYAML also
+        // accepts a block scalar header there.
+        let next = content(row)
+        if indents[row] > parent || (indents[row] == parent && (isSequenceItem(next) || next.first == "|" || next.first == ">")) {
             return try parseNode(parent: parent)
         }
         return .null
@@ -299,8 +326,9 @@ struct FrontMatterReader {
             }
             rest = rest.dropFirst()
         }
+        // indicators end at a space or the line end; then only a comment may follow
         let trailer = Substring(rest).drop(while: { $0 == " " })
-        if !(trailer.isEmpty || trailer.first == "#") {
+        if !(rest.isEmpty || (rest.first == " " && (trailer.isEmpty || trailer.first == "#"))) {
             throw .malformed(line: row + 1, "expected a comment or a line break after a block scalar header")
         }
         row += 1
@@ -358,6 +386,7 @@ struct FrontMatterReader {
     }
 
     private func peek(_ c: Cursor) -> Unicode.Scalar? {
+        guard c.row < lines.count else { return nil }
         let line = lines[c.row]
         if c.index < line.endIndex { return line.unicodeScalars[c.index] }
         return c.row + 1 < lines.count ? "\n" : nil
@@ -370,6 +399,7 @@ struct FrontMatterReader {
     }
 
     private func advance(_ c: inout Cursor) {
+        guard c.row < lines.count else { return }
         let line = lines[c.row]
         if c.index < line.endIndex {
             c.index = line.unicodeScalars.index(after: c.index)
@@ -381,6 +411,7 @@ struct FrontMatterReader {
 
     /// After a flow node in block context only a comment may follow on its line.
     private mutating func finishLine(_ cursor: Cursor) throws(ModelCardError) {
+        guard cursor.row < lines.count else { row = lines.count; return }
         let tail = lines[cursor.row][cursor.index...].drop(while: { $0 == " " })
         if !tail.isEmpty && tail.first != "#" {
             if tail.first == ":" { throw .malformed(line: cursor.row + 1, "mapping values are not allowed here") }
@@ -431,6 +462,8 @@ struct FrontMatterReader {
                 skipFlowSpace(&c)
                 if peek(c) == "}" { advance(&c); break }
                 let key = try parseFlowNode(&c, depth: depth + 1)
+                if case .sequence = key { throw .malformed(line: c.row + 1, "a list cannot be a mapping key") }
+                if case .mapping = key { throw .malformed(line: c.row + 1, "a mapping cannot be a mapping key") }
                 skipFlowSpace(&c)
                 var value = ModelCardValue.null
                 if peek(c) == ":" {
@@ -451,9 +484,11 @@ struct FrontMatterReader {
             return .string(try scanQuoted(&c))
         case "&", "*", "!":
             throw .unsupported(line: c.row + 1, "anchors, aliases and tags")
-        case "?" where second == " " || second == "\n":
+        case "?":
+            // in flow context "?" always introduces an explicit key
             throw .unsupported(line: c.row + 1, "a complex mapping key")
-        case "]", "}", ",", "|", ">", "%", "@", "`":
+        case "]", "}", ",", "|", ">", "%", "@", "`", ":":
+            // in flow context ":" is always a value indicator, never the start of a scalar
             throw .malformed(line: c.row + 1, "unexpected '\(first)' in a flow collection")
         case "-" where second == " " || second == "\n":
             throw .malformed(line: c.row + 1, "sequence entries are not allowed in a flow collection")
