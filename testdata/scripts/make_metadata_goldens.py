@@ -1022,7 +1022,25 @@ def main():
         for total in TOTALS:
             ids.append({"id": model_id, "total_params": total,
                         "components": list(gguf.Metadata.get_model_id_components(model_id, total))})
-    titles = [{"text": t, "title": gguf.Metadata.id_to_title(t)} for t in MODEL_IDS + TITLE_EXTRA]
+    # Seeded random ids built from the kinds of parts real names have.
+    import random
+    rng = random.Random(7)
+    words = ["Llama", "mistral", "Qwen2.5", "phi", "gemma", "SmolLM2", "Yi", "vicuna", "TinyLlama", "open", "x",
+             "Coder", "base", "hf", "GGUF", "it", "DPO", "v0.1", "v2", "3", "3.1", "iter5", "7B", "7b", "1.5B",
+             "135M", "8x7B", "8x22b", "13b1", "2_7B", "A3B", "1T", "350k", "32k", "128K", "small", "XL", "mini",
+             "Q4_K_M", "q8_0", "bf16", "F16", "fp32", "iq2_xs", "Chat", "instruct", "Vision", "LoRA", "lora",
+             "", "ǅemo", "modèl", "٣B"]
+    random_ids = []
+    for _ in range(400):
+        name = "-".join(rng.choice(words) for _ in range(rng.randint(1, 6)))
+        if rng.random() < 0.3:
+            name = rng.choice(["meta-llama", "mistralai", "Qwen", ".", "..", "a b"]) + "/" + name
+        random_ids.append(name)
+    for model_id in random_ids:
+        total = rng.choice(TOTALS)
+        ids.append({"id": model_id, "total_params": total,
+                    "components": list(gguf.Metadata.get_model_id_components(model_id, total))})
+    titles = [{"text": t, "title": gguf.Metadata.id_to_title(t)} for t in MODEL_IDS + TITLE_EXTRA + random_ids]
     write_json(out / "model_ids.json", {"components": ids, "titles": titles})
 
     notation = [{"count": n, "min_digits": d, "result": gguf.model_weight_count_rounded_notation(n, d)}
