@@ -87,7 +87,7 @@ public enum HFToGGUF {
 
         let metadata = try LlamaGGUFMetadata.entries(
             directory: directory, architecture: arch, fileType: fileType,
-            parameterCount: ordered.reduce(0) { $0 + $1.elementCount }, options: options)
+            tensors: planned.map { ($0.name, $0.shape) }, options: options)
         return GGUFPlan(metadata: metadata, tensors: planned)
     }
 

@@ -7,13 +7,13 @@ public import Formats
 enum LlamaGGUFMetadata {
     static func entries(
         directory: HFModelDirectory, architecture arch: ArchitectureDescription, fileType: GGMLType,
-        parameterCount: Int, options: ConvertOptions
+        tensors: [(name: String, shape: [Int])], options: ConvertOptions
     ) throws -> GGUFMetadata {
         let config = directory.config
         var kv: [GGUFKeyValue] = []
         kv.append(GGUFKeyValue(GGUFKeys.General.architecture, .string(arch.ggufName)))
         kv.append(GGUFKeyValue(GGUFKeys.General.type, .string("model")))
-        kv += try GeneralMetadata.entries(directory: directory, parameterCount: parameterCount)
+        kv += try GeneralMetadata.entries(directory: directory, tensors: tensors)
         kv += try hyperParameters(config, arch: arch.ggufName, fileType: fileType)
         kv.append(GGUFKeyValue(GGUFKeys.General.quantizationVersion, .uint32(2)))
         kv += try VocabularyMetadata.entries(directory: directory, vocabPre: options.vocabPre)
