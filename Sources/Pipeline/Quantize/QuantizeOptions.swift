@@ -17,7 +17,7 @@ public enum GGMLFileType: String, Sendable, CaseIterable {
     public init?(name: String) {
         if let match = Self.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) {
             self = match
-        } else if let id = UInt32(name), let match = Self.allCases.first(where: { $0.llamaFileType == id }) {
+        } else if let id = UInt32(name), let match = Self.allCases.first(where: { $0.llamaFileType == id && $0.canonical == $0 }) {
             self = match
         } else {
             return nil
