@@ -430,3 +430,22 @@ import TestSupport
         #expect(rules.fallbackCount == 4)
     }
 }
+
+@Suite struct GGUFRowQuantizerTests {
+    @Test(arguments: [false, true])
+    func valueCheckMatchesItsScalarReference(f16Target: Bool) {
+        var rng = SplitMix64(seed: 7)
+        let specials: [Float] = [.nan, .infinity, -.infinity, 65519, 65520, -65520, 70000, .greatestFiniteMagnitude, -0.0, 1e-40]
+        for trial in 0 ..< 400 {
+            let count = Int(rng.next() % 70)
+            var values = (0 ..< count).map { _ in rng.nextFloat() * 1000 }
+            if count > 0 && trial % 2 == 0 {
+                values[Int(rng.next() % UInt64(count))] = specials[Int(rng.next() % UInt64(specials.count))]
+            }
+            values.withUnsafeBufferPointer { v in
+                let limit = f16Target ? Float(65520).bitPattern : Float.infinity.bitPattern
+                #expect(GGUFRowQuantizer.firstOutOfRange(v, limit: limit) == GGUFRowQuantizer.firstOutOfRangeScalar(v, f16Target: f16Target))
+            }
+        }
+    }
+}

@@ -139,20 +139,32 @@ struct GGUFRowQuantizer: Sendable {
         let batchRows = max(1, Self.batchElements / max(1, rowLength))
         let problem = Mutex<Problem?>(nil)
         let failure = Mutex<GGMLQuantizeError?>(nil)
+        // f32 rows laid out in order are quantized where they lie (as llama-quantize does);
+        // everything else is decoded into a scratch batch first.
+        let direct = source.denseType == .f32 && intermediate == nil && permutation == nil
+            && Int(bitPattern: input.baseAddress) % MemoryLayout<Float>.alignment == 0
         parallelChunks(count: rows.count, threads: threads, minimumChunk: batchRows) { part in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, min(batchRows, part.count) * me.rowLength)) { scratch in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: direct ? 1 : max(1, min(batchRows, part.count) * me.rowLength)) { scratch in
                 var r = part.lowerBound
                 while r < part.upperBound {
                     let n = min(batchRows, part.upperBound - r)
-                    let values = UnsafeMutableBufferPointer(rebasing: scratch[0 ..< n * me.rowLength])
                     do throws(GGMLQuantizeError) {
-                        try me.decode(rows: first + r, count: n, input: input, into: values)
-                        if let d = me.intermediate { Self.round(values, through: d) }
-                        if me.checkValues, let p = me.firstProblem(values, baseIndex: (first + r) * me.rowLength) {
+                        let values: UnsafeBufferPointer<Float>
+                        if direct, let base = input.baseAddress {
+                            let start = (base + (first + r) * me.sourceRowBytes).assumingMemoryBound(to: Float.self)
+                            values = UnsafeBufferPointer(start: start, count: n * me.rowLength)
+                        } else {
+                            let buffer = UnsafeMutableBufferPointer(rebasing: scratch[0 ..< n * me.rowLength])
+                            try me.decode(rows: first + r, count: n, input: input, into: buffer)
+                            if let d = me.intermediate { Self.round(buffer, through: d) }
+                            values = UnsafeBufferPointer(buffer)
+                        }
+                        if me.checkValues, let i = Self.firstOutOfRange(values, limit: me.magnitudeLimit) {
+                            let p = Problem(index: (first + r) * me.rowLength + i, value: values[i], overflow: values[i].isFinite)
                             problem.withLock { if let q = $0, q.index <= p.index { return }; $0 = p }
                         }
                         let out = UnsafeMutableRawBufferPointer(rebasing: output[r * me.targetRowBytes ..< (r + n) * me.targetRowBytes])
-                        try me.encode(UnsafeBufferPointer(values), into: out)
+                        try me.encode(values, into: out)
                     } catch {
                         failure.withLock { if $0 == nil { $0 = error } }
                     }
@@ -219,17 +231,33 @@ struct GGUFRowQuantizer: Sendable {
         }
     }
 
-    /// The first NaN/Inf (or, for an F16 target, the first value that rounds to infinity).
-    private func firstProblem(_ values: UnsafeMutableBufferPointer<Float>, baseIndex: Int) -> Problem? {
-        // 65520 is the smallest magnitude that rounds to infinity in F16.
-        let limit: Float = target == .f16 ? 65520 : .infinity
-        for i in values.indices {
-            let v = values[i]
-            if !(abs(v) < limit) {
-                return Problem(index: baseIndex + i, value: v, overflow: v.isFinite)
-            }
+    /// Bit pattern of the smallest magnitude refused: infinity (NaN lies above it), or for an F16
+    /// target 65520, the smallest value that rounds to infinity in F16.
+    var magnitudeLimit: UInt32 { target == .f16 ? Float(65520).bitPattern : Float.infinity.bitPattern }
+
+    /// Index of the first value whose magnitude bits reach `limit` (positive floats order like
+    /// their bit patterns), checked 16 at a time.
+    static func firstOutOfRange(_ values: UnsafeBufferPointer<Float>, limit: UInt32) -> Int? {
+        guard let base = values.baseAddress else { return nil }
+        let raw = UnsafeRawPointer(base)
+        let mask = SIMD16<UInt32>(repeating: 0x7FFF_FFFF), bound = SIMD16<UInt32>(repeating: limit)
+        var i = 0
+        while i + 16 <= values.count {
+            let bits = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self) & mask
+            if any(bits .>= bound) { break }
+            i += 16
+        }
+        while i < values.count {
+            if values[i].bitPattern & 0x7FFF_FFFF >= limit { return i }
+            i += 1
         }
         return nil
+    }
+
+    /// Reference for ``firstOutOfRange(_:limit:)``: one value at a time, by value.
+    static func firstOutOfRangeScalar(_ values: UnsafeBufferPointer<Float>, f16Target: Bool) -> Int? {
+        let limit: Float = f16Target ? 65520 : .infinity
+        return values.firstIndex { !(abs($0) < limit) }
     }
 
     /// Value check for bytes copied unchanged.
