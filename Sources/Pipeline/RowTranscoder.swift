@@ -127,6 +127,10 @@ public struct RowTranscoder: Sendable {
                     let dst = UnsafeMutableRawBufferPointer(rebasing: out[i * me.targetRowBytes ..< (i + 1) * me.targetRowBytes])
                     if me.source == me.target {
                         dst.copyMemory(from: src)
+                    } else if me.source.denseType == .f32, Int(bitPattern: src.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+                        // f32 input needs no decode pass: encode straight from the mapped row.
+                        RowCodec.encode(UnsafeBufferPointer(start: src.baseAddress!.assumingMemoryBound(to: Float.self), count: me.rowLength),
+                                        me.target, into: dst)
                     } else {
                         RowCodec.decode(src, me.source, into: scratch)
                         RowCodec.encode(UnsafeBufferPointer(scratch), me.target, into: dst)

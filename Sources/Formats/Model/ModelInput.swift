@@ -94,6 +94,11 @@ public final class CheckpointTensorSource: TensorSource {
     public func bytes(of entry: TensorEntry) throws -> UnsafeRawBufferPointer {
         checkpoint.bytes(of: checkpoint.tensors[entry.index])
     }
+
+    public func releasePages(of entry: TensorEntry) {
+        let t = checkpoint.tensors[entry.index]
+        checkpoint.file(of: t).releasePages(of: t.tensor)
+    }
 }
 
 /// A GGUF model (one file or a split set) as a ``TensorSource``.
@@ -113,5 +118,10 @@ public final class GGUFTensorSource: TensorSource {
 
     public func bytes(of entry: TensorEntry) throws -> UnsafeRawBufferPointer {
         try model.bytes(of: model.tensors[entry.index])
+    }
+
+    public func releasePages(of entry: TensorEntry) {
+        let t = model.tensors[entry.index]
+        if let bytes = try? model.bytes(of: t) { model.parts[t.part].releasePages(of: bytes) }
     }
 }

@@ -71,6 +71,17 @@ public protocol TensorSource: AnyObject, Sendable {
     var entries: [TensorEntry] { get }
     /// The bytes of `entry`; valid while the source is alive.
     func bytes(of entry: TensorEntry) throws -> UnsafeRawBufferPointer
+    /// Tells the source the caller is done with `entry` for now, so its mapped pages can leave
+    /// the resident set (streaming pipelines call this after each tensor).
+    func releasePages(of entry: TensorEntry)
+}
+
+extension TensorSource {
+    /// Asks the kernel to start reading `entry`'s pages ahead of use (MADV_WILLNEED), so a
+    /// streaming pass does not stall on one page fault at a time.
+    public func prefetch(_ entry: TensorEntry) {
+        if let bytes = try? self.bytes(of: entry) { MappedFile.adviseWillNeed(bytes) }
+    }
 }
 
 extension TensorSource {

@@ -84,6 +84,7 @@ public enum GGUFToHF {
             try transcoder.run(input: try source.bytes(of: p.entry)) { capacity, fill in
                 try file.withWritableBuffer(capacity: capacity, fill)
             }
+            source.releasePages(of: p.entry)
         }
         try out.commit()
 
