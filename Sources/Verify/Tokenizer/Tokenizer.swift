@@ -374,11 +374,12 @@ public struct Tokenizer: Sendable {
             }
             flush()
             if isSentencePiece {
-                if type == GGUFTokenType.control.rawValue { continue }
-                if type == GGUFTokenType.unknown.rawValue, let surface = e.unknownSurface {
+                // The unknown id first: a converted vocabulary may type it CONTROL (a special added token).
+                if id == Int(e.bpe.unknownID) || type == GGUFTokenType.unknown.rawValue, let surface = e.unknownSurface {
                     out += surface
                     continue
                 }
+                if type == GGUFTokenType.control.rawValue { continue }
             }
             var piece = tokenBytes[id][...]
             if isSentencePiece && atStart && e.stripFirstSpace && piece.starts(with: mark) {
