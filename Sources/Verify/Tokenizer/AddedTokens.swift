@@ -37,8 +37,8 @@ struct AddedTokenMatcher: Sendable {
 
     init(_ added: [AddedToken]) {
         var tokens: [(scalars: [Unicode.Scalar], token: AddedToken)] = []
-        var seen = Set<String>()
-        for token in added where !token.content.isEmpty && seen.insert(token.content).inserted {
+        var seen = Set<[UInt8]>()  // by bytes: String equality is canonical equivalence
+        for token in added where !token.content.isEmpty && seen.insert(Array(token.content.utf8)).inserted {
             tokens.append((Array(token.content.unicodeScalars), token))
         }
         var byFirst: [Unicode.Scalar: [Int]] = [:]

@@ -132,6 +132,8 @@ struct ByteLevelBPE: Sendable {
     ///   - merges: `"left right"` strings in rank order.
     init(tokens: [String], isModelToken: (Int) -> Bool, merges mergeList: [String], ignoreMerges: Bool,
          unknownID: Int32?) {
+        // Keyed by String: byte-level token strings use precomposed scalars only (no combining marks are in the
+        // byte map), so String's canonical-equivalence equality cannot merge two distinct tokens.
         var idOfString: [String: Int32] = [:]
         var byBytes: [[UInt8]: Int32] = [:]
         var byteTokens = [Int32](repeating: -1, count: 256)

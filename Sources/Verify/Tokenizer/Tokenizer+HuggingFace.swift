@@ -31,7 +31,8 @@ extension Tokenizer {
         let tokens = vocabulary.tokens
         let types = vocabulary.tokenTypes
         let control = Set(tokens.indices.filter { types[$0] == GGUFTokenType.control.rawValue })
-        func id(of token: String) -> Int? { tokens.firstIndex(of: token) }
+        // By code points: Swift's String equality would also match a canonically equivalent token.
+        func id(of token: String) -> Int? { tokens.firstIndex { $0.unicodeScalars.elementsEqual(token.unicodeScalars) } }
 
         guard let json = source.tokenizerJSON else {
             try self.init(sentencePieceSource: source, vocabulary: vocabulary, special: control)

@@ -87,8 +87,9 @@ public struct Tokenizer: Sendable {
     /// record them); Qwen2's NFC normalization is applied (llama.cpp skips it, the Hugging Face tokenizer does
     /// not). SentencePiece: no normalization beyond the dummy prefix (`add_space_prefix`, default true) and
     /// `▁` for spaces (GGUF files do not carry a precompiled character map; real LLaMA / Mistral models have
-    /// none); USER_DEFINED tokens are kept whole. `add_bos_token` defaults to true for SentencePiece and false
-    /// for BPE, `add_eos_token` to false.
+    /// none); USER_DEFINED tokens are kept whole and CONTROL tokens are not matched in text, as in sentencepiece
+    /// (llama.cpp's `parse_special` would match them). `add_bos_token` defaults to true for SentencePiece and
+    /// false for BPE, `add_eos_token` to false.
     ///
     /// - Throws: ``TokenizerError/unsupported(_:)`` for another model or pre-tokenizer name,
     ///   ``TokenizerError/invalidMetadata(_:)`` for an inconsistent vocabulary.
