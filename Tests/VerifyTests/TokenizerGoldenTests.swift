@@ -37,12 +37,13 @@ struct TokenizeGolden {
         return source
     }
 
-    /// The real SmolLM2-135M-Instruct GGUF when the benchmark preparation has fetched it
-    /// (`WCONV_SMOLLM2_GGUF`, else `~/.cache/wconv/bench/SmolLM2-135M-Instruct.Q4_1.gguf`), or nil.
+    /// The real SmolLM2-135M-Instruct GGUF when the benchmark preparation has fetched it: `WCONV_SMOLLM2_GGUF`,
+    /// else `${WCONV_CACHE:-$HOME/.cache/wconv}/bench/SmolLM2-135M-Instruct.Q4_1.gguf`; nil when absent.
     static var smolLM2GGUF: String? {
-        let path = ProcessInfo.processInfo.environment["WCONV_SMOLLM2_GGUF"]
-            ?? FileManager.default.homeDirectoryForCurrentUser
-                .appendingPathComponent(".cache/wconv/bench/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["WCONV_CACHE"] ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/wconv").path
+        let path = env["WCONV_SMOLLM2_GGUF"]
+            ?? URL(fileURLWithPath: cache).appendingPathComponent("bench/SmolLM2-135M-Instruct.Q4_1.gguf").path
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
