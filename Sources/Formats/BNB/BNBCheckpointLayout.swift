@@ -105,7 +105,8 @@ public enum BNBTensorGroup: Sendable, Hashable {
 /// `M.weight` an int8 weight. Pieces without their weight, weights without pieces, or a 2-D
 /// int8 `.weight` without `.SCB` in an int8 checkpoint are errors. Everything else is plain.
 public struct BNBCheckpointLayout: Sendable {
-    /// Every logical tensor, in the order of its first stored entry in the source.
+    /// Every logical tensor, in source order; a quantized weight sits where its main entry
+    /// (`P` or `M.weight`) is.
     public let groups: [BNBTensorGroup]
     /// config.json's `quantization_config`, when it is a bitsandbytes block.
     public let config: BNBQuantizationConfig?

@@ -12,6 +12,11 @@ public struct BNBQuantState: Sendable, Hashable {
         /// `nested_offset`: the float32 mean subtracted from the absmax values before quantizing
         /// them. Stored as a Python float; bitsandbytes reads it back into a float32 tensor.
         public let offset: Float
+
+        public init(blockSize: Int, offset: Float) {
+            self.blockSize = blockSize
+            self.offset = offset
+        }
     }
 
     public let quantType: BNB4BitType
