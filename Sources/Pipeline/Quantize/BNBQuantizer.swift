@@ -232,6 +232,18 @@ public enum BNBQuantizer {
         return out
     }
 
+    /// The absmax the 4-bit kernel itself stores, for testing ``blockAbsmax(_:blockSize:)`` against it.
+    static func kernelBlockAbsmax(_ x: [Float], blockSize: Int) throws -> [Float] {
+        var packed = [UInt8](repeating: 0, count: FourBit.packedByteCount(elementCount: x.count))
+        var absmax = [Float](repeating: 0, count: FourBit.blockCount(elementCount: x.count, blockSize: blockSize))
+        try x.withUnsafeBufferPointer { v in
+            try packed.withUnsafeMutableBytes { p in
+                try absmax.withUnsafeMutableBufferPointer { a in try FourBit.quantize(v, kind: .nf4, blockSize: blockSize, into: p, absmax: a) }
+            }
+        }
+        return absmax
+    }
+
     static func checkFinite(_ values: [Float], tensor: String, file: String) throws {
         if let (index, value) = BNBTensorValues.firstNonFinite(values) {
             throw PathError(path: file, TranscodeError.nonFiniteValue(tensor: tensor, index: index, value: value))
