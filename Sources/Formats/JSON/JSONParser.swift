@@ -102,8 +102,8 @@ public enum JSONParser {
         case json_type_object:
             var members: [(String, JSONValue)] = []
             var it = json_object_iter_begin(obj)
-            let end = json_object_iter_end(obj)
-            while json_object_iter_equal(&it, withUnsafePointer(to: end) { $0 }) == 0 {
+            var end = json_object_iter_end(obj)
+            while json_object_iter_equal(&it, &end) == 0 {
                 let name = String(cString: json_object_iter_peek_name(&it))
                 members.append((name, convert(json_object_iter_peek_value(&it))))
                 json_object_iter_next(&it)
