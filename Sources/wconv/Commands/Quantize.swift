@@ -71,14 +71,14 @@ struct Quantize: ParsableCommand {
         valueName: "T"))
     var fileType: String?
 
-    @Option(help: "NF4/FP4 block size: 32, 64, 128, 256, 512, 1024, 2048 or 4096.")
-    var blocksize: Int = 64
+    @Option(help: "NF4/FP4 block size: 32, 64, 128, 256, 512, 1024, 2048 or 4096 (default: 64).")
+    var blocksize: Int?
 
     @Flag(help: "NF4/FP4: keep the block absmax values as float32 (no double quantization).")
     var noDoubleQuant = false
 
-    @Option(help: "NF4/FP4: bnb_4bit_compute_dtype recorded in config.json (f32, f16 or bf16).")
-    var computeDtype: FloatTypeArgument = .bf16
+    @Option(help: "NF4/FP4: bnb_4bit_compute_dtype recorded in config.json: f32, f16 or bf16 (default: bf16).")
+    var computeDtype: FloatTypeArgument?
 
     @Option(help: ArgumentHelp("--type: give tensors whose name matches REGEX this type (repeatable; first match wins).",
                                valueName: "REGEX=TYPE"))
@@ -126,10 +126,10 @@ struct Quantize: ParsableCommand {
         }
         let fourBit = nf4 || fp4
         if !fourBit {
-            if blocksize != 64 { throw ValidationError("--blocksize applies only to --nf4 and --fp4; remove it.") }
+            if blocksize != nil { throw ValidationError("--blocksize applies only to --nf4 and --fp4; remove it.") }
             if noDoubleQuant { throw ValidationError("--no-double-quant applies only to --nf4 and --fp4; remove it.") }
-            if computeDtype != .bf16 { throw ValidationError("--compute-dtype applies only to --nf4 and --fp4; remove it.") }
-        } else if ![32, 64, 128, 256, 512, 1024, 2048, 4096].contains(blocksize) {
+            if computeDtype != nil { throw ValidationError("--compute-dtype applies only to --nf4 and --fp4; remove it.") }
+        } else if let blocksize, ![32, 64, 128, 256, 512, 1024, 2048, 4096].contains(blocksize) {
             throw ValidationError("--blocksize must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096 (got \(blocksize)).")
         }
         if fileType == nil {
@@ -161,9 +161,9 @@ struct Quantize: ParsableCommand {
         try runCommand {
             guard let scheme else { throw Failure(.usage, "no quantization format chosen") }
             var options = QuantizeOptions(scheme: scheme)
-            options.blockSize = blocksize
+            options.blockSize = blocksize ?? 64
             options.doubleQuant = !noDoubleQuant
-            options.computeDType = computeDtype.dtype
+            options.computeDType = computeDtype?.dtype ?? .bf16
             options.tensorTypeOverrides = tensorType.compactMap { spec in
                 guard let eq = spec.lastIndex(of: "="), let type = GGMLType(name: String(spec[spec.index(after: eq)...])) else { return nil }
                 return (pattern: String(spec[..<eq]), type: type)
