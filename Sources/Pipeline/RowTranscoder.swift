@@ -93,8 +93,12 @@ public struct RowTranscoder: Sendable {
     /// whole rows, each written into a buffer `emit` provides.
     /// - Parameter emit: called with a byte capacity and a closure that fills a buffer of that
     ///   size; typically `GGUFTensorSink.withWritableBuffer` or `OutputFile.withWritableBuffer`.
+    ///   - consumed: called with each part of `input` once it has been read for the last time
+    ///     (chunk by chunk when rows are in order; the whole input at the end otherwise), so a
+    ///     mapped input can release its pages as the pass goes.
     public func run(
         input: UnsafeRawBufferPointer,
+        consumed: ((UnsafeRawBufferPointer) -> Void)? = nil,
         emit: (Int, (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Void
     ) throws {
         precondition(input.count >= rowCount * sourceRowBytes, "RowTranscoder: input shorter than the tensor")
@@ -109,8 +113,12 @@ public struct RowTranscoder: Sendable {
                 transcodeRows(chunkStart ..< chunkStart + n, input: input, output: buffer)
                 return n * targetRowBytes
             }
+            if permutation == nil, let consumed {
+                consumed(UnsafeRawBufferPointer(rebasing: input[chunkStart * sourceRowBytes ..< (chunkStart + n) * sourceRowBytes]))
+            }
             start += n
         }
+        if permutation != nil, let consumed { consumed(input) }
     }
 
     private func transcodeRows(_ rows: Range<Int>, input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) {
@@ -127,6 +135,10 @@ public struct RowTranscoder: Sendable {
                     let dst = UnsafeMutableRawBufferPointer(rebasing: out[i * me.targetRowBytes ..< (i + 1) * me.targetRowBytes])
                     if me.source == me.target {
                         dst.copyMemory(from: src)
+                    } else if me.source.denseType == .f32, Int(bitPattern: src.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+                        // f32 input needs no decode pass: encode straight from the mapped row.
+                        RowCodec.encode(UnsafeBufferPointer(start: src.baseAddress!.assumingMemoryBound(to: Float.self), count: me.rowLength),
+                                        me.target, into: dst)
                     } else {
                         RowCodec.decode(src, me.source, into: scratch)
                         RowCodec.encode(UnsafeBufferPointer(scratch), me.target, into: dst)

@@ -21,7 +21,9 @@ public enum DenseFloat {
         case .f32:
             for i in 0 ..< count { destination[i] = Float(bitPattern: UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         case .f16:
-            for i in 0 ..< count { destination[i] = HalfFloat.float(f16Bits: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            // Branch-free scalar code the compiler vectorizes (little-endian hosts only).
+            let halves = source.bindMemory(to: UInt16.self)
+            for i in 0 ..< count { destination[i] = HalfFloatSIMD.float(f16Bits: halves[i]) }
         case .bf16:
             for i in 0 ..< count { destination[i] = HalfFloat.float(bf16Bits: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         default:
@@ -37,9 +39,20 @@ public enum DenseFloat {
         case .f32:
             for i in 0 ..< count { destination.storeBytes(of: source[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
         case .f16:
-            for i in 0 ..< count { destination.storeBytes(of: HalfFloat.f16Bits(source[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            let halves = destination.bindMemory(to: UInt16.self)
+            for i in 0 ..< count { halves[i] = HalfFloatSIMD.f16Bits(source[i]) }
         case .bf16:
-            for i in 0 ..< count { destination.storeBytes(of: HalfFloat.bf16Bits(source[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            var i = 0
+            while i + 8 <= count {
+                let f = UnsafeRawPointer(source.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
+                let h = SIMD8<UInt16>(truncatingIfNeeded: HalfFloatSIMD.bf16Bits(f))
+                destination.storeBytes(of: h, toByteOffset: 2 * i, as: SIMD8<UInt16>.self)
+                i += 8
+            }
+            while i < count {
+                destination.storeBytes(of: HalfFloat.bf16Bits(source[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                i += 1
+            }
         default:
             preconditionFailure("DenseFloat.encode: \(dtype) is not a float dtype")
         }

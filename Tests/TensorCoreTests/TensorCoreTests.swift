@@ -1,5 +1,6 @@
 import Testing
 import TensorCore
+import TestSupport
 
 @Suite struct HalfFloatTests {
     @Test func bf16RoundsToNearestEven() {
@@ -93,6 +94,66 @@ import TensorCore
                 for i in range { h[i] += 1 }
             }
             #expect(hits.allSatisfy { $0 == 1 })
+        }
+    }
+}
+
+@Suite struct HalfFloatSIMDTests {
+    /// Every f16 value, the midpoints between neighbours (the rounding ties), values just either
+    /// side of them, subnormals, overflow and a million random bit patterns.
+    static func probeValues() -> [Float] {
+        var values: [Float] = []
+        for h in 0 ..< 0x7C00 as Range<UInt16> {
+            let a = Float(Float16(bitPattern: h)), b = Float(Float16(bitPattern: h + 1))
+            let mid = (a + b) / 2
+            values += [a, -a, mid, -mid, mid.nextUp, mid.nextDown, -mid.nextUp]
+        }
+        values += [.infinity, -.infinity, 65504, 65520, 65519.99, 1e-8, -1e-8, 6e-8, 2.9e-8, .greatestFiniteMagnitude, .leastNonzeroMagnitude]
+        var rng = SplitMix64(seed: 7)
+        for _ in 0 ..< 1_000_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        return values
+    }
+
+    @Test func f16EncodeEqualsFloat16Init() {
+        let values = Self.probeValues()
+        var i = 0
+        while i + 8 <= values.count {
+            let v = SIMD8<Float>(values[i ..< i + 8])
+            let fast = HalfFloatSIMD.f16Bits(v)
+            for lane in 0 ..< 8 {
+                if v[lane].isNaN {
+                    #expect(Float(Float16(bitPattern: UInt16(fast[lane]))).isNaN)
+                } else if UInt16(fast[lane]) != Float16(v[lane]).bitPattern {
+                    Issue.record("f16(\(v[lane])) = \(fast[lane]), expected \(Float16(v[lane]).bitPattern)")
+                    return
+                }
+            }
+            i += 8
+        }
+    }
+
+    @Test func f16DecodeIsExactForEveryPattern() {
+        for base in stride(from: 0, to: 65536, by: 8) {
+            let h = SIMD8<UInt32>((0 ..< 8).map { UInt32(base + $0) })
+            let fast = HalfFloatSIMD.float(f16Bits: h)
+            for lane in 0 ..< 8 {
+                let expected = Float(Float16(bitPattern: UInt16(h[lane])))
+                #expect(fast[lane].bitPattern == expected.bitPattern || (fast[lane].isNaN && expected.isNaN))
+            }
+        }
+    }
+
+    @Test func bf16EncodeEqualsScalar() {
+        let values = Self.probeValues()
+        var i = 0
+        while i + 8 <= values.count {
+            let v = SIMD8<Float>(values[i ..< i + 8])
+            let fast = HalfFloatSIMD.bf16Bits(v)
+            for lane in 0 ..< 8 where UInt16(fast[lane]) != HalfFloat.bf16Bits(v[lane]) {
+                Issue.record("bf16(\(v[lane]))")
+                return
+            }
+            i += 8
         }
     }
 }

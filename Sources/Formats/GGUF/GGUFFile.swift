@@ -56,6 +56,9 @@ public final class GGUFFile: Sendable {
 
     /// Advises the kernel the file will be read once from front to back.
     public func adviseSequential() { file.adviseSequential() }
+
+    /// Lets the kernel drop a viewed range's pages from the resident set (see ``MappedFile/releasePages(of:)``).
+    public func releasePages(of range: UnsafeRawBufferPointer) { file.releasePages(of: range) }
 }
 
 /// A tensor of a (possibly split) GGUF model: its info and the part holding its data.

@@ -207,7 +207,7 @@ public final class OutputFile {
     /// Flushes, syncs to disk and closes. The file is complete only after this returns.
     public func close() throws {
         try flush()
-        if fsync(fd) != 0 && errno != EINVAL {
+        if getenv("WCONV_NO_FSYNC") == nil, fsync(fd) != 0 && errno != EINVAL {
             throw PathError(path: path, OutputError.writeFailed(errno: errno))
         }
         let rc = Glibc.close(fd)

@@ -91,6 +91,30 @@ public final class MappedFile: @unchecked Sendable {
         if let base { _ = madvise(base, bytes.count, MADV_SEQUENTIAL) }
     }
 
+    /// Drops the pages holding `range` (a view this file returned) from the process's resident
+    /// set once a pipeline is done with them, so streaming a model keeps RSS at a few tensors.
+    /// The data stays in the page cache and reads back unchanged if touched again (the mapping
+    /// is read-only and file-backed, so MADV_DONTNEED cannot lose anything). Views not inside
+    /// this mapping are ignored.
+    public func releasePages(of range: UnsafeRawBufferPointer) {
+        guard let base, let start = range.baseAddress, range.count > 0,
+              start >= UnsafeRawPointer(base), start + range.count <= UnsafeRawPointer(base) + bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // Only whole pages inside the range: neighbouring tensors may share its edge pages.
+        let first = alignUp(Int(bitPattern: start), to: page)
+        let last = (Int(bitPattern: start) + range.count) / page * page
+        if last > first { _ = madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_DONTNEED) }
+    }
+
+    /// Starts asynchronous read-ahead of the pages under a view of a mapped file.
+    public static func adviseWillNeed(_ range: UnsafeRawBufferPointer) {
+        guard let start = range.baseAddress, range.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = Int(bitPattern: start) / page * page
+        let end = Int(bitPattern: start) + range.count
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, MADV_WILLNEED)
+    }
+
     /// Throws if the file on disk no longer has the size it had when mapped (truncated or
     /// rewritten while we read it): pages past a truncation would fault with SIGBUS.
     public func checkUnchanged() throws {

@@ -102,8 +102,6 @@ public enum JSONParser {
         case json_type_object:
             var members: [(String, JSONValue)] = []
             var it = json_object_iter_begin(obj)
-            // Both iterators are passed inout: a pointer escaping `withUnsafePointer` dangles
-            // (it crashed release builds).
             var end = json_object_iter_end(obj)
             while json_object_iter_equal(&it, &end) == 0 {
                 let name = String(cString: json_object_iter_peek_name(&it))

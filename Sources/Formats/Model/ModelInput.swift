@@ -94,6 +94,10 @@ public final class CheckpointTensorSource: TensorSource {
     public func bytes(of entry: TensorEntry) throws -> UnsafeRawBufferPointer {
         checkpoint.bytes(of: checkpoint.tensors[entry.index])
     }
+
+    public func releasePages(of view: UnsafeRawBufferPointer) {
+        for file in checkpoint.files { file.releasePages(ofView: view) }
+    }
 }
 
 /// A GGUF model (one file or a split set) as a ``TensorSource``.
@@ -113,5 +117,9 @@ public final class GGUFTensorSource: TensorSource {
 
     public func bytes(of entry: TensorEntry) throws -> UnsafeRawBufferPointer {
         try model.bytes(of: model.tensors[entry.index])
+    }
+
+    public func releasePages(of view: UnsafeRawBufferPointer) {
+        for part in model.parts { part.releasePages(of: view) }
     }
 }

@@ -47,6 +47,17 @@ public final class SafetensorsFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: mapped.bytes[header.dataStart + tensor.dataOffsets.lowerBound ..< header.dataStart + tensor.dataOffsets.upperBound])
     }
 
+    /// Lets the kernel drop `tensor`'s pages from this process's resident set (see
+    /// ``MappedFile/releasePages(of:)``); its bytes remain readable.
+    public func releasePages(of tensor: SafetensorsTensor) {
+        mapped.releasePages(of: bytes(of: tensor))
+    }
+
+    /// The same for any view into this file (ignored if it is not one).
+    public func releasePages(ofView view: UnsafeRawBufferPointer) {
+        mapped.releasePages(of: view)
+    }
+
     /// The data of the tensor called `name`.
     /// - Throws: ``PathError`` wrapping ``SafetensorsError/tensorNotFound(_:)``.
     public func bytes(named name: String) throws -> UnsafeRawBufferPointer {

@@ -103,10 +103,11 @@ public enum HFToGGUF {
                 try values.withUnsafeBytes { try sink.write($0) }
             case .input(let entry):
                 let bytes = try source.bytes(of: entry)
+                source.prefetch(entry)
                 let transcoder = try RowTranscoder(
                     tensorName: entry.name, shape: entry.shape, source: entry.encoding, target: .ggml(tensor.type),
                     permutation: tensor.permutation, threads: options.threads)
-                try transcoder.run(input: bytes) { capacity, fill in
+                try transcoder.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
                     try sink.withWritableBuffer(capacity: capacity, fill)
                 }
             }
