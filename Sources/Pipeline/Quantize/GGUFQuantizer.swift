@@ -241,7 +241,9 @@ public enum GGUFQuantizer {
                     source: t.storage,
                     intermediate: intermediate, target: t.type, permutation: permutation,
                     checkValues: !options.allowNonFinite, threads: options.threads)
-                try job.run(input: try source.bytes(of: entry)) { capacity, fill in
+                let bytes = try source.bytes(of: entry)
+                source.prefetch(entry)
+                try job.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
                     try sink.withWritableBuffer(capacity: capacity, fill)
                 }
             }

@@ -97,8 +97,12 @@ struct GGUFRowQuantizer: Sendable {
     var targetByteCount: Int { rowCount * targetRowBytes }
 
     /// Writes the tensor: `input` is its whole source data (checked to be long enough).
-    /// - Parameter emit: provides an output buffer of the given capacity (a `GGUFTensorSink`).
-    func run(input: UnsafeRawBufferPointer,
+    /// - Parameters:
+    ///   - consumed: called with each part of `input` once it has been read for the last time
+    ///     (slab by slab when rows are in order, all of it at the end otherwise), so a mapped
+    ///     input can drop those pages from the resident set.
+    ///   - emit: provides an output buffer of the given capacity (a `GGUFTensorSink`).
+    func run(input: UnsafeRawBufferPointer, consumed: ((UnsafeRawBufferPointer) -> Void)? = nil,
              emit: (Int, (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Void) throws {
         guard input.count >= rowCount * sourceRowBytes else {
             throw TranscodeError.unsupportedSource(tensor: tensorName, encoding: source)
@@ -120,8 +124,12 @@ struct GGUFRowQuantizer: Sendable {
                 }
                 return n * targetRowBytes
             }
+            if permutation == nil, let consumed {
+                consumed(UnsafeRawBufferPointer(rebasing: input[slab.lowerBound * sourceRowBytes ..< slab.upperBound * sourceRowBytes]))
+            }
             start += n
         }
+        if permutation != nil, let consumed { consumed(input) }
     }
 
     /// The first bad element of a slab: the lowest index wins, whichever worker found it.
