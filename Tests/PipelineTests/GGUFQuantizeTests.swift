@@ -130,6 +130,18 @@ import TestSupport
         #expect(try Data(contentsOf: URL(fileURLWithPath: tmp + "/hf.gguf")) != Data(contentsOf: URL(fileURLWithPath: tmp + "/f32.gguf")))
     }
 
+    @Test func splitInputGivesOneFileWithoutSplitKeys() throws {
+        // llama-quantize reads a gguf-split set as one model and drops split.* from the output.
+        let tmp = Fixtures.temporaryDirectory("wconv-quantize")
+        let whole = try GGUFFile(path: Fixtures.path("golden/tiny-llama-spm.f32.gguf"))
+        let splitter = try GGUFSplitWriter(metadata: whole.metadata, tensors: whole.tensors.map(GGUFTensorDescriptor.init), limit: .maxTensors(8))
+        let parts = try splitter.write(prefix: tmp + "/spm", force: false) { i, sink in try sink.write(try whole.bytes(of: whole.tensors[i])) }
+        #expect(parts.count == 3)
+        let c = try QuantizeGoldens.load("tiny-llama-spm.Q8_0")
+        try GGUFQuantizer.quantize(try ModelInput.open(path: parts[1]), to: tmp + "/out.gguf", options: try QuantizeGoldens.options(c))
+        try Self.expectMatches(tmp + "/out.gguf", c)
+    }
+
     @Test(arguments: [GGMLFileType.Q4_K_M, .Q3_K_M, .Q5_0])
     func sameBytesForAnyThreadCount(fileType: GGMLFileType) throws {
         let tmp = Fixtures.temporaryDirectory("wconv-quantize")

@@ -63,7 +63,7 @@ public struct GGUFQuantizePlan: Sendable {
     public let fileType: GGMLFileType
     /// Requantization and fallback notes.
     public let warnings: [String]
-    let source: (any TensorSource)?
+    let source: any TensorSource
 }
 
 /// GGUF quantization as llama.cpp's `llama-quantize` does it, byte for byte: the same tensor
@@ -103,7 +103,7 @@ public enum GGUFQuantizer {
         }
         var candidates: [Candidate] = []
         var metadata: GGUFMetadata
-        let source: (any TensorSource)?
+        let source: any TensorSource
         switch input {
         case .hf(let directory):
             var convert = ConvertOptions()
@@ -229,7 +229,7 @@ public enum GGUFQuantizer {
             case .generated(let values):
                 try values.withUnsafeBytes { try sink.write($0) }
             case .entry(let entry, let permutation):
-                guard let source = plan.source else { return }
+                let source = plan.source
                 // An HF tensor read as f16/bf16 by the converter's intermediate file: the
                 // quantizer must see the 16-bit values, not the original ones.
                 var intermediate: DType?
