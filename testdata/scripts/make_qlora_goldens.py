@@ -35,6 +35,10 @@ Outputs (all float tensors float32, little-endian safetensors):
   examples; every micro-batch's loss is the sum of token cross-entropies divided by the number of target
   tokens of the whole step (what transformers' Trainer does with num_items_in_batch); then
   clip_grad_norm_(max_norm), torch.optim.AdamW(foreach=False), get_cosine_schedule_with_warmup.
+* qlora_goldens.json, "schedules": the learning rate of 20 steps for transformers' constant (warmup 3),
+  linear and cosine (warmup 3, 17 steps) and cosine without warmup schedules; "adamw": five
+  torch.optim.AdamW(foreach=False) steps on two tensors with seeded gradients, each step's gradients
+  clipped by clip_grad_norm_(max_norm=1.0) first (init, gradients, pre-clip norms, final values, moments).
 * qlora_goldens.json: versions, hyper-parameters, token sequences and masks, losses (float32 values
   as Python floats), and per training step the loss, the pre-clip gradient norm and the learning rate.
 """
@@ -55,7 +59,8 @@ import torch.nn.functional as F
 import transformers
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, get_cosine_schedule_with_warmup
+from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, get_constant_schedule_with_warmup,
+                          get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "testdata", "golden", "qlora")
@@ -203,6 +208,47 @@ def train_run(path):
     return {"model": "tiny-llama-spm", "hyperparameters": hp, "examples": examples, "steps": steps}
 
 
+def schedules():
+    """transformers' schedules through torch's LambdaLR: the lr of each of 20 optimizer steps."""
+    out = {}
+    for kind, make in [("constant", lambda o: get_constant_schedule_with_warmup(o, 3)),
+                       ("linear", lambda o: get_linear_schedule_with_warmup(o, 3, 17)),
+                       ("cosine", lambda o: get_cosine_schedule_with_warmup(o, 3, 17)),
+                       ("cosine_no_warmup", lambda o: get_cosine_schedule_with_warmup(o, 0, 20))]:
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-4)
+        sched = make(opt)
+        lrs = []
+        for _ in range(20):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        out[kind] = lrs
+    return out
+
+
+def adamw_and_clipping():
+    """torch.optim.AdamW (foreach=False) for 5 steps on two tensors with seeded gradients, each step's
+    gradients first clipped with clip_grad_norm_(max_norm=1.0)."""
+    g = torch.Generator().manual_seed(5)
+    params = [torch.randn(300, generator=g).requires_grad_(True), torch.randn(7, 9, generator=g).requires_grad_(True)]
+    init = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=1e-2, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.05, foreach=False)
+    grads, norms = [], []
+    for step in range(5):
+        scale = 0.3 if step % 2 == 0 else 3.0   # some steps below the clipping threshold, some above
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g) * scale / math.sqrt(p.numel())
+        grads.append([p.grad.detach().clone().flatten().tolist() for p in params])
+        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
+        opt.step()
+    flat = lambda ts: [x for t in ts for x in t.detach().flatten().tolist()]
+    state = [opt.state[p] for p in params]
+    return {"lr": 1e-2, "betas": [0.9, 0.99], "eps": 1e-6, "weight_decay": 0.05, "max_norm": 1.0,
+            "init": flat(init), "grads": [[x for t in step for x in t] for step in grads], "norms": norms,
+            "final": flat(params), "exp_avg": flat([s["exp_avg"] for s in state]),
+            "exp_avg_sq": flat([s["exp_avg_sq"] for s in state])}
+
+
 def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -231,6 +277,8 @@ def main():
                                                      unrounded_backward=True),
         },
         "train_spm_f32": train_run(spm),
+        "schedules": {"lr": 2e-4, "steps": schedules()},
+        "adamw": adamw_and_clipping(),
     }
     with open(os.path.join(OUT, "qlora_goldens.json"), "w") as f:
         json.dump(out, f, indent=1)
