@@ -19,6 +19,8 @@ public enum TrainingError: ClassifiedError, Hashable {
     case badSequenceLength(Int, maximum: Int)
     /// A step whose examples contain no target token (the loss would be 0/0).
     case noTargets
+    /// Training example `index` (0-based) has no target token after its first.
+    case exampleWithoutTargets(index: Int)
     /// The loss or a gradient became NaN or infinite.
     case nonFinite(what: String, step: Int)
     /// A checkpoint directory whose contents are missing, damaged or from another run.
@@ -28,7 +30,7 @@ public enum TrainingError: ClassifiedError, Hashable {
         switch self {
         case .unknownTarget, .badHyperparameter: .usage
         case .shapeMismatch, .missingAdapter, .unexpectedAdapter, .badCheckpoint: .malformedInput
-        case .tokenOutOfRange, .badSequenceLength, .noTargets: .malformedInput
+        case .tokenOutOfRange, .badSequenceLength, .noTargets, .exampleWithoutTargets: .malformedInput
         case .nonFinite: .badValue
         }
     }
@@ -44,6 +46,7 @@ public enum TrainingError: ClassifiedError, Hashable {
         case .tokenOutOfRange(let token, let vocabularySize): "token \(token) is outside the vocabulary (0..<\(vocabularySize))"
         case .badSequenceLength(let length, let maximum): "sequence of \(length) tokens (must be 1...\(maximum))"
         case .noTargets: "no target tokens in the step's examples"
+        case .exampleWithoutTargets(let index): "training example \(index + 1) has no target token"
         case .nonFinite(let what, let step): "\(what) is not finite at step \(step)"
         case .badCheckpoint(let reason): "bad checkpoint: \(reason)"
         }
