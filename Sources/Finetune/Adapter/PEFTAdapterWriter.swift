@@ -56,6 +56,26 @@ public enum PEFTAdapterWriter {
         }
     }
 
+    /// Writes the adapter's three files into an existing directory (training output, checkpoint),
+    /// each replaced atomically; other files there are left alone.
+    public static func writeFiles(config: PEFTLoRAConfig, entries: [Entry], into directory: String, dtype: DType = .f32) throws {
+        let files: [(String, [UInt8])] = [
+            (PEFTAdapter.configFileName, Array(config.serialized().utf8)),
+            (PEFTAdapter.weightsFileName, try weightsFile(entries, dtype: dtype)),
+            ("README.md", Array(modelCard(baseModel: config.baseModelNameOrPath).utf8)),
+        ]
+        for (name, bytes) in files {
+            let out = try AtomicOutput.file(at: FileSystem.join(directory, name), force: true)
+            do {
+                try writeFile(bytes, to: out.temporaryPath)
+                try out.commit()
+            } catch {
+                out.abandon()
+                throw error
+            }
+        }
+    }
+
     /// The front matter PEFT's `create_or_update_model_card` writes, without its empty template.
     public static func modelCard(baseModel: String?) -> String {
         var lines = ["---"]

@@ -263,10 +263,10 @@ final class ProgressLine {
 
     init(enabled: Bool) { self.enabled = enabled }
 
-    func update(_ text: String) {
+    func update(_ text: String, force: Bool = false) {
         guard enabled else { return }
         let now = ContinuousClock.now
-        guard now - last > .milliseconds(100) || !shown else { return }
+        guard force || now - last > .milliseconds(100) || !shown else { return }
         last = now
         shown = true
         printErrorRaw("\r\u{1B}[K" + String(text.prefix(120)))
