@@ -44,14 +44,14 @@ public enum AdapterError: ClassifiedError, Hashable {
     public var description: String {
         switch self {
         case .missingFile(let f): "no \(f) (a PEFT LoRA adapter directory holds adapter_config.json and adapter_model.safetensors)"
-        case .badConfigField(let k, let r): "adapter_config.json: \"\(k)\" \(r)"
-        case .notLoRA(let t): "adapter_config.json: peft_type is \(t); only LORA adapters are supported"
+        case .badConfigField(let k, let r): "\"\(k)\" \(r)"
+        case .notLoRA(let t): "peft_type is \(t); only LORA adapters are supported"
         case .unsupportedVariant(let v): "\(v) is not supported"
         case .unexpectedTensor(let n, let r): "tensor \(n): \(r)"
         case .unpairedTensor(let m, let missing): "module \(m) has no \(missing)"
         case .badShape(let t, let s, let e): "tensor \(t) has shape \(s), expected \(e)"
         case .badDType(let t, let d): "tensor \(t) is stored as \(d); adapter matrices must be f32, f16 or bf16"
-        case .badPattern(let k, let p): "adapter_config.json: \"\(k)\" pattern \(p) is not a regular expression wconv can use"
+        case .badPattern(let k, let p): "\"\(k)\" pattern \(p) is not a regular expression wconv can use"
         case .cannotHold(let t, let target, let r): "tensor \(t) cannot be written to \(target): \(r)"
         case .moduleNotInBase(let m, let r): "adapter module \(m) does not fit the base model: \(r)"
         case .notAnAdapter(let r): "not a llama.cpp LoRA adapter: \(r)"
