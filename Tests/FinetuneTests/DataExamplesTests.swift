@@ -100,3 +100,25 @@ import Verify
         }
     }
 }
+
+/// A GGUF SentencePiece tokenizer follows sentencepiece and leaves control tokens in text alone;
+/// the encoder splits the template's BOS/EOS out itself so they still become their ids.
+@Suite struct DataGGUFTokenizerTests {
+    @Test func templateSpecialsBecomeIDs() throws {
+        let file = try GGUFFile(path: Fixtures.path("golden/tiny-llama-spm.f32.gguf"))
+        let tok = try Tokenizer(gguf: file.metadata)
+        #expect(tok.encode("<s>", addSpecialTokens: false) != [1])  // the sentencepiece behaviour
+        let template = file.metadata[GGUFKeys.Tokenizer.chatTemplate]?.stringValue
+        let encoder = ExampleEncoder(tokenizer: tok, templateText: template)
+        #expect(encoder.template?.kind == .llama2)
+        let record = DataRecord.chat([ChatMessage(role: .user, content: "hi"), ChatMessage(role: .assistant, content: "yo"),
+                                      ChatMessage(role: .user, content: "again"), ChatMessage(role: .assistant, content: "ok")])
+        let example = try #require(try encoder.encode(record)).example
+        #expect(example.tokens.filter { $0 == 1 }.count == 2)
+        #expect(example.tokens.filter { $0 == 2 }.count == 2)
+        #expect(example.tokens.first == 1 && example.tokens.last == 2)
+        // Each EOS closes a reply, so it is a target; the BOS of the second turn is not.
+        for (i, t) in example.tokens.enumerated() where t == 2 { #expect(example.lossMask[i]) }
+        for (i, t) in example.tokens.enumerated() where t == 1 { #expect(!example.lossMask[i]) }
+    }
+}

@@ -95,6 +95,10 @@ public struct ExampleEncoder: Sendable {
     let eosID: Int?
     /// The template recognised or chosen (nil: none yet needed or available).
     public let template: ChatTemplate?
+    /// Control tokens to split out of rendered text by hand, longest first, when the tokenizer
+    /// does not match them itself (the GGUF SentencePiece route, which follows sentencepiece);
+    /// nil when it does.
+    let manualSpecials: [(text: String, id: Int)]?
 
     public init(tokenizer: Tokenizer, templateText: String?, options: DataOptions = DataOptions()) {
         self.tokenizer = tokenizer
@@ -105,6 +109,17 @@ public struct ExampleEncoder: Sendable {
         eosToken = v.eosTokenID.flatMap { v.tokens.indices.contains(Int($0)) ? v.tokens[Int($0)] : nil } ?? ""
         eosID = v.eosTokenID.map { Int($0) }
         template = options.template ?? templateText.flatMap(ChatTemplate.recognize)
+        // Templates write BOS/EOS as text; a tokenizer that does not turn them back into their
+        // ids gets them split out here (each text piece then encoded on its own, as transformers'
+        // legacy slow Llama tokenizer does).
+        let tokens = v.tokens
+        let control = tokens.indices.filter { v.tokenTypes.indices.contains($0) && v.tokenTypes[$0] == GGUFTokenType.control.rawValue }
+        let needsSplit = [v.bosTokenID, v.eosTokenID].compactMap { $0 }.contains { id in
+            tokens.indices.contains(Int(id)) && tokenizer.encode(tokens[Int(id)], addSpecialTokens: false) != [Int(id)]
+        }
+        manualSpecials = needsSplit
+            ? control.map { (tokens[$0], $0) }.filter { $0.0.count > 1 }.sorted { $0.0.utf8.count > $1.0.utf8.count }
+            : nil
     }
 
     /// The template for chat records.
@@ -185,7 +200,21 @@ public struct ExampleEncoder: Sendable {
     }
 
     func encodeText(_ text: String, special: Bool) -> [Int] {
-        tokenizer.encode(text, addSpecialTokens: special)
+        guard let specials = manualSpecials, !specials.isEmpty else { return tokenizer.encode(text, addSpecialTokens: special) }
+        var ids = special ? tokenizer.prefixTokens : []
+        var pieceStart = text.startIndex, i = text.startIndex
+        while i < text.endIndex {
+            if let s = specials.first(where: { text[i...].hasPrefix($0.text) }) {
+                if pieceStart < i { ids += tokenizer.encode(String(text[pieceStart ..< i]), addSpecialTokens: false) }
+                ids.append(s.id)
+                i = text.index(i, offsetBy: s.text.count)
+                pieceStart = i
+            } else {
+                i = text.index(after: i)
+            }
+        }
+        if pieceStart < text.endIndex { ids += tokenizer.encode(String(text[pieceStart...]), addSpecialTokens: false) }
+        return special ? ids + tokenizer.suffixTokens : ids
     }
 }
 
