@@ -102,6 +102,7 @@ public enum BNBQuantizer {
         if fourBitType != nil, options.doubleQuant {
             for case .fourBit(let group, let weight, _, _) in actions {
                 let values = try BNBTensorValues.load(group, from: source, threads: options.threads)
+                for e in group.entries { source.releasePages(of: e) }
                 if !options.allowNonFinite { try checkFinite(values, tensor: weight, file: group.entries[0].file) }
                 let absmax = values.withUnsafeBufferPointer { blockAbsmax($0, blockSize: options.blockSize) }
                 offsets[weight] = absmax.withUnsafeBufferPointer { DoubleQuantizedAbsmax.mean($0) }
@@ -143,10 +144,12 @@ public enum BNBQuantizer {
             case .copy(let e):
                 let bytes = try source.bytes(of: e)
                 try files.write(e.name, bytes)
+                source.releasePages(of: e)
                 report.add(type: e.encoding.description, bytes: e.byteCount, parameters: e.elementCount)
             case .fourBit(let group, let weight, let shape, let dtype):
                 let kind: FourBit.Kind = fourBitType == .fp4 ? .fp4 : .nf4
                 let values = try BNBTensorValues.load(group, from: source, threads: options.threads)
+                for e in group.entries { source.releasePages(of: e) }
                 if !options.allowNonFinite { try checkFinite(values, tensor: weight, file: group.entries[0].file) }
                 let tensor = try values.withUnsafeBufferPointer { x in
                     try BNB4BitTensor.quantize(x, shape: shape, dtype: dtype, kind: kind, blockSize: options.blockSize,
@@ -164,6 +167,7 @@ public enum BNBQuantizer {
                 report.add(type: kind.rawValue, bytes: bytes, parameters: values.count)
             case .int8(let group, let module, let rows, let columns):
                 let values = try BNBTensorValues.load(group, from: source, threads: options.threads)
+                for e in group.entries { source.releasePages(of: e) }
                 if !options.allowNonFinite { try checkInt8Range(values, tensor: group.name, file: group.entries[0].file) }
                 var cb = [Int8](repeating: 0, count: rows * columns)
                 var scb = [Float](repeating: 0, count: rows)
