@@ -133,7 +133,7 @@ struct QLoRATrain: ParsableCommand {
     @Flag(help: "NDJSON events on stdout even on a terminal.")
     var json = false
 
-    @Flag(help: "Start over even if the output directory exists.")
+    @Flag(help: "Start over: replace an existing output directory and its checkpoints.")
     var force = false
 
     func validate() throws {
@@ -209,6 +209,11 @@ struct QLoRATrain: ParsableCommand {
             ]), human: "training \(model.parameterCount) adapter parameters on \(training.examples.count) examples (\(training.targetCount) target tokens), \(trainer.options.totalSteps) steps"
                 + (trainer.completedSteps > 0 ? ", resuming at step \(trainer.completedSteps)" : ""))
 
+            if force && FileSystem.exists(output) {
+                // Start over: an empty directory replaces the old one, checkpoints included, so a
+                // later --resume cannot pick up a checkpoint of the previous run.
+                try AtomicOutput.directory(at: output, force: true).commit()
+            }
             if !FileSystem.exists(output) { try Self.makeDirectory(output) }
             let started = monotonicNow()
             let firstStep = trainer.completedSteps
