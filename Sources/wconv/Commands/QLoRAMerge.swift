@@ -36,7 +36,8 @@ struct QLoRAMerge: ParsableCommand {
         merged model: a Hugging Face directory, or GGUF when OUTPUT ends in .gguf. BASE may be \
         any model wconv reads: an HF directory with f32/f16/bf16 weights or bitsandbytes \
         NF4/FP4/int8 weights, or a GGUF file of any type (the delta of attn_q/attn_k is put in \
-        llama.cpp's row order). The model is streamed tensor by tensor.
+        llama.cpp's row order; a GGUF base is written as GGUF, which `wconv convert` turns into \
+        an HF directory). The model is streamed tensor by tensor.
 
         What the delta is added to (--merge-into):
           dequantized  (default) the base's weights as stored, dequantized. For a QLoRA \
