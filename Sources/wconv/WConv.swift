@@ -16,6 +16,7 @@ struct WConv: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Inspect", subcommands: [Inspect.self]),
             CommandGroup(name: "Transform", subcommands: [Convert.self, Quantize.self, Dequantize.self]),
+            CommandGroup(name: "Train", subcommands: [QLoRATrain.self, QLoRAMerge.self, ConvertAdapter.self]),
         ]
     )
 }
