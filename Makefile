@@ -19,6 +19,8 @@ demo: build
 	$(WCONV) inspect $(DEMO_OUT)/tiny-llama-spm.f16.gguf
 	$(WCONV) convert $(DEMO_OUT)/tiny-llama-spm.f16.gguf -o $(DEMO_OUT)/tiny-llama-spm-hf
 	$(WCONV) inspect $(DEMO_OUT)/tiny-llama-spm-hf
+	$(WCONV) quantize testdata/tiny-llama-spm -o $(DEMO_OUT)/tiny-llama-spm-nf4 --nf4
+	$(WCONV) inspect $(DEMO_OUT)/tiny-llama-spm-nf4 | tail -n 12
 
 # The whole Swift test suite (needs no Python).
 test: deps

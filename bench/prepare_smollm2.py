@@ -30,8 +30,15 @@ if not gguf_path.exists():
 if not (hf_dir / "config.json").exists():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    model = AutoModelForCausalLM.from_pretrained(str(cache), gguf_file=gguf_path.name, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(str(cache), gguf_file=gguf_path.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(str(cache), gguf_file=gguf_path.name)
+    # transformers marks GGUF-loaded models as quantized and refuses to save them; rebuild a
+    # plain float32 model from the dequantized weights instead.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
     tmp = hf_dir.with_suffix(".tmp")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)

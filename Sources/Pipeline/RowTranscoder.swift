@@ -93,8 +93,12 @@ public struct RowTranscoder: Sendable {
     /// whole rows, each written into a buffer `emit` provides.
     /// - Parameter emit: called with a byte capacity and a closure that fills a buffer of that
     ///   size; typically `GGUFTensorSink.withWritableBuffer` or `OutputFile.withWritableBuffer`.
+    ///   - consumed: called with each part of `input` once it has been read for the last time
+    ///     (chunk by chunk when rows are in order; the whole input at the end otherwise), so a
+    ///     mapped input can release its pages as the pass goes.
     public func run(
         input: UnsafeRawBufferPointer,
+        consumed: ((UnsafeRawBufferPointer) -> Void)? = nil,
         emit: (Int, (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Void
     ) throws {
         precondition(input.count >= rowCount * sourceRowBytes, "RowTranscoder: input shorter than the tensor")
@@ -109,8 +113,12 @@ public struct RowTranscoder: Sendable {
                 transcodeRows(chunkStart ..< chunkStart + n, input: input, output: buffer)
                 return n * targetRowBytes
             }
+            if permutation == nil, let consumed {
+                consumed(UnsafeRawBufferPointer(rebasing: input[chunkStart * sourceRowBytes ..< (chunkStart + n) * sourceRowBytes]))
+            }
             start += n
         }
+        if permutation != nil, let consumed { consumed(input) }
     }
 
     private func transcodeRows(_ rows: Range<Int>, input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) {

@@ -15,7 +15,7 @@ struct WConv: ParsableCommand {
         version: WConvVersion.current,
         groupedSubcommands: [
             CommandGroup(name: "Inspect", subcommands: [Inspect.self, Tokenize.self]),
-            CommandGroup(name: "Transform", subcommands: [Convert.self]),
+            CommandGroup(name: "Transform", subcommands: [Convert.self, Quantize.self, Dequantize.self]),
             CommandGroup(name: "Check", subcommands: [VerifyCommand.self, Run.self]),
         ]
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from functools import lru_cache
@@ -43,8 +44,9 @@ def has_subcommand(sub: str) -> bool:
         r = subprocess.run([str(exe), "help", sub], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    out = (r.stdout + r.stderr).lower()
-    return r.returncode == 0 and sub in out
+    # `wconv help <unknown>` prints the root help with exit 0 (swift-argument-parser), and the
+    # root help mentions words like "quantize" in its overview: require the subcommand's usage line.
+    return r.returncode == 0 and re.search(rf"usage:\s*wconv\s+{re.escape(sub)}\b", r.stdout + r.stderr, re.I) is not None
 
 
 def require(sub: str) -> None:

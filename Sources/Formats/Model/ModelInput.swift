@@ -95,9 +95,8 @@ public final class CheckpointTensorSource: TensorSource {
         checkpoint.bytes(of: checkpoint.tensors[entry.index])
     }
 
-    public func releasePages(of entry: TensorEntry) {
-        let t = checkpoint.tensors[entry.index]
-        checkpoint.file(of: t).releasePages(of: t.tensor)
+    public func releasePages(of view: UnsafeRawBufferPointer) {
+        for file in checkpoint.files { file.releasePages(ofView: view) }
     }
 }
 
@@ -120,8 +119,7 @@ public final class GGUFTensorSource: TensorSource {
         try model.bytes(of: model.tensors[entry.index])
     }
 
-    public func releasePages(of entry: TensorEntry) {
-        let t = model.tensors[entry.index]
-        if let bytes = try? model.bytes(of: t) { model.parts[t.part].releasePages(of: bytes) }
+    public func releasePages(of view: UnsafeRawBufferPointer) {
+        for part in model.parts { part.releasePages(of: view) }
     }
 }

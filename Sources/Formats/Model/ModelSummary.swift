@@ -24,11 +24,14 @@ public struct ModelSummary: Sendable {
     /// config.json of an HF directory.
     public let config: JSONObject?
     public let tensors: [TensorEntry]
+    /// The bitsandbytes layout, for a bitsandbytes-quantized checkpoint (nil otherwise).
+    public let bnb: BNBSummary?
 
     public init(_ input: ModelInput) {
         path = input.path
         format = input.format
         tensors = input.tensorSource.entries
+        bnb = BNBSummary(input)
         switch input {
         case .gguf(let model):
             version = Int(model.parts[0].version)

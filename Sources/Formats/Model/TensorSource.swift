@@ -71,12 +71,18 @@ public protocol TensorSource: AnyObject, Sendable {
     var entries: [TensorEntry] { get }
     /// The bytes of `entry`; valid while the source is alive.
     func bytes(of entry: TensorEntry) throws -> UnsafeRawBufferPointer
-    /// Tells the source the caller is done with `entry` for now, so its mapped pages can leave
-    /// the resident set (streaming pipelines call this after each tensor).
-    func releasePages(of entry: TensorEntry)
+    /// Tells the source the caller is done with part of a view it returned, so those mapped
+    /// pages can leave the resident set (streaming pipelines call this as they go, which keeps
+    /// peak RSS at a few megabytes of input whatever the tensor size). Other memory is ignored.
+    func releasePages(of view: UnsafeRawBufferPointer)
 }
 
 extension TensorSource {
+    /// Releases all of `entry`'s pages (see ``releasePages(of:)-(UnsafeRawBufferPointer)``).
+    public func releasePages(of entry: TensorEntry) {
+        if let bytes = try? self.bytes(of: entry) { releasePages(of: bytes) }
+    }
+
     /// Asks the kernel to start reading `entry`'s pages ahead of use (MADV_WILLNEED), so a
     /// streaming pass does not stall on one page fault at a time.
     public func prefetch(_ entry: TensorEntry) {

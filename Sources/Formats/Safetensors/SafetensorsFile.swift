@@ -53,6 +53,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         mapped.releasePages(of: bytes(of: tensor))
     }
 
+    /// The same for any view into this file (ignored if it is not one).
+    public func releasePages(ofView view: UnsafeRawBufferPointer) {
+        mapped.releasePages(of: view)
+    }
+
     /// The data of the tensor called `name`.
     /// - Throws: ``PathError`` wrapping ``SafetensorsError/tensorNotFound(_:)``.
     public func bytes(named name: String) throws -> UnsafeRawBufferPointer {

@@ -81,10 +81,9 @@ public enum GGUFToHF {
             let transcoder = try RowTranscoder(
                 tensorName: p.entry.name, shape: p.entry.shape, source: p.entry.encoding, target: .dense(p.dtype),
                 permutation: p.permutation, threads: options.threads)
-            try transcoder.run(input: try source.bytes(of: p.entry)) { capacity, fill in
+            try transcoder.run(input: try source.bytes(of: p.entry), consumed: source.releasePages(of:)) { capacity, fill in
                 try file.withWritableBuffer(capacity: capacity, fill)
             }
-            source.releasePages(of: p.entry)
         }
         try out.commit()
 

@@ -107,10 +107,9 @@ public enum HFToGGUF {
                 let transcoder = try RowTranscoder(
                     tensorName: entry.name, shape: entry.shape, source: entry.encoding, target: .ggml(tensor.type),
                     permutation: tensor.permutation, threads: options.threads)
-                try transcoder.run(input: bytes) { capacity, fill in
+                try transcoder.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
                     try sink.withWritableBuffer(capacity: capacity, fill)
                 }
-                source.releasePages(of: entry)
             }
         }
     }

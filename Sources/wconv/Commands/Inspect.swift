@@ -59,15 +59,18 @@ enum InspectReport {
             root["safetensors_metadata"] = .object(JSONObject(meta.map { ($0.key, .string($0.value)) }))
         }
         if let config = s.config { root["config"] = .object(config) }
+        let quantization = s.bnb?.quantizationByTensor ?? [:]
         root["tensors"] = .array(s.tensors.map { t in
-            .object(JSONObject([
+            var object = JSONObject([
                 ("name", .string(t.name)),
                 ("type", .string(t.encoding.description)),
                 ("shape", .array(t.shape.map { .int(Int64($0)) })),
                 ("bytes", .int(Int64(t.byteCount))),
                 ("offset", .int(Int64(t.fileOffset))),
                 ("file", .string(t.file)),
-            ]))
+            ])
+            if let q = quantization[t.name] { object["quantization"] = .string(q) }
+            return .object(object)
         })
         root["types"] = .array(s.typeTotals.map { total in
             .object(JSONObject([
@@ -78,10 +81,27 @@ enum InspectReport {
                 ("bits_per_weight", .double(rounded(total.bitsPerWeight))),
             ]))
         })
+        if let bnb = s.bnb {
+            var q = JSONObject()
+            q["method"] = "bitsandbytes"
+            if let config = bnb.config { q["config"] = .string(config.summary) }
+            if let error = bnb.error { q["error"] = .string(error) }
+            q["kinds"] = .array(bnb.kindTotals.map { total in
+                .object(JSONObject([
+                    ("quantization", .string(total.quantization)),
+                    ("weights", .int(Int64(total.weightCount))),
+                    ("bytes", .int(Int64(total.byteCount))),
+                    ("parameters", .int(Int64(total.parameterCount))),
+                    ("bits_per_weight", .double(rounded(total.bitsPerWeight))),
+                ]))
+            })
+            root["quantization"] = .object(q)
+        }
         root["tensor_count"] = .int(Int64(s.tensors.count))
-        root["parameters"] = .int(Int64(s.parameterCount))
+        // Weights, not stored elements: a bitsandbytes weight counts its original shape.
+        root["parameters"] = .int(Int64(s.weightParameterCount))
         root["total_bytes"] = .int(Int64(s.totalByteCount))
-        root["bits_per_weight"] = .double(rounded(s.bitsPerWeight))
+        root["bits_per_weight"] = .double(rounded(s.weightBitsPerWeight))
         return .object(root)
     }
 
@@ -117,10 +137,12 @@ enum InspectReport {
         out.append("tensors (\(s.tensors.count)):")
         let nameWidth = min(60, s.tensors.map(\.name.count).max() ?? 0)
         out.append("  " + pad("name", nameWidth) + "  " + pad("type", 7) + "  " + pad("shape", 16) + "  " + lpad("bytes", 12) + "  " + lpad("offset", 12))
+        let quantization = s.bnb?.quantizationByTensor ?? [:]
         for t in s.tensors {
             let shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
             out.append("  " + pad(t.name, nameWidth) + "  " + pad(t.encoding.description, 7) + "  " + pad(shape, 16)
-                + "  " + lpad(String(t.byteCount), 12) + "  " + lpad(String(t.fileOffset), 12))
+                + "  " + lpad(String(t.byteCount), 12) + "  " + lpad(String(t.fileOffset), 12)
+                + (quantization[t.name].map { "  " + $0 } ?? ""))
         }
         out.append("")
         out.append("types:")
@@ -128,8 +150,17 @@ enum InspectReport {
             out.append("  " + pad(total.type, 7) + "  " + lpad("\(total.tensorCount) tensors", 12) + "  "
                 + lpad(byteString(total.byteCount), 10) + "  " + String(format2(total.bitsPerWeight)) + " bits/weight")
         }
+        if let bnb = s.bnb {
+            out.append("")
+            out.append("bitsandbytes" + (bnb.config.map { " (\($0.summary))" } ?? "") + ":")
+            if let error = bnb.error { out.append("  layout error: \(error)") }
+            for total in bnb.kindTotals {
+                out.append("  " + total.quantization + "  " + lpad("\(total.weightCount) weights", 12) + "  "
+                    + lpad(byteString(total.byteCount), 10) + "  " + format2(total.bitsPerWeight) + " bits/weight")
+            }
+        }
         out.append("")
-        out.append("total: \(s.parameterCount) parameters, \(byteString(s.totalByteCount)) of tensor data, \(format2(s.bitsPerWeight)) bits per weight")
+        out.append("total: \(s.weightParameterCount) parameters, \(byteString(s.totalByteCount)) of tensor data, \(format2(s.weightBitsPerWeight)) bits per weight")
         return out.joined(separator: "\n")
     }
 

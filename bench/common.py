@@ -1,0 +1,74 @@
+"""Shared helpers for the benchmarks: run a command, keep its wall time and peak RSS.
+
+Every benchmark runs the peers side by side in one process, several times, and reports the
+median and the ratio to wconv, because the machine is shared and noisy.
+"""
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CACHE = pathlib.Path(os.environ.get("WCONV_CACHE", pathlib.Path.home() / ".cache" / "wconv"))
+BENCH_CACHE = CACHE / "bench"
+WCONV = os.environ.get("WCONV", str(ROOT / ".build" / "release" / "wconv"))
+PYTHON = os.environ.get("WCONV_PYTHON", str(CACHE / "venv" / "bin" / "python"))
+LLAMA_CPP = CACHE / "llama-cpp-python-src" / "vendor" / "llama.cpp"
+LLAMA_BIN = CACHE / "llama.cpp-build" / "bin"
+
+
+def run(cmd, env=None, cwd=None):
+    """Runs `cmd`; returns (seconds, peak RSS in MB of the child)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({status}): {stderr[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def measure(name, cmd, repeat, before=None, **kw):
+    times, rss = [], []
+    for _ in range(repeat):
+        if before:
+            before()
+        t, m = run(cmd, **kw)
+        times.append(t)
+        rss.append(m)
+    return {"name": name, "median_s": statistics.median(times), "min_s": min(times), "runs": len(times),
+            "peak_rss_mb": max(rss)}
+
+
+def remove(path):
+    p = pathlib.Path(path)
+    if p.is_dir():
+        shutil.rmtree(p)
+    elif p.exists():
+        p.unlink()
+
+
+def smollm2_hf():
+    out = subprocess.run([PYTHON, str(ROOT / "bench" / "prepare_smollm2.py"), str(BENCH_CACHE)],
+                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return pathlib.Path(out)
+
+
+def report(title, rows, baseline="wconv"):
+    base = next(r for r in rows if r["name"].startswith(baseline))
+    print(f"\n## {title}")
+    print(f"| tool | median s | runs | peak RSS MB | time / wconv |")
+    print(f"|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['median_s']:.3f} | {r['runs']} | {r['peak_rss_mb']:.0f} | {r['median_s'] / base['median_s']:.2f}× |")
+    sys.stdout.flush()
+    return {"title": title, "rows": rows}
+
+
+def load_avg():
+    return os.getloadavg()[0]
