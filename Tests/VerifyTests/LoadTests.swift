@@ -90,8 +90,8 @@ import Verify
             let g = try #require(gguf.tensors[t.name], "\(t.name) missing from the GGUF")
             #expect(g.shape == t.shape)
             if g.permutation != nil { permuted += 1 }
-            let a = try t.decodeAll(from: hf.source.bytes(of: t.entry), threads: 2)
-            let b = try g.decodeAll(from: gguf.source.bytes(of: g.entry), threads: 2)
+            let a = try t.decodeAll(from: hf.source, threads: 2)
+            let b = try g.decodeAll(from: gguf.source, threads: 2)
             #expect(a == b, "\(t.name) (\(g.entry.name))")
         }
         #expect(permuted == 2 * hf.config.layerCount)
@@ -144,8 +144,38 @@ import Verify
         try row.withUnsafeMutableBufferPointer { try weights.embeddingRow(3, into: $0) }
         let dim = checkpoint.config.hiddenSize
         let table = checkpoint.tensors["model.embed_tokens.weight"]
-        let all = try #require(table).decodeAll(from: checkpoint.source.bytes(of: try #require(table).entry), threads: 1)
+        let all = try #require(table).decodeAll(from: checkpoint.source, threads: 1)
         #expect(row == Array(all[3 * dim ..< 4 * dim]))
+    }
+
+    // MARK: - bitsandbytes
+
+    /// transformers + bitsandbytes checkpoints (NF4 with double quant, FP4, int8): logits equal
+    /// those of the fp32 model with every Linear replaced by bitsandbytes' own dequantization
+    /// (testdata/scripts/make_fixtures.py, step bnb).
+    @Test(arguments: ["nf4", "fp4", "int8"])
+    func bitsandbytesCheckpointsMatchDequantizedReference(kind: String) throws {
+        let golden = try Self.golden("tiny-llama-spm")
+        let expected = try NPYArray(contentsOf: Fixtures.path("golden/tiny-llama-spm-\(kind).dequant_logits_f32.npy")).floats()
+        let checkpoint = try LlamaCheckpoint.open(path: Fixtures.path("golden/tiny-llama-spm-\(kind)"))
+        let quantized = checkpoint.tensors.tensors.filter { !$0.supportsRowRanges }
+        #expect(quantized.count == 14)
+        #expect(quantized.allSatisfy { $0.typeName == (kind == "nf4" ? "NF4+DQ" : kind.uppercased()) })
+        let logits = try checkpoint.model(threads: 2).logits(for: golden.tokens)
+        let worst = maxAbsDifference(logits, expected)
+        #expect(worst <= 1e-4 * valueRange(expected), "\(kind): max |Δlogit| \(worst)")
+    }
+
+    /// The shared NF4 fixture (REFERENCE §7.4), alone and with the shared adapter merged in fp32.
+    @Test func sharedNF4FixtureWithAndWithoutAdapter() throws {
+        let nf4 = Fixtures.path("vectors/fixtures/tiny-llama-nf4")
+        let plain = try NPYArray(contentsOf: Fixtures.path("vectors/tiny-llama/ref_logits_nf4dq_dequant_f32.npy")).floats()
+        let logits = try Self.logits(nf4, tokens: TinyLlama.tokens)
+        #expect(maxAbsDifference(logits, plain) <= 1e-4 * valueRange(plain))
+        let merged = try NPYArray(contentsOf: Fixtures.path("vectors/tiny-llama/ref_logits_nf4dq_plus_lora_merged_f32.npy")).floats()
+        let adapter = try LoRAAdapter(directory: Fixtures.path("vectors/fixtures/tiny-adapter"))
+        let withAdapter = try Self.logits(nf4, tokens: TinyLlama.tokens, adapter: adapter)
+        #expect(maxAbsDifference(withAdapter, merged) <= 1e-4 * valueRange(merged))
     }
 
     // MARK: - LoRA

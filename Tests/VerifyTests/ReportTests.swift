@@ -254,8 +254,8 @@ enum ModifiedModel {
         // And equal to a whole-tensor computation.
         let t = try #require(reference.tensors["model.layers.0.self_attn.k_proj.weight"])
         let u = try #require(q8.tensors["model.layers.0.self_attn.k_proj.weight"])
-        let whole = TensorDifference(reference: try t.decodeAll(from: reference.source.bytes(of: t.entry), threads: 1),
-                                     candidate: try u.decodeAll(from: q8.source.bytes(of: u.entry), threads: 1))
+        let whole = TensorDifference(reference: try t.decodeAll(from: reference.source, threads: 1),
+                                     candidate: try u.decodeAll(from: q8.source, threads: 1))
         let streamed = try #require(one.first { $0.name == t.name }?.difference)
         #expect(abs(streamed.rmse - whole.rmse) <= 1e-12 && streamed.maxAbsDifference == whole.maxAbsDifference)
     }

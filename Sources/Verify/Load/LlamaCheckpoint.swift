@@ -45,14 +45,14 @@ public final class LlamaCheckpoint: @unchecked Sendable {
                    ArchitectureDescription.forHF(architecture: architecture) == nil {
                     throw ModelLoadError.unsupportedArchitecture(architecture)
                 }
-                return (try LlamaConfig(hfConfig: directory.config.object), try ModelTensorTable(hf: source))
+                return (try LlamaConfig(hfConfig: directory.config.object), try ModelTensorTable(hf: source, config: directory.config))
             }
         case .gguf(let model):
             (config, tensors) = try withPath(model.path) {
                 var divisors: [Float]?
                 if let entry = source.entry(named: "rope_freqs.weight") {
                     let t = try ModelTensor(name: entry.name, entry: entry, permutation: nil)
-                    divisors = try t.decodeAll(from: try source.bytes(of: entry), threads: 1)
+                    divisors = try t.decodeAll(from: source, threads: 1)
                 }
                 let config = try LlamaConfig(gguf: model.metadata, tensors: source.entries, ropeDivisors: divisors)
                 let table = try ModelTensorTable(gguf: source, architecture: .llama,
@@ -68,6 +68,14 @@ public final class LlamaCheckpoint: @unchecked Sendable {
     /// - Throws: ``PathError`` wrapping ``ModelLoadError/noTokenizer(_:)`` when the input has no
     ///   tokenizer, or what the tokenizer readers throw.
     public func tokenizer() throws -> Tokenizer {
+        try LlamaCheckpoint.tokenizer(of: input)
+    }
+
+    /// The tokenizer of any model input, without reading its weights or configuration (so it
+    /// also works for architectures the forward pass does not run).
+    /// - Throws: ``PathError`` wrapping ``ModelLoadError/noTokenizer(_:)`` when the input has no
+    ///   tokenizer, or what the tokenizer readers throw.
+    public static func tokenizer(of input: ModelInput) throws -> Tokenizer {
         switch input {
         case .hf(let directory):
             guard directory.tokenizerFiles.contains(where: { $0 == "tokenizer.json" || $0 == "tokenizer.model" }) else {
@@ -80,7 +88,7 @@ public final class LlamaCheckpoint: @unchecked Sendable {
             }
             return try withPath(model.path) { try Tokenizer(gguf: model.metadata) }
         case .safetensors(let checkpoint):
-            throw PathError(path: checkpoint.path, ModelLoadError.noConfiguration)
+            throw PathError(path: checkpoint.path, ModelLoadError.noTokenizer("a bare safetensors file has no tokenizer files"))
         }
     }
 
@@ -169,7 +177,7 @@ public final class StreamingWeights: LlamaWeightSource {
         }
         let t = try tensor("model.embed_tokens.weight")
         try withPath(t.entry.file) {
-            try t.decode(rows: token ..< token + 1, from: try checkpoint.source.bytes(of: t.entry), into: row, threads: 1)
+            try t.decode(rows: token ..< token + 1, from: checkpoint.source, into: row, threads: 1)
         }
     }
 
@@ -177,17 +185,16 @@ public final class StreamingWeights: LlamaWeightSource {
         let names = LlamaLayerWeights.tensorNames(layer: index, config: config)
         let layer = try names.map { try tensor($0.name) }
         // Start reading the whole layer while the first tensors decode.
-        for t in layer { checkpoint.source.prefetch(t.entry) }
+        for t in layer { t.prefetch(in: checkpoint.source) }
         for (t, (name, count, field)) in zip(layer, names) {
             if weights[keyPath: field].count != count { weights[keyPath: field] = [Float](repeating: 0, count: count) }
-            let bytes = try checkpoint.source.bytes(of: t.entry)
             try withPath(t.entry.file) {
                 try weights[keyPath: field].withUnsafeMutableBufferPointer { buffer in
-                    try t.decode(rows: 0 ..< t.rowCount, from: bytes, into: buffer, threads: threads)
+                    try t.decode(rows: 0 ..< t.rowCount, from: checkpoint.source, into: buffer, threads: threads)
                     try adapter?.apply(to: buffer, weightName: name)
                 }
             }
-            checkpoint.source.releasePages(of: t.entry)
+            t.releasePages(in: checkpoint.source)
         }
     }
 
@@ -201,8 +208,8 @@ public final class StreamingWeights: LlamaWeightSource {
 
     private func whole(_ name: String) throws -> [Float] {
         let t = try tensor(name)
-        let values = try withPath(t.entry.file) { try t.decodeAll(from: try checkpoint.source.bytes(of: t.entry), threads: threads) }
-        checkpoint.source.releasePages(of: t.entry)
+        let values = try withPath(t.entry.file) { try t.decodeAll(from: checkpoint.source, threads: threads) }
+        t.releasePages(in: checkpoint.source)
         return values
     }
 }

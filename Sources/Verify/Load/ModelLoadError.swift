@@ -16,12 +16,14 @@ public enum ModelLoadError: ClassifiedError, Hashable {
     case badTensorLayout(name: String, reason: String)
     /// The Q/K row permutation does not fit the tensor.
     case permutationDoesNotFit(name: String, rows: Int, heads: Int)
+    /// The checkpoint is quantized by a method other than bitsandbytes (GPTQ, AWQ, …).
+    case unsupportedQuantization(String)
     /// The model's tokenizer cannot be built (no tokenizer files, or the vocabulary is unsupported).
     case noTokenizer(String)
 
     public var kind: ErrorKind {
         switch self {
-        case .noConfiguration, .unsupportedArchitecture, .undecodableType: .unsupported
+        case .noConfiguration, .unsupportedArchitecture, .undecodableType, .unsupportedQuantization: .unsupported
         case .missingMetadata, .tensorShape, .badTensorLayout, .permutationDoesNotFit: .malformedInput
         case .noTokenizer: .unsupported
         }
@@ -43,6 +45,8 @@ public enum ModelLoadError: ClassifiedError, Hashable {
             "tensor '\(name)': \(reason)"
         case .permutationDoesNotFit(let name, let rows, let heads):
             "tensor '\(name)': \(rows) rows cannot be split into \(heads) heads of even size"
+        case .unsupportedQuantization(let method):
+            "weights quantized with '\(method)' cannot be read (supported: bitsandbytes NF4/FP4/int8, GGUF types)"
         case .noTokenizer(let why):
             "no usable tokenizer: \(why)"
         }

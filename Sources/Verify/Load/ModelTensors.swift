@@ -1,5 +1,6 @@
 public import Formats
 public import TensorCore
+import Pipeline
 import Quantize
 import Synchronization
 
@@ -9,24 +10,33 @@ import Synchronization
 ///
 /// A "row" is the innermost dimension (HF input features, ggml `ne[0]`): quantized blocks never
 /// cross rows, so any row range decodes on its own, and the permutation only moves whole rows.
+/// bitsandbytes weights are the exception: their blocks run across rows of the flattened
+/// tensor, so they decode whole (``supportsRowRanges`` is false).
 public struct ModelTensor: Sendable, Hashable {
     /// The Hugging Face name (`model.layers.0.self_attn.q_proj.weight`).
     public let name: String
-    /// The tensor as the file stores it (GGUF name, type, shape).
+    /// The stored tensor (GGUF name, type, shape); for a bitsandbytes weight its packed data.
     public let entry: TensorEntry
     /// Applied while reading: destination row `r` comes from source row `permutation.sourceRow(r)`.
     public let permutation: RowPermutation?
+    /// Row-major logical shape, slowest dimension first (the same for every format after
+    /// name mapping; for bitsandbytes the original weight's shape).
+    public let shape: [Int]
     /// Elements per row.
     public let rowLength: Int
     public let rowCount: Int
-    /// Bytes per stored row.
+    /// Bytes per stored row (0 for bitsandbytes weights).
     public let rowByteCount: Int
+    /// The stored type, for reports (`F32`, `Q8_0`, `bf16`, `NF4+DQ`, …).
+    public let typeName: String
+    /// A bitsandbytes weight, decoded whole through bitsandbytes' own dequantization.
+    let bnbGroup: BNBTensorGroup?
 
-    /// Row-major shape, slowest dimension first (the same for every format after name mapping).
-    public var shape: [Int] { entry.shape }
     public var elementCount: Int { rowCount * rowLength }
-    /// The stored type, for reports (`F32`, `Q8_0`, `bf16`, …).
-    public var typeName: String { entry.encoding.description }
+    /// Whether any row range decodes on its own (everything but bitsandbytes weights).
+    public var supportsRowRanges: Bool { bnbGroup == nil }
+    /// Every stored piece (one entry, or a bitsandbytes weight's packed data, scales and state).
+    public var entries: [TensorEntry] { bnbGroup?.entries ?? [entry] }
 
     /// Checks that `entry` can be decoded and permuted, and computes its row layout.
     /// - Throws: ``ModelLoadError`` naming the tensor.
@@ -34,6 +44,9 @@ public struct ModelTensor: Sendable, Hashable {
         self.name = name
         self.entry = entry
         self.permutation = permutation
+        self.shape = entry.shape
+        self.typeName = entry.encoding.description
+        self.bnbGroup = nil
         guard let count = TensorCore.elementCount(of: entry.shape) else {
             throw ModelLoadError.badTensorLayout(name: entry.name, reason: "shape \(entry.shape) overflows")
         }
@@ -68,6 +81,34 @@ public struct ModelTensor: Sendable, Hashable {
         }
     }
 
+    /// A bitsandbytes 4-bit or int8 weight (layout already validated by ``BNBCheckpointLayout``).
+    /// - Throws: ``ModelLoadError/badTensorLayout(name:reason:)`` for a plain group (use
+    ///   ``init(name:entry:permutation:)``) or an impossible shape.
+    public init(bnb group: BNBTensorGroup) throws {
+        let main: TensorEntry
+        switch group {
+        case .plain(let e):
+            throw ModelLoadError.badTensorLayout(name: e.name, reason: "not a bitsandbytes weight")
+        case .fourBit(let w):
+            main = w.packed
+            typeName = w.state.quantType.rawValue.uppercased() + (w.state.nested == nil ? "" : "+DQ")
+        case .int8(let w):
+            main = w.weight
+            typeName = "INT8"
+        }
+        name = group.name
+        entry = main
+        permutation = nil
+        shape = group.shape
+        bnbGroup = group
+        guard let count = TensorCore.elementCount(of: shape), !shape.isEmpty else {
+            throw ModelLoadError.badTensorLayout(name: group.name, reason: "shape \(shape) is not a weight shape")
+        }
+        rowLength = max(1, shape[shape.count - 1])
+        rowCount = count / rowLength
+        rowByteCount = 0
+    }
+
     /// Whether elements of `encoding` decode to float32 (f32/f16/bf16 and every ggml type with
     /// a dequantizer).
     public static func canDecode(_ encoding: TensorEncoding) -> Bool {
@@ -77,16 +118,29 @@ public struct ModelTensor: Sendable, Hashable {
     }
 
     /// Decodes rows `rows` (HF row numbers) of the tensor into `output` (`rows.count · rowLength`
-    /// floats), splitting the rows over `threads` workers.
-    /// - Parameter bytes: the tensor's stored bytes (from its ``TensorSource``).
-    /// - Throws: ``ModelLoadError/badTensorLayout(name:reason:)`` if `bytes` or `output` is too
-    ///   short, or what the dequantizer throws.
+    /// floats), splitting the rows over `threads` workers. A bitsandbytes weight is decoded
+    /// whole and the rows copied out.
+    /// - Parameter source: the input holding the tensor.
+    /// - Throws: ``ModelLoadError/badTensorLayout(name:reason:)`` if the range or `output` does
+    ///   not fit, or what the dequantizer throws.
     public func decode(
-        rows: Range<Int>, from bytes: UnsafeRawBufferPointer, into output: UnsafeMutableBufferPointer<Float>, threads: Int
+        rows: Range<Int>, from source: any TensorSource, into output: UnsafeMutableBufferPointer<Float>, threads: Int
     ) throws {
-        guard rows.lowerBound >= 0, rows.upperBound <= rowCount, output.count >= rows.count * rowLength,
-              bytes.count >= rowCount * rowByteCount else {
+        guard rows.lowerBound >= 0, rows.upperBound <= rowCount, output.count >= rows.count * rowLength else {
             throw ModelLoadError.badTensorLayout(name: entry.name, reason: "read of rows \(rows) does not fit the tensor")
+        }
+        if let bnbGroup {
+            let values = try BNBTensorValues.load(bnbGroup, from: source, threads: threads)
+            guard values.count == elementCount else {
+                throw ModelLoadError.badTensorLayout(name: entry.name, reason: "decoded \(values.count) values, expected \(elementCount)")
+            }
+            _ = UnsafeMutableBufferPointer(rebasing: output[0 ..< rows.count * rowLength])
+                .update(fromContentsOf: values[rows.lowerBound * rowLength ..< rows.upperBound * rowLength])
+            return
+        }
+        let bytes = try source.bytes(of: entry)
+        guard bytes.count >= rowCount * rowByteCount else {
+            throw ModelLoadError.badTensorLayout(name: entry.name, reason: "\(bytes.count) bytes, \(rowCount * rowByteCount) needed")
         }
         let me = self
         let failure = Mutex<(any Error)?>(nil)
@@ -110,10 +164,23 @@ public struct ModelTensor: Sendable, Hashable {
     }
 
     /// Decodes the whole tensor into a new array.
-    public func decodeAll(from bytes: UnsafeRawBufferPointer, threads: Int) throws -> [Float] {
+    public func decodeAll(from source: any TensorSource, threads: Int) throws -> [Float] {
+        if let bnbGroup {
+            return try BNBTensorValues.load(bnbGroup, from: source, threads: threads)
+        }
         var values = [Float](repeating: 0, count: elementCount)
-        try values.withUnsafeMutableBufferPointer { try decode(rows: 0 ..< rowCount, from: bytes, into: $0, threads: threads) }
+        try values.withUnsafeMutableBufferPointer { try decode(rows: 0 ..< rowCount, from: source, into: $0, threads: threads) }
         return values
+    }
+
+    /// Asks the kernel to read the tensor's pages ahead.
+    public func prefetch(in source: any TensorSource) {
+        for e in entries { source.prefetch(e) }
+    }
+
+    /// Drops the tensor's mapped pages from the resident set.
+    public func releasePages(in source: any TensorSource) {
+        for e in entries { source.releasePages(of: e) }
     }
 
     /// One stored row to float32.
@@ -141,16 +208,28 @@ public struct ModelTensorTable: Sendable {
     public let unmapped: [TensorEntry]
     private let index: [String: Int]
 
-    /// Tensors of an HF checkpoint: names as stored, nothing permuted.
-    /// - Throws: ``ModelLoadError`` for a tensor that cannot be decoded (only when it is read
-    ///   would be too late for a clear message; undecodable integer tensors are kept unmapped).
-    public init(hf source: any TensorSource) throws {
+    /// Tensors of an HF checkpoint: names as stored, nothing permuted. bitsandbytes weights
+    /// (4-bit with their quant_state, int8 with SCB) become one tensor each under their
+    /// weight's name; entries that decode to nothing (integer buffers) are kept in ``unmapped``.
+    /// - Parameter config: the model's config.json (its `quantization_config`).
+    /// - Throws: ``ModelLoadError`` for an unsupported quantization method, ``PathError``
+    ///   wrapping what the bitsandbytes layout check throws.
+    public init(hf source: any TensorSource, config: HFConfig?) throws {
+        let layout = try BNBCheckpointLayout(source: source, config: config)
+        if let method = layout.otherQuantMethod {
+            throw ModelLoadError.unsupportedQuantization(method)
+        }
         var tensors: [ModelTensor] = [], unmapped: [TensorEntry] = []
-        for entry in source.entries {
-            if ModelTensor.canDecode(entry.encoding) {
-                tensors.append(try ModelTensor(name: entry.name, entry: entry, permutation: nil))
-            } else {
-                unmapped.append(entry)
+        for group in layout.groups {
+            switch group {
+            case .plain(let entry):
+                if ModelTensor.canDecode(entry.encoding) {
+                    tensors.append(try ModelTensor(name: entry.name, entry: entry, permutation: nil))
+                } else {
+                    unmapped.append(entry)
+                }
+            case .fourBit, .int8:
+                tensors.append(try ModelTensor(bnb: group))
             }
         }
         self.init(tensors: tensors, unmapped: unmapped)

@@ -78,19 +78,23 @@ public enum TensorComparer {
         _ r: ModelTensor, in referenceSource: any TensorSource,
         _ c: ModelTensor, in candidateSource: any TensorSource, threads: Int
     ) throws -> TensorDifference {
-        // Mapped read-only bytes, alive as long as the sources; each worker only reads them.
-        nonisolated(unsafe) let refBytes = try referenceSource.bytes(of: r.entry)
-        nonisolated(unsafe) let candBytes = try candidateSource.bytes(of: c.entry)
-        referenceSource.prefetch(r.entry)
-        candidateSource.prefetch(c.entry)
+        r.prefetch(in: referenceSource)
+        c.prefetch(in: candidateSource)
         defer {
-            referenceSource.releasePages(of: r.entry)
-            candidateSource.releasePages(of: c.entry)
+            r.releasePages(in: referenceSource)
+            c.releasePages(in: candidateSource)
         }
         let width = r.rowLength
         guard c.rowLength == width, c.rowCount == r.rowCount else {
             throw ModelLoadError.tensorShape(name: c.entry.name, expected: r.shape, actual: c.shape)
         }
+        // bitsandbytes weights decode whole: compare them in one piece.
+        guard r.supportsRowRanges && c.supportsRowRanges else {
+            return TensorDifference(reference: try r.decodeAll(from: referenceSource, threads: threads),
+                                    candidate: try c.decodeAll(from: candidateSource, threads: threads))
+        }
+        // Sources are read-only mappings that outlive the loop; workers only read them.
+        nonisolated(unsafe) let (refSource, candSource) = (referenceSource, candidateSource)
         let rowsPerBlock = max(1, blockElements / max(1, width))
         let blockCount = (r.rowCount + rowsPerBlock - 1) / rowsPerBlock
         var partials = [DifferenceAccumulator](repeating: DifferenceAccumulator(), count: blockCount)
@@ -105,8 +109,8 @@ public enum TensorComparer {
                     let rows = block * rowsPerBlock ..< min(r.rowCount, (block + 1) * rowsPerBlock)
                     let n = rows.count * width
                     do {
-                        try a.withUnsafeMutableBufferPointer { try r.decode(rows: rows, from: refBytes, into: $0, threads: 1) }
-                        try b.withUnsafeMutableBufferPointer { try c.decode(rows: rows, from: candBytes, into: $0, threads: 1) }
+                        try a.withUnsafeMutableBufferPointer { try r.decode(rows: rows, from: refSource, into: $0, threads: 1) }
+                        try b.withUnsafeMutableBufferPointer { try c.decode(rows: rows, from: candSource, into: $0, threads: 1) }
                     } catch {
                         errors.record(error)
                         return
