@@ -91,6 +91,22 @@ import TestSupport
         #expect((k["cosine"] as? Double).map { $0 > 0.9999 } == true)   // un-permuted: rows line up
     }
 
+    /// A bitsandbytes NF4 (double quant) checkpoint of the same model: its 14 Linear weights
+    /// are compared after bitsandbytes' dequantization; the KLD decides the exit status.
+    @Test func hfAgainstBitsandbytesNF4() throws {
+        let nf4 = Fixtures.path("vectors/fixtures/tiny-llama-nf4")
+        let out = Fixtures.temporaryDirectory() + "/report.json"
+        let pass = try CLI.run(["verify", Self.tiny, nf4, "--max-kld", "0.01", "--json", out] + Self.quick)
+        #expect(pass.status == 0, "\(pass.stdout)\n\(pass.stderr)")
+        let report = try Self.json(out)
+        let tensors = try #require(report["tensors"] as? [[String: Any]])
+        #expect(tensors.filter { $0["candidate_type"] as? String == "NF4+DQ" }.count == 14)
+        #expect(tensors.filter { $0["candidate_type"] as? String == "BF16" }.allSatisfy { $0["max_abs_diff"] as? Double == 0 })
+        let kld = try #require(report["mean_kld"] as? Double)
+        #expect(kld > 1e-5)
+        #expect(try CLI.run(["verify", Self.tiny, nf4, "--max-kld", "1e-5"] + Self.quick).status == 1)
+    }
+
     @Test func baselineRoundTrip() throws {
         let dir = Fixtures.temporaryDirectory()
         let broken = try Self.perturbedModel()

@@ -66,8 +66,8 @@ public typealias VerifyProgress = (_ phase: String, _ done: Int, _ total: Int) -
 /// The token stream is cut into chunks of `contextLength` (a partial last chunk is dropped),
 /// each evaluated from position 0 with its first token replaced by BOS when the model adds one,
 /// and only the second half is scored: the logits at positions n/2 … n−2, each predicting the
-/// next token. Each chunk runs in two calls (first half filling the cache, second half with
-/// logits), so only half a chunk of logit rows is held per model.
+/// next token. Each chunk is one forward call per model, so every weight is decoded once per
+/// chunk.
 public enum ModelVerifier {
     /// Compares `candidate` with `reference` on `tokens`.
     /// - Parameters:
@@ -125,24 +125,19 @@ public enum ModelVerifier {
             let candCache = try candidateModel.makeCache(capacity: options.contextLength)
             let vocab = r.config.vocabularySize
             for c in chunks.inputs.indices {
-                let half = options.contextLength / 2
                 let input = chunks.inputs[c]
-                for (range, wantLogits) in [(0 ..< half, false), (half ..< options.contextLength, true)] {
-                    let part = Array(input[range])
-                    let forward = ForwardOptions(logits: wantLogits ? .all : .none, captureHiddenStates: compareLayers)
-                    let ref = try referenceModel.forward(tokens: part, startPosition: range.lowerBound, cache: refCache, options: forward)
-                    let cand = try candidateModel.forward(tokens: part, startPosition: range.lowerBound, cache: candCache, options: forward)
-                    if compareLayers, let a = ref.hiddenStates, let b = cand.hiddenStates {
-                        accumulate(&stages, a, b)
-                    }
-                    guard wantLogits else { continue }
-                    for position in chunks.scoredPositions {
-                        let row = position - half
-                        let target = chunks.target(chunk: c, position: position)
-                        let base = ref.logits[row * vocab ..< (row + 1) * vocab]
-                        comparison.add(LogitMetrics.score(base: base, candidate: cand.logits[row * vocab ..< (row + 1) * vocab], target: target))
-                        baseline?.append(logits: base, target: target)
-                    }
+                let forward = ForwardOptions(logits: .all, captureHiddenStates: compareLayers)
+                let ref = try referenceModel.forward(tokens: input, startPosition: 0, cache: refCache, options: forward)
+                let cand = try candidateModel.forward(tokens: input, startPosition: 0, cache: candCache, options: forward)
+                if compareLayers, let a = ref.hiddenStates, let b = cand.hiddenStates {
+                    accumulate(&stages, a, b)
+                }
+                for position in chunks.scoredPositions {
+                    let target = chunks.target(chunk: c, position: position)
+                    let base = ref.logits[position * vocab ..< (position + 1) * vocab]
+                    comparison.add(LogitMetrics.score(base: base, candidate: cand.logits[position * vocab ..< (position + 1) * vocab],
+                                                      target: target))
+                    baseline?.append(logits: base, target: target)
                 }
                 progress?("chunks", c + 1, chunks.inputs.count)
             }
@@ -176,14 +171,10 @@ public enum ModelVerifier {
             var comparison = LogitComparison()
             let cache = try candidateModel.makeCache(capacity: stored.contextLength)
             let vocab = stored.vocabularySize
-            let half = stored.contextLength / 2
             for c in chunks.inputs.indices {
-                let input = chunks.inputs[c]
-                _ = try candidateModel.forward(tokens: Array(input[0 ..< half]), startPosition: 0, cache: cache,
-                                               options: ForwardOptions(logits: .none))
-                let cand = try candidateModel.forward(tokens: Array(input[half...]), startPosition: half, cache: cache)
+                let cand = try candidateModel.forward(tokens: chunks.inputs[c], startPosition: 0, cache: cache)
                 for (k, position) in chunks.scoredPositions.enumerated() {
-                    let row = position - half
+                    let row = position
                     guard Int(stored.entry(c * perChunk + k).target) == chunks.target(chunk: c, position: position) else {
                         throw VerifyRunError.baselineMismatch("target of chunk \(c) position \(position) differs from its token stream")
                     }
@@ -214,13 +205,10 @@ public enum ModelVerifier {
         var baseline = try LogProbBaseline(vocabularySize: vocab, topK: min(options.baselineTopK, vocab),
                                            contextLength: options.contextLength, tokens: chunks.inputs.flatMap { $0 })
         let cache = try model.makeCache(capacity: options.contextLength)
-        let half = options.contextLength / 2
         for c in chunks.inputs.indices {
-            let input = chunks.inputs[c]
-            _ = try model.forward(tokens: Array(input[0 ..< half]), startPosition: 0, cache: cache, options: ForwardOptions(logits: .none))
-            let out = try model.forward(tokens: Array(input[half...]), startPosition: half, cache: cache)
+            let out = try model.forward(tokens: chunks.inputs[c], startPosition: 0, cache: cache)
             for position in chunks.scoredPositions {
-                let row = position - half
+                let row = position
                 baseline.append(logits: out.logits[row * vocab ..< (row + 1) * vocab], target: chunks.target(chunk: c, position: position))
             }
             progress?("chunks", c + 1, chunks.inputs.count)

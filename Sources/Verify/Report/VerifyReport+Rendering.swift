@@ -121,11 +121,14 @@ extension VerifyReport {
             let ranked = tensors.sorted { a, b in
                 (a.difference?.snrDecibels ?? -.infinity, a.name) < (b.difference?.snrDecibels ?? -.infinity, b.name)
             }
-            let shown = ranked.prefix(tensorRows)
             let identical = tensors.filter { $0.difference?.maxAbsDifference == 0 }.count
+            // Identical tensors say nothing beyond the count.
+            let shown = ranked.filter { $0.difference?.maxAbsDifference != 0 }.prefix(tensorRows)
+            let differing = tensors.count - identical
             lines.append("tensors: \(tensors.count) compared, \(identical) identical"
-                + (tensors.count > shown.count ? "; the \(shown.count) lowest SNR:" : ":"))
+                + (shown.isEmpty ? "" : differing > shown.count ? "; the \(shown.count) lowest SNR:" : ":"))
             var tensorRowsText: [[String]] = [["name", "ref", "cand", "rmse", "max |Δ|", "cosine", "SNR dB"]]
+            if shown.isEmpty { tensorRowsText = [] }
             for t in shown {
                 if let d = t.difference {
                     tensorRowsText.append([t.name, t.referenceType, t.candidateType, f(d.rmse), f(d.maxAbsDifference),
