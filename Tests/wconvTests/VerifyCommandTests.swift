@@ -89,6 +89,10 @@ import TestSupport
         let k = try #require(tensors.first { $0["name"] as? String == "model.layers.1.self_attn.k_proj.weight" })
         #expect(k["candidate_name"] as? String == "blk.1.attn_k.weight" && k["candidate_type"] as? String == "Q8_0")
         #expect((k["cosine"] as? Double).map { $0 > 0.9999 } == true)   // un-permuted: rows line up
+        // The other way round: a GGUF reference, an HF candidate.
+        let reversed = try CLI.run(["verify", Self.q8, Self.tiny, "--max-kld", "0.001", "--json", out, "--force"] + Self.quick)
+        #expect(reversed.status == 0, "\(reversed.stderr)")
+        #expect((try Self.json(out)["tensors"] as? [Any])?.count == 21)
     }
 
     /// A bitsandbytes NF4 (double quant) checkpoint of the same model: its 14 Linear weights
@@ -118,6 +122,9 @@ import TestSupport
                                 "--threads", "2"])
         #expect(good.status == 0, "\(good.stderr)")
         #expect(try Self.json(dir + "/a.json")["mean_kld"] as? Double ?? 1 < 1e-9)
+        let otherContext = try CLI.run(["verify", "--baseline", kld, Self.tiny, "--ctx", "128"])
+        #expect(otherContext.status == 64)
+        #expect(otherContext.stderr.contains("the baseline was scored with --ctx 64, not 128"))
         let bad = try CLI.run(["verify", "--baseline", kld, broken, "--max-kld", "0.001", "--threads", "2"])
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("baseline"))

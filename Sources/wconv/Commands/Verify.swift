@@ -46,8 +46,8 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "JSON file of token ids to score (an array, or an object with a \"tokens\" array).")
     var tokens: String?
 
-    @Option(help: "Tokens per chunk (llama-perplexity's n_ctx).")
-    var ctx = 512
+    @Option(help: "Tokens per chunk (llama-perplexity's n_ctx; default 512, a baseline's own with --baseline).")
+    var ctx: Int?
 
     @Option(help: "Score at most this many chunks.")
     var chunks: Int?
@@ -101,7 +101,7 @@ struct VerifyCommand: ParsableCommand {
         if baseline != nil && (text != nil || tokens != nil) {
             throw ValidationError("--baseline carries its own tokens; drop --text / --tokens.")
         }
-        if ctx < 4 { throw ValidationError("--ctx must be at least 4.") }
+        if let ctx, ctx < 4 { throw ValidationError("--ctx must be at least 4.") }
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1.") }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if topK < 1 { throw ValidationError("--top-k must be at least 1.") }
@@ -114,7 +114,7 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         try runCommand {
             var options = VerifyOptions()
-            options.contextLength = ctx
+            options.contextLength = ctx ?? 512
             options.threads = threads
             options.thresholds = VerifyThresholds(maxMeanKLD: maxKld, minTop1Agreement: minTop1, maxPerplexityRatio: maxPplRatio)
             options.compareTensors = !noTensors
@@ -132,6 +132,9 @@ struct VerifyCommand: ParsableCommand {
             let report: VerifyReport
             if let baselinePath = baseline {
                 let stored = try LogProbBaseline(contentsOf: baselinePath)
+                if let ctx, ctx != stored.contextLength {
+                    throw Failure(.usage, "the baseline was scored with --ctx \(stored.contextLength), not \(ctx)")
+                }
                 let candidate = try LlamaCheckpoint.open(path: models[models.count - 1])
                 let reference = models.count == 2 ? try LlamaCheckpoint.open(path: models[0]) : nil
                 report = try ModelVerifier.verify(
