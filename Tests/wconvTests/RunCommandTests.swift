@@ -72,6 +72,24 @@ import TestSupport
         #expect(again.status == 73)
     }
 
+    /// GGUFs written by `wconv convert` (f32 exact; f16 for the f16 model exact too) load back
+    /// with the golden logits: the writer's Q/K permutation and rope_freqs meet the loader's.
+    @Test(arguments: [("tiny-llama-bpe", "f32"), ("tiny-llama-bpe", "f16"), ("tiny-llama-spm", "f32"), ("tiny-llama-spm", "bf16")])
+    func convertedGGUFReproducesGoldenLogits(model: String, outtype: String) throws {
+        let dir = Fixtures.temporaryDirectory()
+        let gguf = dir + "/m.gguf"
+        let convert = try CLI.run(["convert", Fixtures.path(model), "-o", gguf, "--outtype", outtype])
+        #expect(convert.status == 0, "\(convert.stderr)")
+        let r = try CLI.run(["run", gguf, "--tokens", Fixtures.path("golden/\(model).tokens.json"), "-n", "0",
+                             "--logits", dir + "/l.npy"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let ours = try Self.npyFloats(dir + "/l.npy")
+        let golden = try Self.npyFloats(Fixtures.path("golden/\(model).logits_f32.npy"))
+        let range = (golden.values.max() ?? 0) - (golden.values.min() ?? 0)
+        let worst = zip(ours.values, golden.values).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst <= 1e-4 * range, "\(model) \(outtype): max |Δlogit| \(worst)")
+    }
+
     /// --adapter: PEFT's logits of the shared tiny model with the shared adapter (made by
     /// testdata/scripts/make_verify_goldens.py).
     @Test func adapterLogitsMatchPEFT() throws {
