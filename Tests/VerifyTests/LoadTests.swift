@@ -301,6 +301,28 @@ import Verify
         }
     }
 
+    /// Stored tensors that cannot be read as the configuration needs are refused with their name.
+    @Test func tensorLayoutErrors() throws {
+        func entry(_ encoding: TensorEncoding, _ shape: [Int], bytes: Int) -> TensorEntry {
+            TensorEntry(name: "blk.0.attn_q.weight", encoding: encoding, shape: shape, byteCount: bytes, file: "m.gguf",
+                        fileOffset: 0, index: 0)
+        }
+        #expect(throws: ModelLoadError.undecodableType(name: "blk.0.attn_q.weight", type: "I32")) {
+            try ModelTensor(name: "q", entry: entry(.ggml(.i32), [4, 8], bytes: 128), permutation: nil)
+        }
+        #expect(throws: ModelLoadError.self) {   // 48 is not a multiple of Q8_0's 32
+            try ModelTensor(name: "q", entry: entry(.ggml(.q8_0), [2, 48], bytes: 1000), permutation: nil)
+        }
+        #expect(throws: ModelLoadError.self) {   // 2 rows of 34 bytes do not fit 60
+            try ModelTensor(name: "q", entry: entry(.ggml(.q8_0), [2, 32], bytes: 60), permutation: nil)
+        }
+        #expect(throws: ModelLoadError.permutationDoesNotFit(name: "blk.0.attn_q.weight", rows: 6, heads: 4)) {
+            try ModelTensor(name: "q", entry: entry(.ggml(.f32), [6, 8], bytes: 192), permutation: .toHF(heads: 4))
+        }
+        let ok = try ModelTensor(name: "q", entry: entry(.ggml(.q8_0), [8, 64], bytes: 8 * 68), permutation: .toHF(heads: 2))
+        #expect(ok.rowLength == 64 && ok.rowCount == 8 && ok.rowByteCount == 68 && ok.supportsRowRanges)
+    }
+
     @Test func tokenFilesInBothForms() throws {
         #expect(try TokenList.parse(JSONParser.parse(Array("[1, 2, 3]".utf8))) == [1, 2, 3])
         #expect(try TokenList.parse(JSONParser.parse(Array(#"{"tokens": [4], "text": "x"}"#.utf8))) == [4])

@@ -83,8 +83,10 @@ extension VerifyReport {
     /// - Parameter tensorRows: how many tensors to list (the lowest SNR first); the JSON has all.
     public func table(tensorRows: Int = 12) -> String {
         let s = logits
-        let f = VerifyReport.format
+        let f: (Double) -> String = { VerifyReport.format($0) }
         func percent(_ x: Double) -> String { f(x * 100) + " %" }
+        // Cosines of close tensors differ from 1 in the fifth digit or later.
+        func cosine(_ x: Double) -> String { VerifyReport.format(x, significant: 7) }
         var lines: [String] = []
         lines.append("reference: \(referencePath ?? "-")\(baselinePath.map { " (baseline \($0))" } ?? "")")
         lines.append("candidate: \(candidatePath)")
@@ -106,7 +108,7 @@ extension VerifyReport {
             lines.append("")
             var layerRows: [[String]] = [["hidden states", "cosine", "rel. error", "max |Δ|", ""]]
             for l in layers {
-                layerRows.append([l.name, f(l.difference.cosine), f(l.difference.relativeError),
+                layerRows.append([l.name, cosine(l.difference.cosine), f(l.difference.relativeError),
                                   f(l.difference.maxAbsDifference), l.diverges ? "diverges" : ""])
             }
             lines += Self.align(layerRows)
@@ -132,7 +134,7 @@ extension VerifyReport {
             for t in shown {
                 if let d = t.difference {
                     tensorRowsText.append([t.name, t.referenceType, t.candidateType, f(d.rmse), f(d.maxAbsDifference),
-                                           f(d.cosine), d.snrDecibels.isFinite ? f(d.snrDecibels) : "identical"])
+                                           cosine(d.cosine), d.snrDecibels.isFinite ? f(d.snrDecibels) : "identical"])
                 } else {
                     tensorRowsText.append([t.name, t.referenceType, t.candidateType, "shape \(t.shape) vs \(t.candidateShape ?? [])", "", "", ""])
                 }

@@ -81,18 +81,20 @@ public struct VerifyReport: Sendable {
     /// Within every threshold given.
     public var passed: Bool { failures.isEmpty }
 
-    /// Numbers for messages and tables: 4 significant digits, no trailing noise.
-    static func format(_ x: Double) -> String {
+    /// Numbers for messages and tables: 4 significant digits (or `significant`), no trailing noise.
+    static func format(_ x: Double) -> String { format(x, significant: 4) }
+
+    static func format(_ x: Double, significant: Int) -> String {
         guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
         if x == 0 { return "0" }
         let magnitude = abs(x)
         if magnitude >= 1e-4 && magnitude < 1e6 {
-            var s = String(Self.rounded(x, significant: 4))
+            var s = String(Self.rounded(x, significant: significant))
             if s.hasSuffix(".0") { s.removeLast(2) }
             return s
         }
         let exponent = Int((log10(magnitude)).rounded(.down))
-        let mantissa = Self.rounded(x / pow(10, Double(exponent)), significant: 4)
+        let mantissa = Self.rounded(x / pow(10, Double(exponent)), significant: significant)
         return "\(mantissa)e\(exponent)"
     }
 
