@@ -16,6 +16,7 @@ struct WConv: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Inspect", subcommands: [Inspect.self]),
             CommandGroup(name: "Transform", subcommands: [Convert.self, Quantize.self, Dequantize.self]),
+            CommandGroup(name: "Release", subcommands: [Checksum.self, Pack.self, Unpack.self]),
         ]
     )
 }
