@@ -105,9 +105,9 @@ extension Manifest {
     /// ``AtomicOutput/temporaryPath``: the relative paths are the same once it is renamed.
     ///
     /// ```swift
-    /// try Manifest.record(wconvVersion: "0.1.0",
-    ///                     command: ManifestCommand(name: "quantize", options: ["type": "Q4_K_M"]),
-    ///                     recipe: ["method": "ggml", "type": "Q4_K_M"],
+    /// try Manifest.record(wconvVersion: WConvVersion.current,
+    ///                     command: ManifestCommand(name: "quantize", options: JSONObject([("type", "Q4_K_M")])),
+    ///                     recipe: .object(JSONObject([("method", "ggml"), ("type", "Q4_K_M")])),
     ///                     inputs: [inputDirectory], outputs: [output.temporaryPath],
     ///                     at: output.path(of: Manifest.fileName))
     /// ```
