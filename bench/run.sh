@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY="$(../scripts/interop-env.sh --print-python | tail -n 1)"
 export WCONV_PYTHON="$PY"
-for b in ${BENCHMARKS:-convert}; do
+for b in ${BENCHMARKS:-convert pack}; do
   "$PY" "${b}_bench.py" "$@"
 done
