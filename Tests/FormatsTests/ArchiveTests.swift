@@ -183,7 +183,9 @@ enum RawTar {
         var blob = try TreeBuilder.read(dir + "/model.safetensors")
         blob[10] ^= 0xFF
         try Data(blob).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
-        #expect(throws: PathError.self) { _ = try ModelArchive.pack(dir, to: work + "/b.tar.zst", wconvVersion: "0.1.0") }
+        let differs = try #require(throws: PathError.self) { _ = try ModelArchive.pack(dir, to: work + "/b.tar.zst", wconvVersion: "0.1.0") }
+        #expect(differs.kind == .checkFailed)
+        #expect(differs.description.hasSuffix("model.safetensors: SHA-256 \(SHA256Hashing.hex(of: blob)), but wconv-manifest.json says \(recorded.outputs.first { $0.path == "model.safetensors" }!.sha256)"))
         #expect(!FileSystem.exists(work + "/b.tar.zst"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: work) == ["a.tar.zst"])
         // A listed file that is gone.

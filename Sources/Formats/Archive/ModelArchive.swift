@@ -116,8 +116,8 @@ public enum ModelArchive {
             let size = try MappedFile(path: input).count
             members.append(Member(path: FileSystem.baseName(input), isDirectory: false, size: size, source: input))
         }
-        let manifest = try manifestFor(members, root: root, existing: existing, wconvVersion: wconvVersion,
-                                       threads: options.hashThreads)
+        let (manifest, trusted) = try manifestFor(members, root: root, existing: existing, wconvVersion: wconvVersion,
+                                                  threads: options.hashThreads)
         let digests = Dictionary(manifest.outputs.map { ($0.path, $0.sha256) }, uniquingKeysWith: { a, _ in a })
         let manifestBytes = Array(manifest.serialized().utf8)
 
@@ -144,7 +144,12 @@ public enum ModelArchive {
             try zstd.write(TarHeader.blocks(path: m.path, type: .regular, size: m.size))
             let digest = try stream(m, into: zstd)
             guard digest == digests[m.path] else {
-                throw PathError(path: m.source, Failure(.ioError, "changed while being packed (SHA-256 \(digest), the manifest says \(digests[m.path] ?? "nothing"))"))
+                let want = digests[m.path] ?? "nothing"
+                // A file the input's manifest vouched for was not hashed before: it simply
+                // differs from its manifest. One we hashed ourselves changed during the pack.
+                throw PathError(path: m.source, trusted.contains(m.path)
+                    ? Failure(.checkFailed, "SHA-256 \(digest), but \(Manifest.fileName) says \(want)")
+                    : Failure(.ioError, "changed while being packed (SHA-256 \(digest), hashed as \(want) before)"))
             }
             try zstd.write(zeros(TarHeader.paddingAfter(m.size)))
             fileBytes += m.size
@@ -163,8 +168,9 @@ public enum ModelArchive {
 
     /// The manifest to store: the input's own (provenance kept, its files trusted for now and
     /// verified while streaming) completed with digests of the files it does not list.
+    /// Returns it with the paths taken on trust from the input's manifest.
     private static func manifestFor(_ members: [Member], root: String, existing: Manifest?, wconvVersion: String,
-                                    threads: Int) throws -> Manifest {
+                                    threads: Int) throws -> (Manifest, Set<String>) {
         let files = members.filter { !$0.isDirectory }
         let byPath = Dictionary(files.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         var listed: [ManifestFile] = []
@@ -190,7 +196,7 @@ public enum ModelArchive {
         var manifest = Manifest(wconvVersion: existing?.wconvVersion ?? wconvVersion, command: existing?.command,
                                 recipe: existing?.recipe, inputs: existing?.inputs ?? [], outputs: listed + hashed)
         manifest.normalize()
-        return manifest
+        return (manifest, listedPaths)
     }
 
     /// Streams one file into the compressor a window at a time, hashing it on the way.

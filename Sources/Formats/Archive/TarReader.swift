@@ -81,9 +81,8 @@ public final class TarReader {
             switch state {
             case .header, .secondZeroBlock:
                 let n = min(TarHeader.blockSize - blockFill, bytes.count - i)
-                block.withUnsafeMutableBytes { dst in
-                    dst.baseAddress!.advanced(by: blockFill).copyMemory(from: bytes.baseAddress!.advanced(by: i), byteCount: n)
-                }
+                // Headers are a few blocks per member: a plain bounds-checked copy is enough.
+                for k in 0 ..< n { block[blockFill + k] = bytes[i + k] }
                 blockFill += n
                 i += n
                 position += n

@@ -27,7 +27,7 @@ struct Unpack: ParsableCommand {
     @Option(name: .shortAndLong, help: "The directory to create.")
     var output: String
 
-    @Option(help: "Largest total size of the extracted files (e.g. 50GB; default 4TB).")
+    @Option(help: "Largest total size of the extracted files (e.g. 50GB; default 4 TiB).")
     var maxSize: String?
 
     @Flag(help: "Fail if the archive carries no wconv-manifest.json.")
