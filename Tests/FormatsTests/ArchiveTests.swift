@@ -204,6 +204,14 @@ enum RawTar {
         #expect(try TreeBuilder.read(work + "/out/model.gguf") == TreeBuilder.read(dir + "/model.gguf"))
     }
 
+    @Test func anArchiveInsideItsInputIsLeftOut() throws {
+        let dir = try TreeBuilder.make(TreeBuilder.sample())
+        let first = try ModelArchive.pack(dir, to: dir + "/self.tar.zst", wconvVersion: "0.1.0")
+        let again = try ModelArchive.pack(dir, to: dir + "/self.tar.zst", wconvVersion: "0.1.0", options: PackOptions(force: true))
+        #expect(first.manifest == again.manifest)
+        #expect(!again.manifest.outputs.contains { $0.path == "self.tar.zst" })
+    }
+
     // MARK: hostile archives
 
     /// Unpacks `tar` (compressed) and expects `check` to accept the error; nothing may remain.

@@ -105,7 +105,11 @@ public enum ModelArchive {
         var existing: Manifest?
         if FileSystem.isDirectory(input) {
             root = input
-            for e in try FileTree.entries(under: input) where e.relativePath != Manifest.fileName {
+            // An archive written into the directory it packs must not contain itself.
+            let inputRoot = try FileTree.canonicalDirectory(input)
+            let outputPath = (try? FileTree.canonicalPath(output)) ?? ""
+            for e in try FileTree.entries(under: input)
+            where e.relativePath != Manifest.fileName && FileSystem.join(inputRoot, e.relativePath) != outputPath {
                 members.append(Member(path: e.relativePath, isDirectory: e.isDirectory, size: e.byteCount,
                                       source: FileSystem.join(input, e.relativePath)))
             }

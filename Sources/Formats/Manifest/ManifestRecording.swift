@@ -102,7 +102,9 @@ extension Manifest {
     /// outputs.
     ///
     /// Call it before committing an `AtomicOutput` directory, with `manifestPath` inside its
-    /// ``AtomicOutput/temporaryPath``: the relative paths are the same once it is renamed.
+    /// ``AtomicOutput/temporaryPath``: the relative paths are the same once it is renamed, and
+    /// the manifest appears together with the files. For a single-file output, call it after
+    /// the output's `commit()`, since files are recorded under the names they have now.
     ///
     /// ```swift
     /// try Manifest.record(wconvVersion: WConvVersion.current,
