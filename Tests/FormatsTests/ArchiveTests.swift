@@ -334,6 +334,44 @@ enum RawTar {
         }
     }
 
+    @Test func randomDamageIsRefusedOrHarmlessNeverATrap() throws {
+        // A valid stream with a PAX header, a directory and files; then many seeded mutations
+        // (byte flips, cuts, splices), each fed in random-sized pieces.
+        let long = String(repeating: "p", count: 130)
+        let tar = TarHeader.blocks(path: "d", type: .directory, size: 0)
+            + TarHeader.blocks(path: "d/" + long, type: .regular, size: 700) + TreeBuilder.random(700, seed: 1) + [UInt8](repeating: 0, count: 324)
+            + RawTar.member("a.json", Array("{}".utf8)) + RawTar.end
+        var rng = SplitMix64(seed: 42)
+        var refused = 0
+        for _ in 0 ..< 3000 {
+            var bytes = tar
+            switch rng.next() % 3 {
+            case 0:
+                for _ in 0 ..< 1 + Int(rng.next() % 4) { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            case 1:
+                bytes = Array(bytes[0 ..< Int(rng.next() % UInt64(bytes.count))])
+            default:
+                let at = Int(rng.next() % UInt64(bytes.count))
+                bytes.insert(contentsOf: TreeBuilder.random(Int(rng.next() % 600), seed: rng.next()), at: at)
+            }
+            let reader = TarReader(limits: TarLimits(maxTotalBytes: 1 << 20)) { event in
+                if case .fileStart(let path, _) = event { #expect(FileTree.isSafeRelativePath(path)) }
+            }
+            do {
+                var i = 0
+                while i < bytes.count {
+                    let n = min(bytes.count - i, 1 + Int(rng.next() % 700))
+                    try bytes[i ..< i + n].withUnsafeBytes { try reader.consume($0) }
+                    i += n
+                }
+                try reader.finish()
+            } catch is ArchiveError {
+                refused += 1
+            }
+        }
+        #expect(refused > 1000)
+    }
+
     @Test func duplicatesAndFileDirectoryClashesAreRefused() throws {
         try expectRefused(RawTar.member("a", [1]) + RawTar.member("a", [2]) + RawTar.end) {
             if case ArchiveError.duplicate("a") = underlying($0) { return true } else { return false }
