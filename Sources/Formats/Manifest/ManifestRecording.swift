@@ -74,9 +74,16 @@ extension Manifest {
             }
             let job = jobs[k - filePaths.count]
             let bytes = try job.source.bytes(of: job.entry)
-            let hex = SHA256Hashing.hex(of: bytes)
-            job.source.releasePages(of: bytes)
-            return .tensor(hex)
+            // A window at a time, releasing pages behind, so a 1 GB embedding is not resident at once.
+            let hasher = StreamingSHA256()
+            var offset = 0
+            while offset < bytes.count {
+                let piece = UnsafeRawBufferPointer(rebasing: bytes[offset ..< min(bytes.count, offset + SHA256Hashing.window)])
+                hasher.update(piece)
+                job.source.releasePages(of: piece)
+                offset += piece.count
+            }
+            return .tensor(hasher.finalizeHex())
         }
 
         var files: [ManifestFile] = []
