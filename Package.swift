@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries, found through pkg-config (Debian: libopenblas-dev, libzstd-dev, libjson-c-dev).
@@ -27,7 +28,8 @@ let package = Package(
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
 
         .target(name: "TensorCore", swiftSettings: swiftSettings, linkerSettings: libm),
-        .target(name: "Formats", dependencies: ["TensorCore", "CJSONC", "CZstd"], swiftSettings: swiftSettings),
+        .target(name: "Formats", dependencies: ["TensorCore", "CJSONC", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: swiftSettings),
         .target(name: "Quantize", dependencies: ["TensorCore"], swiftSettings: swiftSettings, linkerSettings: libm),
         .target(name: "Pipeline", dependencies: ["TensorCore", "Formats", "Quantize"],
                 swiftSettings: swiftSettings, linkerSettings: libm),

@@ -18,6 +18,7 @@ struct WConv: ParsableCommand {
             CommandGroup(name: "Transform", subcommands: [Convert.self, Quantize.self, Dequantize.self]),
             CommandGroup(name: "Check", subcommands: [VerifyCommand.self, Run.self]),
             CommandGroup(name: "Train", subcommands: [QLoRATrain.self, QLoRAMerge.self, ConvertAdapter.self]),
+            CommandGroup(name: "Release", subcommands: [Checksum.self, Pack.self, Unpack.self]),
         ]
     )
 }
