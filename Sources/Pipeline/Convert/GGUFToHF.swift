@@ -85,6 +85,8 @@ public enum GGUFToHF {
                 try file.withWritableBuffer(capacity: capacity, fill)
             }
         }
+        // A changed input never becomes an output.
+        try source.checkUnchanged()
         try out.commit()
 
         var report = ConvertReport()

@@ -110,6 +110,9 @@ public enum HFToGGUF {
                 try transcoder.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
                     try sink.withWritableBuffer(capacity: capacity, fill)
                 }
+                // After each tensor, so the last check precedes the commit: a changed input never
+                // becomes an output.
+                try source.checkUnchanged()
             }
         }
     }
