@@ -66,6 +66,23 @@ struct MalformedInputTests {
         #expect(summary.typeTotals.map(\.type).sorted() == ["F32", "type99"])
     }
 
+    /// Found by the config fuzz target (serialize + parse must give the value back): json-c
+    /// cannot tell that a document which is a bare number or literal has ended, so "1", "true"
+    /// and "-0.5" were refused as "unexpected end of document" unless whitespace followed, and
+    /// "null" was refused always (json-c returns no object for it).
+    @Test(arguments: [("1", JSONValue.int(1)), ("-0.5", .double(-0.5)), ("1e5", .double(1e5)), ("true", .bool(true)),
+                      ("false", .bool(false)), ("null", .null), (" null ", .null), ("1\n", .int(1)), ("\"s\"", .string("s"))])
+    func bareScalarDocumentsParse(_ text: String, _ value: JSONValue) throws {
+        #expect(try JSONParser.parse(text) == value)
+        #expect(try JSONParser.parse(value.serialized()) == value)
+    }
+
+    /// Documents that really end early still fail, with the same message as before.
+    @Test(arguments: ["tru", "[1", "{\"a\": 1", "\"ab", "-", "1e", "   "])
+    func unfinishedDocumentsFail(_ text: String) {
+        #expect(throws: JSONError.syntax("unexpected end of document", offset: text.utf8.count)) { try JSONParser.parse(text) }
+    }
+
     /// Found reviewing the bnb-quant-state target's invariants: a quant-state shape whose element
     /// count is near Int.max made `blockCount` and `packedByteCount` overflow (a trap in
     /// BNBCheckpointLayout before the shapes were compared). They are now computed without
