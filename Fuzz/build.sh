@@ -35,6 +35,8 @@ build_module() {
     "$swiftc" "${common[@]}" -wmo -module-name "$name" -I "$out" "${cmodules[@]}" \
         -emit-module -emit-module-path "$out/$name.swiftmodule" -emit-object -o "$object" "${sources[@]}" \
         2> >(grep -v -e 'warning:' -e '^ *[0-9]* |' -e '^ *|' -e '^ *`-' -e '^$' >&2 || true)
+    # The compiler leaves an identical object file untouched; mark it current for the check above.
+    touch "$object"
 }
 
 build_module TensorCore TensorCore

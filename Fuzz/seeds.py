@@ -3,8 +3,9 @@
 
     Fuzz/seeds.py OUTDIR        # OUTDIR/<target>/<seed files>
 
-Seeds are small on purpose: the fuzzer mutates short inputs far faster. Large test files are
-reduced (GGUF files cut after their tensor infos, SentencePiece models cut to their first pieces,
+Seeds are small on purpose: the fuzzer mutates short inputs far faster (the small files of
+testdata/malformed/ are seeds too, bitsandbytes checkpoints of a few KB among them). Large test
+files are reduced (GGUF files cut after their tensor infos, SentencePiece models cut to their first pieces,
 quant-state JSON taken out of bitsandbytes checkpoints) rather than copied whole.
 """
 import hashlib
@@ -124,16 +125,23 @@ def sentencepiece_prefix(data, pieces):
 
 
 def main(out):
-    for path in files(".safetensors", limit=128 << 10):
+    for path in files(".safetensors", limit=32 << 10):
         save(out, "safetensors", read(path))
     for path in files(".safetensors", limit=1 << 20):
-        for name, payload in safetensors_tensors(read(path)).items():
+        try:
+            tensors = safetensors_tensors(read(path))
+        except (ValueError, struct.error, KeyError, TypeError, AttributeError):
+            continue  # testdata/malformed/
+        for name, payload in tensors.items():
             if ".quant_state." in name:
                 save(out, "bnb-quant-state", payload)
 
     for path in files(".gguf"):
         data = read(path)
         save(out, "gguf", data if len(data) <= 16 << 10 else data[:gguf_header_length(data)])
+    for path in files(".bin", limit=16 << 10):
+        if "/malformed/" in path:
+            save(out, "gguf", read(path))
 
     for path in files(".json", limit=64 << 10):
         if "/golden/" not in path and "/vectors/" not in path or path.endswith("config.json"):
