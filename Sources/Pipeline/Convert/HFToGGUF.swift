@@ -104,12 +104,18 @@ public enum HFToGGUF {
             case .input(let entry):
                 let bytes = try source.bytes(of: entry)
                 source.prefetch(entry)
-                let transcoder = try RowTranscoder(
-                    tensorName: entry.name, shape: entry.shape, source: entry.encoding, target: .ggml(tensor.type),
-                    permutation: tensor.permutation, threads: options.threads)
+                // Errors about the tensor name the file it comes from.
+                let transcoder = try withPath(entry.file) {
+                    try RowTranscoder(
+                        tensorName: entry.name, shape: entry.shape, source: entry.encoding, target: .ggml(tensor.type),
+                        permutation: tensor.permutation, threads: options.threads)
+                }
                 try transcoder.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
                     try sink.withWritableBuffer(capacity: capacity, fill)
                 }
+                // After each tensor, so the last check precedes the commit: a changed input never
+                // becomes an output.
+                try source.checkUnchanged()
             }
         }
     }
