@@ -25,7 +25,7 @@ target=$1
 shift
 
 case $target in
-    safetensors) max_len=131072 dict=json ;;
+    safetensors) max_len=32768 dict=json ;;
     gguf) max_len=65536 dict=gguf ;;
     config) max_len=65536 dict=json ;;
     tokenizer-json) max_len=131072 dict=json ;;

@@ -42,9 +42,11 @@ func splitDocuments(_ bytes: UnsafeRawBufferPointer, separator: [UInt8] = Array(
     return documents
 }
 
-/// A per-process scratch directory in memory when /dev/shm exists, for targets that open files by path.
+/// A per-process scratch directory, for targets that open files by path: in memory (/dev/shm)
+/// where there is one, else under $TMPDIR.
 let scratchDirectory: String = {
-    let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
+    let temporary = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : temporary
     let path = "\(base)/wconv-fuzz-\(getpid())"
     mkdir(path, 0o700)
     atexit { removeScratchDirectory() }

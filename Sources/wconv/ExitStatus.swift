@@ -108,15 +108,17 @@ nonisolated(unsafe) private var inputFaultPipe: Int32 = -1
 ///
 /// A signal handler may do almost nothing safely, and the faulting thread cannot continue (the
 /// load would fault again), so the handler only writes the fault address to a pipe and parks its
-/// thread. A thread of our own, started here and blocked on that pipe, then names the input
-/// whose mapping holds the address, removes the temporary outputs and exits with 74. A thread of
-/// its own, not a Dispatch queue: the worker threads of a parallel conversion may all be parked
-/// in the handler.
+/// thread (for at most 30 s). A thread of our own, started here and blocked on that pipe, then
+/// names the input whose mapping holds the address, removes the temporary outputs and exits with
+/// 74. A thread of its own, not a Dispatch queue: the worker threads of a parallel conversion
+/// may all be parked in the handler.
 enum InputFault {
     static func install() {
         guard inputFaultPipe < 0 else { return }
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return }
+        // Set before the thread starts: it reads the descriptor at once.
+        inputFaultReadEnd = fds[0]
         var thread = pthread_t()
         let started = pthread_create(&thread, nil, { _ in
             var address: UInt = 0
@@ -136,20 +138,22 @@ enum InputFault {
         guard started == 0 else {
             close(fds[0])
             close(fds[1])
+            inputFaultReadEnd = -1
             return
         }
         pthread_detach(thread)
-        inputFaultReadEnd = fds[0]
         inputFaultPipe = fds[1]
         var action = sigaction()
         action.sa_flags = SA_SIGINFO
         sigemptyset(&action.sa_mask)
         action.__sigaction_handler.sa_sigaction = { _, info, _ in
-            // Only async-signal-safe calls here: write(2), pause(2), _exit(2).
+            // Only async-signal-safe calls here: write(2), sleep(3), _exit(2). The watcher
+            // exits the process; should it not within 30 s, exit without its cleanup rather
+            // than hang.
             var address = UInt(bitPattern: info?.pointee._sifields._sigfault.si_addr)
             let n = withUnsafeBytes(of: &address) { write(inputFaultPipe, $0.baseAddress, $0.count) }
-            if n != MemoryLayout<UInt>.size { _exit(ExitStatus.ioError.rawValue) }
-            while true { pause() }
+            if n == MemoryLayout<UInt>.size { sleep(30) }
+            _exit(ExitStatus.ioError.rawValue)
         }
         sigaction(SIGBUS, &action, nil)
     }

@@ -55,8 +55,14 @@ enum Fault {
 
         func signal(_ sig: Int32) { kill(pid, sig) }
 
-        func wait() -> Result {
-            group.wait()
+        /// Waits for the process; one still running after `timeout` seconds (a hang is a
+        /// failure too) is killed, and reported as killed by SIGKILL (137).
+        func wait(timeout: Double = 300) -> Result {
+            if group.wait(timeout: .now() + timeout) == .timedOut {
+                kill(pid, SIGCONT)
+                kill(pid, SIGKILL)
+                group.wait()
+            }
             process.waitUntilExit()
             let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
             return Result(status: status, stdout: String(decoding: outData, as: UTF8.self),
