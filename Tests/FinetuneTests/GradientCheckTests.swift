@@ -196,10 +196,13 @@ import Verify
         var scratch = [Float](repeating: 0, count: rows * n), dz = z
         var gradA = [Float](repeating: 0, count: r * n), gradB = [Float](repeating: 0, count: m * r)
         var dx = [Float](repeating: 0, count: rows * n)
+        var bits = [UInt64](repeating: 0, count: rows * DropoutMask.words(columns: n))
+        bits.withUnsafeMutableBufferPointer { dropMask.generate(into: $0.baseAddress!, rows: rows, columns: n) }
+        bits.withUnsafeBufferPointer { bitp in
         af.withUnsafeBufferPointer { ap in
             bf.withUnsafeBufferPointer { bp in
                 let op = LoRAOperands(a: ap.baseAddress!, b: bp.baseAddress!, rank: r, scaling: Float(s),
-                                      dropout: dropout ? dropMask : nil)
+                                      dropout: dropout ? DropoutBits(bits: bitp.baseAddress!, scale: dropMask.keepScale) : nil)
                 scratch.withUnsafeMutableBufferPointer { sp in
                     z.withUnsafeMutableBufferPointer { zp in
                         y.withUnsafeMutableBufferPointer { yp in
@@ -221,6 +224,7 @@ import Verify
                     }
                 }
             }
+        }
         }
         let ref = LoRALinear.reference(x: Self.doubles(xf), dY: Self.doubles(gf), rows: rows, weight: Self.doubles(wf), outFeatures: m,
                                        a: Self.doubles(af), b: Self.doubles(bf), rank: r, scaling: s, mask: mask)

@@ -21,8 +21,9 @@ enum SwiGLUBackward {
     ) {
         for i in 0 ..< count {
             let g = gate[i], d = da[i]
-            let sigma = 1 / (1 + expf(-g))
-            let silu = g / (1 + expf(-g))
+            let denominator = 1 + expf(-g)
+            let sigma = 1 / denominator
+            let silu = g / denominator
             dUp[i] = d * silu
             dGate[i] = d * up[i] * (sigma * (1 + g * (1 - sigma)))
         }

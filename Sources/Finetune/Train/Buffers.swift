@@ -38,6 +38,28 @@ final class FloatBuffer: @unchecked Sendable {
     deinit { pointer.deallocate() }
 }
 
+/// A growable buffer of 64-bit words (dropout masks).
+final class BitBuffer: @unchecked Sendable {
+    private(set) var pointer: UnsafeMutablePointer<UInt64>
+    private(set) var capacity: Int
+
+    init() {
+        capacity = 1
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: 0)
+    }
+
+    func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        pointer.deallocate()
+        capacity = count
+        pointer = .allocate(capacity: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    deinit { pointer.deallocate() }
+}
+
 /// Where each adapter matrix lives in one flat parameter array: keys in ``LoRAWeights/keys``
 /// order, and for each its `A` then its `B`. Gradients and both Adam moments use the same layout.
 struct ParameterLayout: Sendable, Hashable {
