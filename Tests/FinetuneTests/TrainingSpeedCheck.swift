@@ -57,4 +57,28 @@ struct TrainingSpeedCheck {
             }
         }
     }
+
+    /// On SmolLM2's matrix sizes (where OpenBLAS splits products across threads) the adapter
+    /// after three steps is the same, bit for bit, with 1 and 2 threads, with and without
+    /// recomputation, on both bases.
+    @Test func resultsDoNotDependOnTheThreadCount() throws {
+        var rng = SplitMix64(seed: 2)
+        let examples = (0 ..< 2).map { _ in TrainingExample(tokens: [1] + (0 ..< 95).map { _ in 2 + Int(rng.next() % 49_000) }) }
+        for storage in [FrozenBase.Storage.float32, .nf4()] {
+            let base = try FrozenBase.load(modelDirectory: Self.smolLM2, storage: storage, threadCount: 2)
+            var results: [[Float]] = []
+            for (threads, recompute) in [(1, false), (2, false), (2, true)] {
+                let adapter = try LoRAWeights(zeroBFor: base.config, lora: LoRAConfig(rank: 8, alpha: 16, dropout: 0.05), seed: 1)
+                let model = try LoRAModel(base: base, config: base.config, adapter: adapter, threadCount: threads, recompute: recompute)
+                let trainer = try LoRATrainer(model: model, options: TrainingOptions(optimizer: AdamWConfig(learningRate: 1e-3),
+                                                                                     totalSteps: 3, batchSize: 2), examples: examples)
+                try trainer.train()
+                let a = try model.adapter
+                results.append(a.keys.flatMap { (a[$0]?.a ?? []) + (a[$0]?.b ?? []) })
+            }
+            #expect(results[0] == results[1], "\(storage): 1 vs 2 threads")
+            #expect(results[1] == results[2], "\(storage): recompute")
+            print("SmolLM2 \(storage): 1 thread == 2 threads: \(results[0] == results[1]); recompute identical: \(results[1] == results[2])")
+        }
+    }
 }
