@@ -1,3 +1,6 @@
+import TensorCore
+import Verify
+
 /// Inverted dropout with a mask that is a pure function of a seed: row `r` of a buffer is
 /// masked by the generator ``TrainingRandom/derived(seed:_:)`` of `(seed, r)`, each 64-bit draw
 /// deciding two elements (24 bits each: kept when `u / 2²⁴ ≥ p`), and kept elements scaled by
@@ -15,33 +18,41 @@ struct DropoutMask: Sendable, Hashable {
 
     /// Writes the keep bits of `rows × columns` elements: bit `j % 64` of word
     /// `r · words(columns) + j / 64` is 1 when element `(r, j)` is kept.
-    func generate(into bits: UnsafeMutablePointer<UInt64>, rows: Int, columns: Int) {
+    /// Rows are independent (each has its own generator), so `threads` workers give the same bits.
+    func generate(into bits: UnsafeMutablePointer<UInt64>, rows: Int, columns: Int, threads: Int = 1) {
         let words = Self.words(columns: columns)
         // u / 2²⁴ ≥ p  ⇔  u ≥ ⌈p · 2²⁴⌉ (p · 2²⁴ is exact in Double).
         let threshold = UInt64((Double(probability) * 16_777_216).rounded(.up))
-        for r in 0 ..< rows {
-            var rng = TrainingRandom.derived(seed: seed, UInt64(r))
-            let row = bits + r * words
-            row.update(repeating: 0, count: words)
-            var j = 0
-            while j < columns {
-                let draw = rng.next()
-                if draw >> 40 >= threshold { row[j >> 6] |= 1 << UInt64(j & 63) }
-                if j + 1 < columns, (draw >> 16) & 0xFF_FFFF >= threshold { row[(j + 1) >> 6] |= 1 << UInt64((j + 1) & 63) }
-                j += 2
+        let seed = seed
+        nonisolated(unsafe) let out = bits
+        parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
+            for r in range {
+                var rng = TrainingRandom.derived(seed: seed, UInt64(r))
+                let row = out + r * words
+                row.update(repeating: 0, count: words)
+                var j = 0
+                while j < columns {
+                    let draw = rng.next()
+                    if draw >> 40 >= threshold { row[j >> 6] |= 1 << UInt64(j & 63) }
+                    if j + 1 < columns, (draw >> 16) & 0xFF_FFFF >= threshold { row[(j + 1) >> 6] |= 1 << UInt64((j + 1) & 63) }
+                    j += 2
+                }
             }
         }
     }
 
     /// `y = x ⊙ mask · scale` for `rows × columns` values (row stride `columns`); `y` may be `x`.
     static func apply(bits: UnsafePointer<UInt64>, scale: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                      rows: Int, columns: Int) {
+                      rows: Int, columns: Int, threads: Int = 1) {
         let words = Self.words(columns: columns)
-        for r in 0 ..< rows {
-            let row = bits + r * words, xr = x + r * columns, yr = y + r * columns
-            for j in 0 ..< columns {
-                let keep = Float((row[j >> 6] >> UInt64(j & 63)) & 1)
-                yr[j] = xr[j] * (keep * scale)
+        nonisolated(unsafe) let (b, xs, ys) = (bits, x, y)
+        parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
+            for r in range {
+                let row = b + r * words, xr = xs + r * columns, yr = ys + r * columns
+                for j in 0 ..< columns {
+                    let keep = Float((row[j >> 6] >> UInt64(j & 63)) & 1)
+                    yr[j] = xr[j] * (keep * scale)
+                }
             }
         }
     }
@@ -66,6 +77,8 @@ struct DropoutBits {
     var bits: UnsafePointer<UInt64>
     /// `1 / (1 − p)`.
     var scale: Float
+    /// Workers for applying the mask.
+    var threads: Int = 1
 }
 
 /// A LoRA adapter's matrices as the kernels see them (PEFT layout, row-major).
@@ -146,8 +159,9 @@ enum LoRALinear {
         guard let lora, z != nil, gradA != nil, gradB != nil else { return }
         if let dropout = lora.dropout {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, scratch, ldc: n)
-            DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, scratch, into: scratch, rows: rows, columns: n)
-            for i in 0 ..< rows * n { dx[i] += scratch[i] }
+            DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, scratch, into: scratch, rows: rows, columns: n,
+                              threads: dropout.threads)
+            VectorMath.addScaled(1, scratch, to: dx, count: rows * n)
         } else {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, beta: 1, dx, ldc: n)
         }
@@ -158,7 +172,8 @@ enum LoRALinear {
         _ x: UnsafePointer<Float>, rows: Int, columns: Int, dropout: DropoutBits?, scratch: UnsafeMutablePointer<Float>
     ) -> UnsafePointer<Float> {
         guard let dropout else { return x }
-        DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, x, into: scratch, rows: rows, columns: columns)
+        DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, x, into: scratch, rows: rows, columns: columns,
+                          threads: dropout.threads)
         return UnsafePointer(scratch)
     }
 

@@ -185,7 +185,8 @@ public final class LoRAModel {
     private func lora(_ layer: Int, _ target: LoRATarget, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
         guard let s = layout.slot(LoRAKey(layer: layer, target: target)) else { return nil }
         let dropout = dropoutSeed.map {
-            DropoutBits(bits: act.masks[target.order].pointer, scale: dropoutMask(layer, target, seed: $0).keepScale)
+            DropoutBits(bits: act.masks[target.order].pointer, scale: dropoutMask(layer, target, seed: $0).keepScale,
+                        threads: threadCount)
         }
         return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset, rank: s.rank,
                             scaling: Float(loraConfig.scaling), dropout: dropout)
@@ -206,7 +207,8 @@ public final class LoRAModel {
             for target in targets {
                 let n = target.features(c).inFeatures
                 act.masks[target.order].reserve(rows * DropoutMask.words(columns: n))
-                dropoutMask(l, target, seed: seed).generate(into: act.masks[target.order].pointer, rows: rows, columns: n)
+                dropoutMask(l, target, seed: seed).generate(into: act.masks[target.order].pointer, rows: rows, columns: n,
+                                                            threads: threadCount)
             }
         }
         func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ weight: [Float], _ y: UnsafeMutablePointer<Float>,
@@ -242,7 +244,7 @@ public final class LoRAModel {
         linear(.gate, xn, w.gate, act.g.pointer)
         linear(.up, xn, w.up, act.u.pointer)
         let a = work.mlp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn)
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
         if let output {
             output.update(from: act.h1.pointer, count: rows * dim)
             linear(.down, a, w.down, output, accumulate: true)
@@ -279,14 +281,15 @@ public final class LoRAModel {
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
         normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn)
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
         linear(.down, x: a, dY: dh, w.down, dx: da, accumulate: false)
-        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn)
+        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn,
+                             threads: threadCount)
         linear(.gate, x: xn, dY: da, w.gate, dx: dxn, accumulate: false)
         linear(.up, x: xn, dY: du, w.up, dx: dxn, accumulate: true)
         w.feedForwardNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true)
+                                  epsilon: eps, accumulate: true, threads: threadCount)
         }
 
         // Attention block.
@@ -312,7 +315,7 @@ public final class LoRAModel {
         guard l > 0 else { return }
         w.attentionNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true)
+                                  epsilon: eps, accumulate: true, threads: threadCount)
         }
     }
 
