@@ -507,7 +507,7 @@ final class Workspace {
         for b in [dO, dq] { b.reserve(rows * c.queryDimension) }
         for b in [dk, dv] { b.reserve(rows * c.kvDimension) }
         dz.reserve(rows * rank)
-        scores.reserve(2 * maxLength * maxLength)
+        scores.reserve(2 * AttentionBackward.scratchCount(length: maxLength))
         if maxLength > tableLength {
             tableLength = maxLength
             cos.reserve(maxLength * c.headDimension / 2)
