@@ -12,25 +12,32 @@ import Verify
 /// `P` bit for bit) instead of storing `heads × n²` probabilities, then
 /// `dV_g += Pᵀ dO_h`, `dP = dO_h V_gᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`,
 /// `dQ_h = scale · dS K_g`, `dK_g += scale · dSᵀ Q_h`. Heads of a group accumulate into their
-/// kv head in head order, so results do not depend on the thread count.
+/// kv head in head order, so results do not depend on the thread count. Query rows go in blocks
+/// of ``blockRows``, so the score scratch grows linearly with the sequence length.
 enum AttentionBackward {
-    /// Score scratch floats one call needs: `n × n` (forward) — the backward pass needs two.
-    static func scratchCount(length n: Int) -> Int { n * n }
+    /// Query rows per block: the score scratch is `blockRows × n` per matrix, whatever the
+    /// sequence length, and the masked upper triangle beyond a block's last row is skipped.
+    static let blockRows = 128
 
-    /// `P` of head `h` into `p` (`[n, n]`, zeros above the diagonal).
+    /// Score scratch floats ``forward(q:k:v:length:heads:kvHeads:headDimension:output:scratch:threads:)``
+    /// needs; ``backward(q:k:v:dO:length:heads:kvHeads:headDimension:dQ:dK:dV:scratch:threads:)`` needs twice as many.
+    static func scratchCount(length n: Int) -> Int { min(n, blockRows) * n }
+
+    /// `P` of head `h` for query rows `t0 ..< t0 + rows` against keys `0 ..< visible` (= t0 + rows)
+    /// into `p` (`[rows, visible]`, zeros above the diagonal).
     private static func probabilities(
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, n: Int, head h: Int, group: Int,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, rows: Int, firstRow t0: Int, head h: Int, group: Int,
         qStride: Int, kvStride: Int, hd: Int, scale: Float, p: UnsafeMutablePointer<Float>, threads: Int
     ) {
-        let kvOffset = (h / group) * hd
-        BLAS.gemm(transB: true, m: n, n: n, k: hd, alpha: scale, q + h * hd, lda: qStride,
-                  k + kvOffset, ldb: kvStride, p, ldc: n)
+        let visible = t0 + rows
+        BLAS.gemm(transB: true, m: rows, n: visible, k: hd, alpha: scale, q + t0 * qStride + h * hd, lda: qStride,
+                  k + (h / group) * hd, ldb: kvStride, p, ldc: visible)
         nonisolated(unsafe) let s = p
-        parallelChunks(count: n, threads: threads, minimumChunk: 32) { range in
+        parallelChunks(count: rows, threads: threads, minimumChunk: 32) { range in
             for r in range {
-                let row = s + r * n
-                Softmax.apply(row, count: r + 1)
-                (row + r + 1).update(repeating: 0, count: n - r - 1)
+                let row = s + r * visible
+                Softmax.apply(row, count: t0 + r + 1)
+                (row + t0 + r + 1).update(repeating: 0, count: rows - r - 1)
             }
         }
     }
@@ -45,10 +52,13 @@ enum AttentionBackward {
         let group = heads / kvHeads, qStride = heads * hd, kvStride = kvHeads * hd
         let scale = Attention.scale(headDimension: hd)
         for h in 0 ..< heads {
-            probabilities(q: q, k: k, n: n, head: h, group: group, qStride: qStride, kvStride: kvStride, hd: hd,
-                          scale: scale, p: scratch, threads: threads)
-            BLAS.gemm(m: n, n: hd, k: n, scratch, lda: n, v + (h / group) * hd, ldb: kvStride,
-                      o + h * hd, ldc: qStride)
+            for t0 in stride(from: 0, to: n, by: blockRows) {
+                let rows = min(blockRows, n - t0), visible = t0 + rows
+                probabilities(q: q, k: k, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
+                              kvStride: kvStride, hd: hd, scale: scale, p: scratch, threads: threads)
+                BLAS.gemm(m: rows, n: hd, k: visible, scratch, lda: visible, v + (h / group) * hd, ldb: kvStride,
+                          o + t0 * qStride + h * hd, ldc: qStride)
+            }
         }
     }
 
@@ -62,35 +72,43 @@ enum AttentionBackward {
     ) {
         let group = heads / kvHeads, qStride = heads * hd, kvStride = kvHeads * hd
         let scale = Attention.scale(headDimension: hd)
-        let p = scratch, dp = scratch + n * n
+        let p = scratch, dp = scratch + scratchCount(length: n)
+        // dK and dV accumulate over query heads and row blocks, in a fixed order.
+        for t in 0 ..< n {
+            (dK + t * kvStride).update(repeating: 0, count: kvStride)
+            (dV + t * kvStride).update(repeating: 0, count: kvStride)
+        }
         for h in 0 ..< heads {
             let kvOffset = (h / group) * hd
-            let first: Float = h % group == 0 ? 0 : 1   // the first head of a group overwrites dK/dV
-            probabilities(q: q, k: k, n: n, head: h, group: group, qStride: qStride, kvStride: kvStride, hd: hd,
-                          scale: scale, p: p, threads: threads)
-            // dV_g (+)= Pᵀ dO_h
-            BLAS.gemm(transA: true, m: n, n: hd, k: n, p, lda: n, dO + h * hd, ldb: qStride,
-                      beta: first, dV + kvOffset, ldc: kvStride)
-            // dP = dO_h V_gᵀ
-            BLAS.gemm(transB: true, m: n, n: n, k: hd, dO + h * hd, lda: qStride, v + kvOffset, ldb: kvStride,
-                      dp, ldc: n)
-            // dS = P ⊙ (dP − Σⱼ Pᵢⱼ dPᵢⱼ), zero above the diagonal (P is zero there).
-            nonisolated(unsafe) let (ps, dps) = (p, dp)
-            parallelChunks(count: n, threads: threads, minimumChunk: 32) { range in
-                for r in range {
-                    let pr = ps + r * n, dr = dps + r * n
-                    var dot: Float = 0
-                    for j in 0 ... r { dot += pr[j] * dr[j] }
-                    for j in 0 ... r { dr[j] = pr[j] * (dr[j] - dot) }
-                    (dr + r + 1).update(repeating: 0, count: n - r - 1)
+            for t0 in stride(from: 0, to: n, by: blockRows) {
+                let rows = min(blockRows, n - t0), visible = t0 + rows
+                probabilities(q: q, k: k, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
+                              kvStride: kvStride, hd: hd, scale: scale, p: p, threads: threads)
+                let dOBlock = dO + t0 * qStride + h * hd
+                // dV_g += Pᵀ dO_h
+                BLAS.gemm(transA: true, m: visible, n: hd, k: rows, p, lda: visible, dOBlock, ldb: qStride,
+                          beta: 1, dV + kvOffset, ldc: kvStride)
+                // dP = dO_h V_gᵀ
+                BLAS.gemm(transB: true, m: rows, n: visible, k: hd, dOBlock, lda: qStride, v + kvOffset, ldb: kvStride,
+                          dp, ldc: visible)
+                // dS = P ⊙ (dP − Σⱼ Pᵢⱼ dPᵢⱼ), zero above the diagonal (P is zero there).
+                nonisolated(unsafe) let (ps, dps) = (p, dp)
+                parallelChunks(count: rows, threads: threads, minimumChunk: 32) { range in
+                    for r in range {
+                        let pr = ps + r * visible, dr = dps + r * visible, last = t0 + r
+                        var dot: Float = 0
+                        for j in 0 ... last { dot += pr[j] * dr[j] }
+                        for j in 0 ... last { dr[j] = pr[j] * (dr[j] - dot) }
+                        (dr + last + 1).update(repeating: 0, count: visible - last - 1)
+                    }
                 }
+                // dQ_h = scale · dS K_g
+                BLAS.gemm(m: rows, n: hd, k: visible, alpha: scale, dp, lda: visible, k + kvOffset, ldb: kvStride,
+                          dQ + t0 * qStride + h * hd, ldc: qStride)
+                // dK_g += scale · dSᵀ Q_h
+                BLAS.gemm(transA: true, m: visible, n: hd, k: rows, alpha: scale, dp, lda: visible,
+                          q + t0 * qStride + h * hd, ldb: qStride, beta: 1, dK + kvOffset, ldc: kvStride)
             }
-            // dQ_h = scale · dS K_g
-            BLAS.gemm(m: n, n: hd, k: n, alpha: scale, dp, lda: n, k + kvOffset, ldb: kvStride,
-                      dQ + h * hd, ldc: qStride)
-            // dK_g (+)= scale · dSᵀ Q_h
-            BLAS.gemm(transA: true, m: n, n: hd, k: n, alpha: scale, dp, lda: n, q + h * hd, ldb: qStride,
-                      beta: first, dK + kvOffset, ldc: kvStride)
         }
     }
 

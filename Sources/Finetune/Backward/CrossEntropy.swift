@@ -10,7 +10,8 @@ enum CrossEntropy {
     /// Overwrites each row of `logits` with `scale · (softmax(row) − onehot(target))` and returns
     /// the sum of the rows' losses (unscaled), accumulated in Double.
     ///
-    /// The exponentials are summed in Double; each row's loss is `max + log(Σ exp(z − max)) − z[t]`.
+    /// The exponentials are summed in Double; each row's loss is `max + log(Σ exp(z − max)) − z[t]`,
+    /// its gradient `exp(z − max) · (scale / Σ)` minus `scale` at the target.
     /// - Parameters:
     ///   - logits: `[targets.count, vocabulary]`, replaced by the scaled gradient.
     ///   - scale: typically `1 / N` for a loss averaged over `N` target tokens.
@@ -26,12 +27,18 @@ enum CrossEntropy {
                     let row = z + r * v
                     var m = row[0]
                     for j in 1 ..< v where row[j] > m { m = row[j] }
-                    var sum = 0.0
-                    for j in 0 ..< v { sum += Double(expf(row[j] - m)) }
                     let target = targets[r]
-                    out[r] = Double(m) + log(sum) - Double(row[target])
-                    let inverse = Float(1 / sum)
-                    for j in 0 ..< v { row[j] = expf(row[j] - m) * inverse * scale }
+                    let targetLogit = row[target]
+                    // Exponentials written in place, then scaled: one expf per logit.
+                    var sum = 0.0
+                    for j in 0 ..< v {
+                        let e = expf(row[j] - m)
+                        row[j] = e
+                        sum += Double(e)
+                    }
+                    out[r] = Double(m) + log(sum) - Double(targetLogit)
+                    let factor = Float(1 / sum) * scale
+                    for j in 0 ..< v { row[j] *= factor }
                     row[target] -= scale
                 }
             }

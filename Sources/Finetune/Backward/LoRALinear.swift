@@ -1,30 +1,84 @@
+import TensorCore
+import Verify
+
 /// Inverted dropout with a mask that is a pure function of a seed: row `r` of a buffer is
-/// masked by the generator ``TrainingRandom/derived(seed:_:)`` of `(seed, r)`, element `j`
-/// kept when the `j`-th uniform draw is ≥ p, and kept elements scaled by `1 / (1 − p)`
-/// (`nn.Dropout` in training mode). Applying it twice with the same seed uses the same mask,
-/// which is how the backward pass reproduces the forward pass's mask without storing it.
+/// masked by the generator ``TrainingRandom/derived(seed:_:)`` of `(seed, r)`, each 64-bit draw
+/// deciding two elements (24 bits each: kept when `u / 2²⁴ ≥ p`), and kept elements scaled by
+/// `1 / (1 − p)` (`nn.Dropout` in training mode). The mask is generated once per forward pass
+/// as bits (one per element) and reused by the backward pass.
 struct DropoutMask: Sendable, Hashable {
     var probability: Float
     var seed: UInt64
 
-    /// Multiplies `rows × columns` values (row stride `columns`) by the mask, in place.
-    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        let keepScale = Float(1 / (1 - Double(probability)))
-        for r in 0 ..< rows {
-            var rng = TrainingRandom.derived(seed: seed, UInt64(r))
-            let row = x + r * columns
-            for j in 0 ..< columns {
-                row[j] = rng.nextUnit() >= probability ? row[j] * keepScale : 0
+    /// 64-bit words per row of `columns` elements.
+    static func words(columns: Int) -> Int { (columns + 63) / 64 }
+
+    /// The factor kept elements are multiplied by.
+    var keepScale: Float { Float(1 / (1 - Double(probability))) }
+
+    /// Writes the keep bits of `rows × columns` elements: bit `j % 64` of word
+    /// `r · words(columns) + j / 64` is 1 when element `(r, j)` is kept.
+    /// Rows are independent (each has its own generator), so `threads` workers give the same bits.
+    func generate(into bits: UnsafeMutablePointer<UInt64>, rows: Int, columns: Int, threads: Int = 1) {
+        let words = Self.words(columns: columns)
+        // u / 2²⁴ ≥ p  ⇔  u ≥ ⌈p · 2²⁴⌉ (p · 2²⁴ is exact in Double).
+        let threshold = UInt64((Double(probability) * 16_777_216).rounded(.up))
+        let seed = seed
+        nonisolated(unsafe) let out = bits
+        parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
+            for r in range {
+                var rng = TrainingRandom.derived(seed: seed, UInt64(r))
+                let row = out + r * words
+                row.update(repeating: 0, count: words)
+                var j = 0
+                while j < columns {
+                    let draw = rng.next()
+                    if draw >> 40 >= threshold { row[j >> 6] |= 1 << UInt64(j & 63) }
+                    if j + 1 < columns, (draw >> 16) & 0xFF_FFFF >= threshold { row[(j + 1) >> 6] |= 1 << UInt64((j + 1) & 63) }
+                    j += 2
+                }
+            }
+        }
+    }
+
+    /// `y = x ⊙ mask · scale` for `rows × columns` values (row stride `columns`); `y` may be `x`.
+    static func apply(bits: UnsafePointer<UInt64>, scale: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                      rows: Int, columns: Int, threads: Int = 1) {
+        let words = Self.words(columns: columns)
+        nonisolated(unsafe) let (b, xs, ys) = (bits, x, y)
+        parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
+            for r in range {
+                let row = b + r * words, xr = xs + r * columns, yr = ys + r * columns
+                for j in 0 ..< columns {
+                    let keep = Float((row[j >> 6] >> UInt64(j & 63)) & 1)
+                    yr[j] = xr[j] * (keep * scale)
+                }
             }
         }
     }
 
     /// The mask itself (0 or `1 / (1 − p)` per element), for references and tests.
     func values(rows: Int, columns: Int) -> [Float] {
+        var bits = [UInt64](repeating: 0, count: rows * Self.words(columns: columns))
         var m = [Float](repeating: 1, count: rows * columns)
-        m.withUnsafeMutableBufferPointer { apply($0.baseAddress!, rows: rows, columns: columns) }
+        bits.withUnsafeMutableBufferPointer { b in
+            generate(into: b.baseAddress!, rows: rows, columns: columns)
+            m.withUnsafeMutableBufferPointer {
+                Self.apply(bits: b.baseAddress!, scale: keepScale, $0.baseAddress!, into: $0.baseAddress!, rows: rows, columns: columns)
+            }
+        }
         return m
     }
+}
+
+/// A generated dropout mask as the kernels use it.
+struct DropoutBits {
+    /// Keep bits, ``DropoutMask/words(columns:)`` words per row.
+    var bits: UnsafePointer<UInt64>
+    /// `1 / (1 − p)`.
+    var scale: Float
+    /// Workers for applying the mask.
+    var threads: Int = 1
 }
 
 /// A LoRA adapter's matrices as the kernels see them (PEFT layout, row-major).
@@ -36,7 +90,7 @@ struct LoRAOperands {
     var rank: Int
     var scaling: Float
     /// nil when dropout is off (p = 0, or evaluation).
-    var dropout: DropoutMask?
+    var dropout: DropoutBits?
 }
 
 /// The adapted projection `y = x·Wᵀ + scaling · (dropout(x)·Aᵀ)·Bᵀ` (PEFT `lora.Linear.forward`)
@@ -83,13 +137,15 @@ enum LoRALinear {
     ///   - z: the forward pass's `z` `[rows, rank]`.
     ///   - dz: scratch `[rows, rank]`.
     ///   - scratch: `rows × inFeatures` floats, used when dropout is on.
+    ///   - dx: `[rows, inFeatures]`, or nil when the input's gradient is not needed (the first
+    ///     layer: embeddings are frozen).
     ///   - accumulate: add to `dx` instead of overwriting it.
     static func backward(
         x: UnsafePointer<Float>, dY: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
         weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafePointer<Float>?,
         gradA: UnsafeMutablePointer<Float>?, gradB: UnsafeMutablePointer<Float>?,
         dz: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        dx: UnsafeMutablePointer<Float>, accumulate: Bool
+        dx: UnsafeMutablePointer<Float>?, accumulate: Bool
     ) {
         if let lora, let z, let gradA, let gradB {
             let r = lora.rank, s = lora.scaling
@@ -98,12 +154,14 @@ enum LoRALinear {
             let input = droppedInput(x, rows: rows, columns: n, dropout: lora.dropout, scratch: scratch)
             BLAS.gemm(transA: true, m: r, n: n, k: rows, dz, lda: r, input, ldb: n, beta: 1, gradA, ldc: n)
         }
+        guard let dx else { return }
         BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n)
         guard let lora, z != nil, gradA != nil, gradB != nil else { return }
         if let dropout = lora.dropout {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, scratch, ldc: n)
-            dropout.apply(scratch, rows: rows, columns: n)
-            for i in 0 ..< rows * n { dx[i] += scratch[i] }
+            DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, scratch, into: scratch, rows: rows, columns: n,
+                              threads: dropout.threads)
+            VectorMath.addScaled(1, scratch, to: dx, count: rows * n)
         } else {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, beta: 1, dx, ldc: n)
         }
@@ -111,11 +169,11 @@ enum LoRALinear {
 
     /// `x` itself without dropout; otherwise `dropout(x)` written into `scratch`.
     private static func droppedInput(
-        _ x: UnsafePointer<Float>, rows: Int, columns: Int, dropout: DropoutMask?, scratch: UnsafeMutablePointer<Float>
+        _ x: UnsafePointer<Float>, rows: Int, columns: Int, dropout: DropoutBits?, scratch: UnsafeMutablePointer<Float>
     ) -> UnsafePointer<Float> {
         guard let dropout else { return x }
-        scratch.update(from: x, count: rows * columns)
-        dropout.apply(scratch, rows: rows, columns: columns)
+        DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, x, into: scratch, rows: rows, columns: columns,
+                          threads: dropout.threads)
         return UnsafePointer(scratch)
     }
 

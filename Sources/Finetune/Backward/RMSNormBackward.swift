@@ -14,18 +14,21 @@ enum RMSNormBackward {
     ///   - accumulate: add to `dx` (a residual branch) instead of overwriting it.
     static func apply(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-        into dx: UnsafeMutablePointer<Float>, rows: Int, dim: Int, epsilon: Float, accumulate: Bool
+        into dx: UnsafeMutablePointer<Float>, rows: Int, dim: Int, epsilon: Float, accumulate: Bool, threads: Int = 1
     ) {
-        for row in 0 ..< rows {
-            let xr = x + row * dim, gr = dy + row * dim, out = dx + row * dim
-            let r = 1 / (VectorMath.dot(xr, xr, count: dim) / Float(dim) + epsilon).squareRoot()
-            var s: Float = 0
-            for i in 0 ..< dim { s += weight[i] * gr[i] * xr[i] }
-            let c = r * r * r * s / Float(dim)
-            if accumulate {
-                for i in 0 ..< dim { out[i] += r * (weight[i] * gr[i]) - xr[i] * c }
-            } else {
-                for i in 0 ..< dim { out[i] = r * (weight[i] * gr[i]) - xr[i] * c }
+        nonisolated(unsafe) let (xs, ws, gs, ds) = (x, weight, dy, dx)
+        parallelChunks(count: rows, threads: threads, minimumChunk: 32) { range in
+            for row in range {
+                let xr = xs + row * dim, gr = gs + row * dim, out = ds + row * dim
+                let r = 1 / (VectorMath.dot(xr, xr, count: dim) / Float(dim) + epsilon).squareRoot()
+                var s: Float = 0
+                for i in 0 ..< dim { s += ws[i] * gr[i] * xr[i] }
+                let c = r * r * r * s / Float(dim)
+                if accumulate {
+                    for i in 0 ..< dim { out[i] += r * (ws[i] * gr[i]) - xr[i] * c }
+                } else {
+                    for i in 0 ..< dim { out[i] = r * (ws[i] * gr[i]) - xr[i] * c }
+                }
             }
         }
     }

@@ -1,15 +1,20 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TensorCore
 
 /// The gradient of the gated MLP activation `a = silu(g) · u`, `silu(g) = g · σ(g)`:
 /// `∂a/∂g = u · σ(g) · (1 + g · (1 − σ(g)))`, `∂a/∂u = silu(g)`.
 enum SwiGLUBackward {
     /// `a[i] = silu(g[i]) · u[i]` into a separate buffer (the backward pass needs `g` kept).
-    static func forward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into a: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0 ..< count {
-            let g = gate[i]
-            a[i] = g / (1 + expf(-g)) * up[i]
+    static func forward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into a: UnsafeMutablePointer<Float>, count: Int,
+                        threads: Int = 1) {
+        nonisolated(unsafe) let (gs, us, out) = (gate, up, a)
+        parallelChunks(count: count, threads: threads, minimumChunk: 1 << 14) { range in
+            for i in range {
+                let g = gs[i]
+                out[i] = g / (1 + expf(-g)) * us[i]
+            }
         }
     }
 
@@ -17,14 +22,18 @@ enum SwiGLUBackward {
     /// only for `dGate`: each element is read before it is written).
     static func apply(
         gate: UnsafePointer<Float>, up: UnsafePointer<Float>, da: UnsafePointer<Float>,
-        dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int
+        dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int, threads: Int = 1
     ) {
-        for i in 0 ..< count {
-            let g = gate[i], d = da[i]
-            let sigma = 1 / (1 + expf(-g))
-            let silu = g / (1 + expf(-g))
-            dUp[i] = d * silu
-            dGate[i] = d * up[i] * (sigma * (1 + g * (1 - sigma)))
+        nonisolated(unsafe) let (gs, us, ds, dg, du) = (gate, up, da, dGate, dUp)
+        parallelChunks(count: count, threads: threads, minimumChunk: 1 << 14) { range in
+            for i in range {
+                let g = gs[i], d = ds[i]
+                let denominator = 1 + expf(-g)
+                let sigma = 1 / denominator
+                let silu = g / denominator
+                du[i] = d * silu
+                dg[i] = d * us[i] * (sigma * (1 + g * (1 - sigma)))
+            }
         }
     }
 

@@ -13,10 +13,6 @@ final class FloatBuffer: @unchecked Sendable {
         pointer.initialize(repeating: 0, count: capacity)
     }
 
-    convenience init(_ values: [Float]) {
-        self.init(count: values.count)
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
-    }
 
     /// Makes room for `count` floats (contents are lost when it grows).
     func reserve(_ count: Int) {
@@ -32,7 +28,32 @@ final class FloatBuffer: @unchecked Sendable {
     func array(_ range: Range<Int>) -> [Float] { Array(UnsafeBufferPointer(start: pointer + range.lowerBound, count: range.count)) }
 
     func copy(from values: [Float], at offset: Int) {
-        values.withUnsafeBufferPointer { (pointer + offset).update(from: $0.baseAddress!, count: values.count) }
+        values.withUnsafeBufferPointer { v in
+            guard let base = v.baseAddress, !v.isEmpty else { return }
+            (pointer + offset).update(from: base, count: v.count)
+        }
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// A growable buffer of 64-bit words (dropout masks).
+final class BitBuffer: @unchecked Sendable {
+    private(set) var pointer: UnsafeMutablePointer<UInt64>
+    private(set) var capacity: Int
+
+    init() {
+        capacity = 1
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: 0)
+    }
+
+    func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        pointer.deallocate()
+        capacity = count
+        pointer = .allocate(capacity: count)
+        pointer.initialize(repeating: 0, count: count)
     }
 
     deinit { pointer.deallocate() }

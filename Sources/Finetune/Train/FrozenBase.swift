@@ -233,8 +233,12 @@ extension FrozenBase {
             guard let g = groups[name] else { throw PathError(path: directory.path, VerifyError.missingTensor(name)) }
             return g
         }
+        // Mapped pages of a tensor are released once it is read, so peak memory is the stored
+        // model plus one tensor, not the stored model plus the whole file.
+        func release(_ g: BNBTensorGroup) { for e in g.entries { source.releasePages(of: e) } }
         func dense(_ name: String, count: Int) throws -> [Float] {
             let g = try group(name)
+            defer { release(g) }
             let values = try BNBTensorValues.load(g, from: source, threads: threadCount)
             guard values.count == count else {
                 throw PathError(path: directory.path, VerifyError.tensorSize(name: name, expected: count, actual: values.count))
@@ -243,6 +247,7 @@ extension FrozenBase {
         }
         func matrix(_ name: String, shape: [Int]) throws -> StoredMatrix {
             let g = try group(name)
+            defer { release(g) }
             if case .fourBit(let w) = g, let t = try fourBit(w, source: source) {
                 guard t.shape == shape else {
                     throw PathError(path: w.packed.file, VerifyError.tensorSize(name: name, expected: shape.reduce(1, *), actual: t.elementCount))

@@ -20,9 +20,11 @@ public import Verify
 public final class LoRAModel {
     public let config: LlamaConfig
     public let loraConfig: LoRAConfig
-    /// Threads for BLAS and the row-parallel kernels. Results are identical for every value
-    /// as long as OpenBLAS itself does not change its summation order with its thread count
-    /// (see the Finetune tests, which check 1 against 2 threads).
+    /// Threads for BLAS and the row-parallel kernels. Our kernels split work by rows or
+    /// elements, never a reduction, so they give the same bits for any count; OpenBLAS's
+    /// level-3 products split rows and columns, not the inner dimension, so with OpenBLAS
+    /// 0.3.21 the results are the same too (checked: 1 vs 2 threads bit for bit on the tiny
+    /// models and on SmolLM2-135M). Another BLAS build may not promise that.
     public var threadCount: Int
     /// Recompute each layer's activations in the backward pass instead of storing them.
     public var recompute: Bool
@@ -174,12 +176,19 @@ public final class LoRAModel {
         }
     }
 
-    /// The adapter operands of `layer`/`target` (nil when not adapted).
-    private func lora(_ layer: Int, _ target: LoRATarget, dropoutSeed: UInt64?) -> LoRAOperands? {
+    /// The dropout mask of `layer`/`target` for a pass seeded with `seed`.
+    private func dropoutMask(_ layer: Int, _ target: LoRATarget, seed: UInt64) -> DropoutMask {
+        DropoutMask(probability: Float(loraConfig.dropout),
+                    seed: TrainingRandom.derived(seed: seed, UInt64(layer), UInt64(target.order)).state)
+    }
+
+    /// The adapter operands of `layer`/`target` (nil when not adapted). With a dropout seed the
+    /// mask is taken from `act` (generated there by the forward pass).
+    private func lora(_ layer: Int, _ target: LoRATarget, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
         guard let s = layout.slot(LoRAKey(layer: layer, target: target)) else { return nil }
         let dropout = dropoutSeed.map {
-            DropoutMask(probability: Float(loraConfig.dropout),
-                        seed: TrainingRandom.derived(seed: $0, UInt64(layer), UInt64(target.order)).state)
+            DropoutBits(bits: act.masks[target.order].pointer, scale: dropoutMask(layer, target, seed: $0).keepScale,
+                        threads: threadCount)
         }
         return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset, rank: s.rank,
                             scaling: Float(loraConfig.scaling), dropout: dropout)
@@ -195,12 +204,21 @@ public final class LoRAModel {
         let ffn = c.intermediateSize, hd = c.headDimension, eps = Float(c.rmsNormEpsilon)
         let xn = work.normed.pointer, scratch = work.scratch.pointer
 
+        // Dropout masks of this layer, drawn once per pass (a recomputation draws the same bits).
+        if let seed = dropoutSeed {
+            for target in targets {
+                let n = target.features(c).inFeatures
+                act.masks[target.order].reserve(rows * DropoutMask.words(columns: n))
+                dropoutMask(l, target, seed: seed).generate(into: act.masks[target.order].pointer, rows: rows, columns: n,
+                                                            threads: threadCount)
+            }
+        }
         func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ weight: [Float], _ y: UnsafeMutablePointer<Float>,
                     accumulate: Bool = false) {
             let (n, m) = target.features(c)
             weight.withUnsafeBufferPointer { wp in
                 LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp.baseAddress!,
-                                   lora: lora(l, target, dropoutSeed: dropoutSeed), z: act.z[target.order].pointer,
+                                   lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                    scratch: scratch, y: y, accumulate: accumulate)
             }
         }
@@ -228,18 +246,19 @@ public final class LoRAModel {
         linear(.gate, xn, w.gate, act.g.pointer)
         linear(.up, xn, w.up, act.u.pointer)
         let a = work.mlp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn)
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
         if let output {
             output.update(from: act.h1.pointer, count: rows * dim)
             linear(.down, a, w.down, output, accumulate: true)
-        } else if let op = lora(l, .down, dropoutSeed: dropoutSeed) {
+        } else if let op = lora(l, .down, dropoutSeed: dropoutSeed, act: act) {
             LoRALinear.adapterInput(x: a, rows: rows, inFeatures: ffn, lora: op, z: act.z[LoRATarget.down.order].pointer,
                                     scratch: scratch)
         }
     }
 
     /// The backward pass of one layer: on entry `work.dh` holds `∂loss/∂(layer output)`, on
-    /// return `∂loss/∂(layer input)`; adapter gradients are added into `gradients`.
+    /// return `∂loss/∂(layer input)` (not computed for layer 0, whose input is the frozen
+    /// embedding); adapter gradients are added into `gradients`.
     private func backwardLayer(
         _ l: Int, _ w: LlamaLayerWeights, _ batch: Batch, input h: UnsafeMutablePointer<Float>,
         act: LayerActivations, dropoutSeed: UInt64?, gradients: FloatBuffer
@@ -249,12 +268,12 @@ public final class LoRAModel {
         let xn = work.normed.pointer, scratch = work.scratch.pointer, dh = work.dh.pointer, dxn = work.dxn.pointer
 
         func linear(_ target: LoRATarget, x: UnsafePointer<Float>, dY: UnsafePointer<Float>, _ weight: [Float],
-                    dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                    dx: UnsafeMutablePointer<Float>?, accumulate: Bool) {
             let (n, m) = target.features(c)
             let slot = layout.slot(LoRAKey(layer: l, target: target))
             weight.withUnsafeBufferPointer { wp in
                 LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: wp.baseAddress!,
-                                    lora: lora(l, target, dropoutSeed: dropoutSeed), z: act.z[target.order].pointer,
+                                    lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                     gradA: slot.map { gradients.pointer + $0.aOffset },
                                     gradB: slot.map { gradients.pointer + $0.bOffset },
                                     dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate)
@@ -264,14 +283,15 @@ public final class LoRAModel {
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
         normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn)
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
         linear(.down, x: a, dY: dh, w.down, dx: da, accumulate: false)
-        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn)
+        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn,
+                             threads: threadCount)
         linear(.gate, x: xn, dY: da, w.gate, dx: dxn, accumulate: false)
         linear(.up, x: xn, dY: du, w.up, dx: dxn, accumulate: true)
         w.feedForwardNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true)
+                                  epsilon: eps, accumulate: true, threads: threadCount)
         }
 
         // Attention block.
@@ -289,23 +309,26 @@ public final class LoRAModel {
                                headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
         }
         normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
-        linear(.query, x: xn, dY: dq, w.query, dx: dxn, accumulate: false)
-        linear(.key, x: xn, dY: dk, w.key, dx: dxn, accumulate: true)
-        linear(.value, x: xn, dY: dv, w.value, dx: dxn, accumulate: true)
+        // The first layer's input is the frozen embedding: its gradient is not needed.
+        let inputGradient = l > 0 ? dxn : nil
+        linear(.query, x: xn, dY: dq, w.query, dx: inputGradient, accumulate: false)
+        linear(.key, x: xn, dY: dk, w.key, dx: inputGradient, accumulate: true)
+        linear(.value, x: xn, dY: dv, w.value, dx: inputGradient, accumulate: true)
+        guard l > 0 else { return }
         w.attentionNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true)
+                                  epsilon: eps, accumulate: true, threads: threadCount)
         }
     }
 
     /// Final norm, output head and cross-entropy over the target rows, in chunks of rows so the
-    /// logits never exceed a few MB. With `gradientScale`, `work.dh` receives
+    /// logits never exceed 32 MB. With `gradientScale`, `work.dh` receives
     /// `gradientScale · ∂(Σ losses)/∂(last hidden state)` (zero on rows without a target).
     /// - Returns: the sum of the target tokens' losses.
     private func head(_ batch: Batch, gradientScale: Float?) throws -> Double {
         let c = config, dim = c.hiddenSize, vocab = c.vocabularySize, eps = Float(c.rmsNormEpsilon)
         let rows = batch.targetRows
-        let chunk = max(1, min(rows.count, (1 << 22) / vocab))
+        let chunk = max(1, min(rows.count, (1 << 23) / vocab))
         work.reserveHead(chunk: chunk, vocabulary: vocab)
         let x = work.hidden[c.layerCount].pointer
         if gradientScale != nil { work.dh.zero(batch.rows * dim) }
@@ -442,6 +465,8 @@ final class LayerActivations {
     let g = FloatBuffer(), u = FloatBuffer()
     /// Adapter inputs `z = dropout(x)·Aᵀ` `[rows, rank]`, per target in ``LoRATarget`` order.
     let z = LoRATarget.allCases.map { _ in FloatBuffer() }
+    /// Dropout keep bits per target (when dropout is on), ``DropoutMask/words(columns:)`` per row.
+    let masks = LoRATarget.allCases.map { _ in BitBuffer() }
 
     func reserve(rows: Int, config c: LlamaConfig, rank: Int) {
         q.reserve(rows * c.queryDimension); o.reserve(rows * c.queryDimension)
@@ -484,7 +509,7 @@ final class Workspace {
         for b in [dO, dq] { b.reserve(rows * c.queryDimension) }
         for b in [dk, dv] { b.reserve(rows * c.kvDimension) }
         dz.reserve(rows * rank)
-        scores.reserve(2 * maxLength * maxLength)
+        scores.reserve(2 * AttentionBackward.scratchCount(length: maxLength))
         if maxLength > tableLength {
             tableLength = maxLength
             cos.reserve(maxLength * c.headDimension / 2)

@@ -234,32 +234,11 @@ public struct LoRAWeights: Sendable, Hashable {
         pairs[key] = p
     }
 
-    /// In-place access to the matrices of `key` (for the optimizer); `body` must not change sizes.
-    mutating func modify<R>(_ key: LoRAKey, _ body: (inout [Float], inout [Float]) throws -> R) rethrows -> R {
-        // Take the pair out so the arrays are uniquely referenced while `body` mutates them.
-        var p = pairs.removeValue(forKey: key) ?? LoRAPair.placeholder
-        defer { pairs[key] = p }
-        return try body(&p.a, &p.b)
-    }
-
     /// `scaling` of the configuration, as float32 (the factor applied in the forward pass).
     public var scaling: Float { Float(loraConfig.scaling) }
 
     /// Total number of trainable values.
     public var parameterCount: Int { keys.reduce(0) { $0 + (pairs[$1]?.parameterCount ?? 0) } }
-}
-
-extension LoRAPair {
-    /// An empty value used only while a pair is being modified in place.
-    static let placeholder = LoRAPair(uncheckedRank: 0, inFeatures: 0, outFeatures: 0)
-
-    private init(uncheckedRank rank: Int, inFeatures: Int, outFeatures: Int) {
-        self.rank = rank
-        self.inFeatures = inFeatures
-        self.outFeatures = outFeatures
-        a = []
-        b = []
-    }
 }
 
 /// One training sequence.
