@@ -10,6 +10,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -22,15 +23,19 @@ LLAMA_BIN = CACHE / "llama.cpp-build" / "bin"
 
 
 def run(cmd, env=None, cwd=None):
-    """Runs `cmd`; returns (seconds, peak RSS in MB of the child)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({status}): {stderr[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    """Runs `cmd`; returns (seconds, peak RSS in MB of the child).
+
+    The peak RSS comes from /usr/bin/time, not from our own wait4: Linux carries a forked
+    child's high-water mark over from the parent, so a large benchmark process would inflate
+    every peer's figure."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=env, cwd=cwd)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
+        return seconds, int(rss.read().split()[-1]) / 1024
 
 
 def measure(name, cmd, repeat, before=None, **kw):

@@ -62,6 +62,9 @@ public struct RowTranscoder: Sendable {
             rowLength = shape[shape.count - 1]
         }
         rowCount = rowLength == 0 ? 0 : count / rowLength
+        // A ggml type wconv does not know has no block layout: say so, not that rows do not fit it.
+        if case .ggml(let g) = source, !g.isKnown { throw TranscodeError.unsupportedSource(tensor: tensorName, encoding: source) }
+        if case .ggml(let g) = target, !g.isKnown { throw TranscodeError.unsupportedTarget(tensor: tensorName, encoding: target) }
         guard let s = Self.rowBytes(source, rowLength) else {
             throw TranscodeError.rowNotMultipleOfBlock(tensor: tensorName, rowLength: rowLength, encoding: source)
         }

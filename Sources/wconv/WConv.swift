@@ -14,8 +14,10 @@ struct WConv: ParsableCommand {
         """,
         version: WConvVersion.current,
         groupedSubcommands: [
-            CommandGroup(name: "Inspect", subcommands: [Inspect.self]),
+            CommandGroup(name: "Inspect", subcommands: [Inspect.self, Tokenize.self]),
             CommandGroup(name: "Transform", subcommands: [Convert.self, Quantize.self, Dequantize.self]),
+            CommandGroup(name: "Check", subcommands: [VerifyCommand.self, Run.self]),
+            CommandGroup(name: "Train", subcommands: [QLoRATrain.self, QLoRAMerge.self, ConvertAdapter.self]),
             CommandGroup(name: "Release", subcommands: [Checksum.self, Pack.self, Unpack.self]),
         ]
     )

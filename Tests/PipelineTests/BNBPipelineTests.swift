@@ -331,13 +331,4 @@ import Testing
         }
         #expect(!FileSystem.exists(out))
     }
-
-    @Test func ggufPlaceholdersSayNotImplemented() throws {
-        let gguf = try ModelInput.open(path: Fixtures.path("vectors/fixtures/tiny-q8_0.gguf"))
-        #expect { _ = try GGUFQuantizer.quantize(gguf, to: "unused.gguf", options: QuantizeOptions(scheme: .ggml(.Q4_0))) }
-            throws: { ($0 as? any ClassifiedError)?.kind == .unsupported }
-        guard case .gguf(let model) = gguf else { return }
-        #expect { _ = try GGUFDequantizer.dequantize(model, to: "unused", outType: .f32, options: QuantizeOptions(scheme: .ggml(.F32))) }
-            throws: { ($0 as? any ClassifiedError)?.kind == .unsupported }
-    }
 }

@@ -167,10 +167,10 @@ import TestSupport
     @Test func usageErrors() throws {
         let model = Fixtures.path("tiny-llama-spm")
         #expect(try CLI.run(["pack", model]).status == 64)
-        #expect(try CLI.run(["pack", model, "-o", "/tmp/x.tar.zst", "--level", "99"]).status == 64)
-        #expect(try CLI.run(["pack", model, "-o", "/tmp/x.tar.zst", "--threads", "0"]).status == 64)
-        #expect(try CLI.run(["unpack", "x.tar.zst", "-o", "/tmp/x", "--max-size", "lots"]).status == 64)
-        #expect(try CLI.run(["pack", "/nonexistent/model", "-o", "/tmp/never.tar.zst"]).status == 66)
-        #expect(try CLI.run(["unpack", "/nonexistent/m.tar.zst", "-o", "/tmp/never"]).status == 66)
+        #expect(try CLI.run(["pack", model, "-o", "scratch/x.tar.zst", "--level", "99"]).status == 64)
+        #expect(try CLI.run(["pack", model, "-o", "scratch/x.tar.zst", "--threads", "0"]).status == 64)
+        #expect(try CLI.run(["unpack", "x.tar.zst", "-o", "scratch/x", "--max-size", "lots"]).status == 64)
+        #expect(try CLI.run(["pack", "/nonexistent/model", "-o", "scratch/never.tar.zst"]).status == 66)
+        #expect(try CLI.run(["unpack", "/nonexistent/m.tar.zst", "-o", "scratch/never"]).status == 66)
     }
 }

@@ -167,13 +167,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir + "/out/broken"))
     }
 
-    @Test func ggufQuantizationIsNotImplementedYet() throws {
+    @Test func ggufQuantizeAndDequantizeRun() throws {
+        // Byte-for-byte agreement with llama-quantize is checked in PipelineTests (GGUFQuantizeTests).
         let dir = Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = try Self.run(["quantize", Fixtures.path("vectors/fixtures/tiny-f16.gguf"), "-o", dir + "/out.gguf", "--type", "q4_k_m"])
-        #expect(r.status == 69, "\(r.stderr)")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/out.gguf"))
+        let requant = try Self.run(["quantize", Fixtures.path("vectors/fixtures/tiny-q8_0.gguf"), "-o", dir + "/re.gguf", "--type", "q4_0"])
+        #expect(requant.status == 69 && requant.stderr.contains("--allow-requantize"), "\(requant.stderr)")
         let d = try Self.run(["dequantize", Fixtures.path("vectors/fixtures/tiny-q8_0.gguf"), "-o", dir + "/out"])
-        #expect(d.status == 69, "\(d.stderr)")
+        #expect(d.status == 0, "\(d.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/out/config.json"))
         // The bitsandbytes formats need an HF directory.
         let b = try Self.run(["quantize", Fixtures.path("vectors/fixtures/tiny-f16.gguf"), "-o", dir + "/out", "--nf4"])
         #expect(b.status == 69, "\(b.stderr)")

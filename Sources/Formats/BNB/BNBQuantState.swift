@@ -41,13 +41,17 @@ public struct BNBQuantState: Sendable, Hashable {
     public var elementCount: Int { TensorCore.elementCount(of: shape) ?? 0 }
 
     /// Number of absmax blocks: `ceil(elementCount / blockSize)`.
-    public var blockCount: Int { (elementCount + blockSize - 1) / blockSize }
+    public var blockCount: Int { ceilingDivide(elementCount, blockSize) }
 
-    /// Bytes of packed codes: two per byte, `(n + 1) / 2`.
-    public var packedByteCount: Int { (elementCount + 1) / 2 }
+    /// Bytes of packed codes: two per byte, `ceil(n / 2)`.
+    public var packedByteCount: Int { ceilingDivide(elementCount, 2) }
 
     /// Number of nested float32 scales, when double-quantized.
-    public var nestedBlockCount: Int? { nested.map { (blockCount + $0.blockSize - 1) / $0.blockSize } }
+    public var nestedBlockCount: Int? { nested.map { ceilingDivide(blockCount, $0.blockSize) } }
+
+    /// `ceil(n / d)` for n ≥ 0, d > 0, without the `n + d - 1` that overflows when a file's
+    /// shape puts n near Int.max.
+    private func ceilingDivide(_ n: Int, _ d: Int) -> Int { n / d + (n % d == 0 ? 0 : 1) }
 
     /// Parses the packed JSON of the entry `tensor` (named for messages).
     ///

@@ -58,6 +58,9 @@ public enum GGUFError: ClassifiedError, Hashable {
     case offsetsNotCumulative(name: String, offset: UInt64, expected: UInt64)
     /// A tensor's bytes extend past the end of the file.
     case tensorOutOfBounds(name: String, fileOffset: UInt64, byteCount: UInt64, fileSize: Int)
+    /// A tensor of a type wconv does not know claims more elements than eight per byte of its
+    /// data; no ggml type stores an element in less than a bit.
+    case tooManyElementsForBytes(name: String, type: GGMLType, elementCount: Int, byteCount: UInt64)
 
     // MARK: Split models
 
@@ -139,6 +142,8 @@ public enum GGUFError: ClassifiedError, Hashable {
             return "tensor '\(name)' has data offset \(offset), expected \(expected) (tensor data must follow the info order, each padded to the alignment)"
         case .tensorOutOfBounds(let name, let offset, let count, let size):
             return "tensor '\(name)' needs \(count) bytes at file offset \(offset), but the file has \(size) bytes"
+        case .tooManyElementsForBytes(let name, let type, let elements, let bytes):
+            return "tensor '\(name)' of unknown type \(type.rawValue) claims \(elements) elements in \(bytes) bytes of data (more than 8 per byte)"
         case .splitKeyMissing(let key, let part):
             return "split part \(part + 1) has no integer '\(key)' key"
         case .splitMismatch(let message):

@@ -59,6 +59,9 @@ public final class GGUFFile: Sendable {
 
     /// Lets the kernel drop a viewed range's pages from the resident set (see ``MappedFile/releasePages(of:)``).
     public func releasePages(of range: UnsafeRawBufferPointer) { file.releasePages(of: range) }
+
+    /// Throws if the file was truncated or rewritten since it was mapped (see ``MappedFile/checkUnchanged()``).
+    public func checkUnchanged() throws { try file.checkUnchanged() }
 }
 
 /// A tensor of a (possibly split) GGUF model: its info and the part holding its data.

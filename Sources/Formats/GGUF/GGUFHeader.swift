@@ -371,6 +371,15 @@ private struct Parser {
                 throw .tensorOutOfBounds(name: info.name, fileOffset: UInt64(dataOffset) &+ info.offset,
                                          byteCount: byteCount, fileSize: fileSize)
             }
+            if info.byteCount == nil {
+                // The dimensions of an unknown type are bounded by nothing else; without this an
+                // element count near Int.max reaches every sum over tensors (parameter totals).
+                let elements = elementCount(of: info.dimensions) ?? Int.max
+                let (bits, overflow) = byteCount.multipliedReportingOverflow(by: 8)
+                guard overflow || UInt64(elements) <= bits else {
+                    throw .tooManyElementsForBytes(name: info.name, type: info.type, elementCount: elements, byteCount: byteCount)
+                }
+            }
             result.append(GGUFTensorInfo(name: info.name, dimensions: info.dimensions, type: info.type,
                                          offset: Int(info.offset), byteCount: Int(byteCount),
                                          isKnownType: info.byteCount != nil))

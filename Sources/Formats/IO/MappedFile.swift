@@ -2,6 +2,7 @@
 import Glibc
 #endif
 public import TensorCore
+import Synchronization
 
 /// Why a file could not be opened or mapped.
 public enum FileAccessError: ClassifiedError, Hashable {
@@ -28,7 +29,7 @@ public enum FileAccessError: ClassifiedError, Hashable {
         case .notRegularFile: "not a regular file"
         case .cannotOpen(let e): "cannot open: \(String(cString: strerror(e)))"
         case .cannotMap(let e): "cannot map into memory: \(String(cString: strerror(e)))"
-        case .changedWhileOpen: "file changed size while being read"
+        case .changedWhileOpen: "file changed while being read (truncated, extended or rewritten in place)"
         }
     }
 }
@@ -44,6 +45,11 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
     private let base: UnsafeMutableRawPointer?
+    /// Kept open so ``checkUnchanged()`` looks at the mapped file itself, even if the path has
+    /// since been replaced.
+    private let descriptor: Int32
+    /// Modification time when mapped: an in-place rewrite of the same size changes it.
+    private let modified: timespec
 
     public var count: Int { bytes.count }
 
@@ -59,9 +65,14 @@ public final class MappedFile: @unchecked Sendable {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw PathError(path: path, FileAccessError.notRegularFile) }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PathError(path: path, FileAccessError.cannotOpen(errno: errno)) }
-        defer { close(fd) }
         var st2 = stat()
-        guard fstat(fd, &st2) == 0 else { throw PathError(path: path, FileAccessError.cannotOpen(errno: errno)) }
+        guard fstat(fd, &st2) == 0 else {
+            let e = errno
+            close(fd)
+            throw PathError(path: path, FileAccessError.cannotOpen(errno: e))
+        }
+        descriptor = fd
+        modified = st2.st_mtim
         let size = Int(st2.st_size)
         if size == 0 {
             // mmap of zero bytes fails; an empty file is still a valid (if useless) input.
@@ -70,13 +81,22 @@ public final class MappedFile: @unchecked Sendable {
             return
         }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw PathError(path: path, FileAccessError.cannotMap(errno: errno)) }
+        guard let p, p != MAP_FAILED else {
+            let e = errno
+            close(fd)
+            throw PathError(path: path, FileAccessError.cannotMap(errno: e))
+        }
         base = p
         bytes = UnsafeRawBufferPointer(start: p, count: size)
+        MappedRegions.add(start: UInt(bitPattern: p), count: size, path: path)
     }
 
     deinit {
-        if let base { munmap(base, bytes.count) }
+        if let base {
+            MappedRegions.remove(start: UInt(bitPattern: base))
+            munmap(base, bytes.count)
+        }
+        close(descriptor)
     }
 
     /// The bytes in `range`, or nil if the range is not inside the file.
@@ -115,12 +135,39 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, MADV_WILLNEED)
     }
 
-    /// Throws if the file on disk no longer has the size it had when mapped (truncated or
-    /// rewritten while we read it): pages past a truncation would fault with SIGBUS.
+    /// Throws if the mapped file no longer has the size and modification time it had when mapped
+    /// (truncated, extended or rewritten in place while we read it): bytes already read may then
+    /// be a mix of old and new contents, and pages past a truncation fault with SIGBUS. A file
+    /// replaced by rename is fine: the mapping keeps the old one.
     public func checkUnchanged() throws {
         var st = stat()
-        guard stat(path, &st) == 0, Int(st.st_size) == bytes.count else {
+        guard fstat(descriptor, &st) == 0, Int(st.st_size) == bytes.count,
+              st.st_mtim.tv_sec == modified.tv_sec, st.st_mtim.tv_nsec == modified.tv_nsec
+        else {
             throw PathError(path: path, FileAccessError.changedWhileOpen)
         }
+    }
+
+    /// The path of the mapped file whose pages hold `address`, if any: lets the command line
+    /// name the input when reading a mapping faults (SIGBUS after a truncation).
+    public static func path(containing address: UInt) -> String? {
+        MappedRegions.path(containing: address)
+    }
+}
+
+/// Every live mapping's address range and path.
+private enum MappedRegions {
+    private static let regions = Mutex<[(start: UInt, end: UInt, path: String)]>([])
+
+    static func add(start: UInt, count: Int, path: String) {
+        regions.withLock { $0.append((start, start + UInt(count), path)) }
+    }
+
+    static func remove(start: UInt) {
+        regions.withLock { list in list.removeAll { $0.start == start } }
+    }
+
+    static func path(containing address: UInt) -> String? {
+        regions.withLock { list in list.first { $0.start <= address && address < $0.end }?.path }
     }
 }

@@ -40,22 +40,31 @@ public enum JSONParser {
         guard let tok = json_tokener_new_ex(Int32(maximumDepth)) else { throw .syntax("out of memory", offset: 0) }
         defer { json_tokener_free(tok) }
         json_tokener_set_flags(tok, Int32(JSON_TOKENER_STRICT))
-        let obj: OpaquePointer?
         if bytes.count == 0 {
             throw .syntax("empty document", offset: 0)
         }
         guard bytes.count < Int(Int32.max) else { throw .syntax("document larger than 2 GiB", offset: 0) }
-        obj = json_tokener_parse_ex(tok, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
-        let err = json_tokener_get_error(tok)
-        let consumed = Int(json_tokener_get_parse_end(tok))
+        var obj = json_tokener_parse_ex(tok, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
+        var err = json_tokener_get_error(tok)
+        var consumed = Int(json_tokener_get_parse_end(tok))
         if err == json_tokener_continue {
+            // A document that is a bare number or literal ("1", "true", "null") has not ended
+            // for json-c until it sees one more byte; a NUL ends the input, as it does for
+            // json_tokener_parse. Anything else still open stays an error.
             json_object_put(obj)
-            throw .syntax("unexpected end of document", offset: bytes.count)
+            obj = json_tokener_parse_ex(tok, "", 1)
+            err = json_tokener_get_error(tok)
+            guard err == json_tokener_success else {
+                json_object_put(obj)
+                throw .syntax("unexpected end of document", offset: bytes.count)
+            }
+            consumed = bytes.count
         }
-        guard err == json_tokener_success, let obj else {
+        guard err == json_tokener_success else {
             if err == json_tokener_error_depth { throw .tooDeep }
             throw .syntax(String(cString: json_tokener_error_desc(err)), offset: consumed)
         }
+        // json-c represents JSON null as no object at all.
         defer { json_object_put(obj) }
         // Only whitespace may follow the document.
         for i in consumed ..< bytes.count where !isJSONWhitespace(bytes[i]) {

@@ -98,6 +98,10 @@ public final class CheckpointTensorSource: TensorSource {
     public func releasePages(of view: UnsafeRawBufferPointer) {
         for file in checkpoint.files { file.releasePages(ofView: view) }
     }
+
+    public func checkUnchanged() throws {
+        for file in checkpoint.files { try file.checkUnchanged() }
+    }
 }
 
 /// A GGUF model (one file or a split set) as a ``TensorSource``.
@@ -121,5 +125,9 @@ public final class GGUFTensorSource: TensorSource {
 
     public func releasePages(of view: UnsafeRawBufferPointer) {
         for part in model.parts { part.releasePages(of: view) }
+    }
+
+    public func checkUnchanged() throws {
+        for part in model.parts { try part.checkUnchanged() }
     }
 }

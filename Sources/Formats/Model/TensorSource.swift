@@ -75,9 +75,16 @@ public protocol TensorSource: AnyObject, Sendable {
     /// pages can leave the resident set (streaming pipelines call this as they go, which keeps
     /// peak RSS at a few megabytes of input whatever the tensor size). Other memory is ignored.
     func releasePages(of view: UnsafeRawBufferPointer)
+    /// Throws ``FileAccessError/changedWhileOpen`` (in a ``PathError``) if a file of the source
+    /// was truncated, extended or rewritten since it was opened. Pipelines call it after reading
+    /// the tensors and before committing an output, so a changed input never yields a result.
+    func checkUnchanged() throws
 }
 
 extension TensorSource {
+    /// Sources that are not files have nothing to check.
+    public func checkUnchanged() throws {}
+
     /// Releases all of `entry`'s pages (see ``releasePages(of:)-(UnsafeRawBufferPointer)``).
     public func releasePages(of entry: TensorEntry) {
         if let bytes = try? self.bytes(of: entry) { releasePages(of: bytes) }

@@ -78,13 +78,19 @@ public enum GGUFToHF {
         let shardPlan = try SafetensorsShardPlan(specs, maxShardSize: options.splitMaxBytes ?? defaultMaxShardSize)
         let files = try shardPlan.write(into: out.temporaryPath) { tensor, file in
             let p = byName[tensor.name]!
-            let transcoder = try RowTranscoder(
-                tensorName: p.entry.name, shape: p.entry.shape, source: p.entry.encoding, target: .dense(p.dtype),
-                permutation: p.permutation, threads: options.threads)
+            // Errors about the tensor name the file it comes from (errors naming their own file,
+            // such as a failed write, keep theirs).
+            let transcoder = try withPath(p.entry.file) {
+                try RowTranscoder(
+                    tensorName: p.entry.name, shape: p.entry.shape, source: p.entry.encoding, target: .dense(p.dtype),
+                    permutation: p.permutation, threads: options.threads)
+            }
             try transcoder.run(input: try source.bytes(of: p.entry), consumed: source.releasePages(of:)) { capacity, fill in
                 try file.withWritableBuffer(capacity: capacity, fill)
             }
         }
+        // A changed input never becomes an output.
+        try source.checkUnchanged()
         try out.commit()
 
         var report = ConvertReport()

@@ -104,12 +104,18 @@ public enum HFToGGUF {
             case .input(let entry):
                 let bytes = try source.bytes(of: entry)
                 source.prefetch(entry)
-                let transcoder = try RowTranscoder(
-                    tensorName: entry.name, shape: entry.shape, source: entry.encoding, target: .ggml(tensor.type),
-                    permutation: tensor.permutation, threads: options.threads)
+                // Errors about the tensor name the file it comes from.
+                let transcoder = try withPath(entry.file) {
+                    try RowTranscoder(
+                        tensorName: entry.name, shape: entry.shape, source: entry.encoding, target: .ggml(tensor.type),
+                        permutation: tensor.permutation, threads: options.threads)
+                }
                 try transcoder.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
                     try sink.withWritableBuffer(capacity: capacity, fill)
                 }
+                // After each tensor, so the last check precedes the commit: a changed input never
+                // becomes an output.
+                try source.checkUnchanged()
             }
         }
     }
@@ -131,14 +137,14 @@ public enum HFToGGUF {
     }
 
     /// The converter's per-tensor rule: 1-D tensors and norms stay F32, the rest take the file type.
-    static func outputType(name: String, shape: [Int], fileType: GGMLType) -> GGMLType {
+    public static func outputType(name: String, shape: [Int], fileType: GGMLType) -> GGMLType {
         if shape.count <= 1 || name.hasSuffix("_norm.weight") { return .f32 }
         return fileType
     }
 
     /// llama3 rope scaling becomes a tensor of per-frequency divisors (`rope_freqs.weight`),
     /// computed in float32 step by step as the converter's torch code does.
-    static func llama3RopeFactors(_ config: HFConfig) throws -> [Float]? {
+    public static func llama3RopeFactors(_ config: HFConfig) throws -> [Float]? {
         guard let scaling = try config.ropeScaling, scaling.type.lowercased() == "llama3" else { return nil }
         let base = Float(try config.ropeTheta ?? 10000)
         let dim = try config.headDim ?? (try config.hiddenSize / config.numAttentionHeads)

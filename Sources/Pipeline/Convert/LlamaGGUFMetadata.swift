@@ -4,8 +4,8 @@ public import Formats
 /// The GGUF metadata of an HF model, key for key as llama.cpp's converter writes it:
 /// `general.*` first, then the architecture's hyper-parameters, the file type,
 /// `general.quantization_version`, and the tokenizer.
-enum LlamaGGUFMetadata {
-    static func entries(
+public enum LlamaGGUFMetadata {
+    public static func entries(
         directory: HFModelDirectory, architecture arch: ArchitectureDescription, fileType: GGMLType,
         tensors: [(name: String, shape: [Int])], options: ConvertOptions
     ) throws -> GGUFMetadata {

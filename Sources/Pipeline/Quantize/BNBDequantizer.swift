@@ -85,6 +85,8 @@ public enum BNBDequantizer {
             }
             report.add(type: tensor.dtype.rawValue, bytes: tensor.byteCount, parameters: tensor.elementCount)
         }
+        // A changed input never becomes an output.
+        try source.checkUnchanged()
         try out.commit()
         report.outputs = [output] + files.map { FileSystem.join(output, $0) }
         return report

@@ -187,6 +187,8 @@ public enum BNBQuantizer {
             }
         }
         try files.close()
+        // A changed input never becomes an output.
+        try source.checkUnchanged()
         try out.commit()
         report.outputs = [output] + files.fileNames.map { FileSystem.join(output, $0) }
         return report

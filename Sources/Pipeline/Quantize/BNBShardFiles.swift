@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import TensorCore
-import Formats
+public import Formats
 
 /// The safetensors files of a planned output, written by tensor at the offsets the layout gives.
 ///
@@ -11,7 +11,7 @@ import Formats
 /// planned offset lets the quantizer finish a weight, write all of it and drop it, instead of
 /// holding the whole model's results until each region's turn comes. Every tensor must be
 /// written exactly once with exactly its planned size; ``close()`` checks that.
-final class BNBShardFiles {
+public final class BNBShardFiles {
     private struct Slot {
         let shard: Int
         let offset: Int
@@ -25,7 +25,7 @@ final class BNBShardFiles {
     private var written: Set<String> = []
 
     /// Creates every shard file in `directory` and writes its header.
-    init(plan: SafetensorsShardPlan, directory: String) throws {
+    public init(plan: SafetensorsShardPlan, directory: String) throws {
         self.plan = plan
         self.directory = directory
         descriptors = []
@@ -50,12 +50,12 @@ final class BNBShardFiles {
     deinit { closeAll() }
 
     /// The file names written, index last when sharded.
-    var fileNames: [String] { plan.shards.map(\.fileName) + (plan.isSharded ? [plan.indexFileName] : []) }
+    public var fileNames: [String] { plan.shards.map(\.fileName) + (plan.isSharded ? [plan.indexFileName] : []) }
 
     /// Writes the data of tensor `name`.
     /// - Throws: an internal error for an unplanned name, a second write or a wrong size (a bug),
     ///   ``PathError`` wrapping ``OutputError`` when the write fails.
-    func write(_ name: String, _ bytes: UnsafeRawBufferPointer) throws {
+    public func write(_ name: String, _ bytes: UnsafeRawBufferPointer) throws {
         guard let slot = slots[name] else { throw Failure(.internalError, "tensor \(name) was not planned") }
         guard bytes.count == slot.byteCount else {
             throw Failure(.internalError, "tensor \(name) has \(bytes.count) bytes, planned \(slot.byteCount)")
@@ -64,12 +64,12 @@ final class BNBShardFiles {
         try write(bytes, to: slot.shard, at: slot.offset)
     }
 
-    func write(_ name: String, _ bytes: [UInt8]) throws {
+    public func write(_ name: String, _ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write(name, $0) }
     }
 
     /// Checks that every tensor was written, writes the index (if sharded), syncs and closes.
-    func close() throws {
+    public func close() throws {
         let missing = slots.keys.filter { !written.contains($0) }
         guard missing.isEmpty else { throw Failure(.internalError, "tensors never written: \(missing.sorted().prefix(5).joined(separator: ", "))") }
         for (i, fd) in descriptors.enumerated() where fd >= 0 {

@@ -1,19 +1,302 @@
 public import TensorCore
 public import Formats
 
-/// llama-quantize-style GGUF quantization (`wconv quantize --type`). Placeholder: the GGUF
-/// quantization pipeline replaces this file.
-public enum GGUFQuantizer {
-    /// Quantizes `input` to a GGUF file at `output` with the file type in `options.scheme`.
-    public static func quantize(_ input: ModelInput, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
-        throw Failure(.unsupported, "GGUF quantization (--type) is not implemented yet")
+/// Why a model cannot be quantized.
+public enum GGUFQuantizeError: ClassifiedError, Hashable {
+    /// The scheme is not a llama-quantize file type (bitsandbytes goes elsewhere).
+    case notAGGMLScheme
+    /// A tensor is already quantized and `allowRequantize` is off.
+    case requantizeDisabled(tensor: String, type: GGMLType)
+    /// A bare safetensors file: without config.json there is no GGUF metadata to write.
+    case needsModelDirectory
+    /// `dequantize` was asked for a type that is not f32, f16 or bf16.
+    case notAFloatType(DType)
+
+    public var kind: ErrorKind {
+        switch self {
+        case .notAGGMLScheme, .notAFloatType: .usage
+        case .requantizeDisabled: .unsupported
+        case .needsModelDirectory: .unsupported
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .notAGGMLScheme: "GGUF output needs a llama.cpp quantization type (Q4_K_M, Q8_0, …), not a bitsandbytes scheme"
+        case let .requantizeDisabled(t, type):
+            "tensor \(t) is already quantized (\(type.name)); requantizing loses more precision than quantizing the original, pass --allow-requantize to do it anyway"
+        case .needsModelDirectory:
+            "a bare safetensors file has no config.json or tokenizer; quantize its model directory instead"
+        case .notAFloatType(let d): "cannot dequantize to \(d.rawValue): choose f32, f16 or bf16"
+        }
     }
 }
 
-/// GGUF → dense HF directory (`wconv dequantize model.gguf`). Placeholder, as above.
+/// One tensor of a planned quantization.
+public struct GGUFQuantizeTensor: Sendable {
+    enum Origin: Sendable {
+        case entry(TensorEntry, RowPermutation?)
+        case generated([Float])
+    }
+
+    public let name: String
+    /// ggml `ne` as written (trailing 1s trimmed, as ggml writes `n_dims`).
+    public let dimensions: [Int]
+    /// The type llama-quantize would see in its input GGUF (for an HF input: the converter's).
+    public let inputType: GGMLType
+    /// The type written.
+    public let type: GGMLType
+    /// The type the rules chose when the row length forced a fallback.
+    public let fallbackFrom: GGMLType?
+    public let byteCount: Int
+    let origin: Origin
+    /// How the origin's bytes are stored (a safetensors dtype for HF input).
+    let storage: TensorEncoding
+}
+
+/// A quantization fully decided before any byte is written: the output metadata, and every
+/// tensor with its type, in llama-quantize's order.
+public struct GGUFQuantizePlan: Sendable {
+    public let metadata: GGUFMetadata
+    public let tensors: [GGUFQuantizeTensor]
+    public let alignment: Int
+    public let fileType: GGMLFileType
+    /// Requantization and fallback notes.
+    public let warnings: [String]
+    let source: any TensorSource
+}
+
+/// GGUF quantization as llama.cpp's `llama-quantize` does it, byte for byte: the same tensor
+/// order, per-tensor types (mixes, fallbacks, `--pure`, `--tensor-type`, output and embedding
+/// types), metadata (input keys in order, then `general.quantization_version` and
+/// `general.file_type`, split keys dropped) and block encodings.
+public enum GGUFQuantizer {
+    /// Quantizes `input` (a Hugging Face model directory, or a GGUF file) into the GGUF file at
+    /// `output`, written atomically, tensor by tensor.
+    ///
+    /// An HF directory goes through ``HFToGGUF`` in the same pass, as if converted with
+    /// `--outtype options.hfOutType` first. A GGUF input may be f32, f16 or bf16; an already
+    /// quantized one needs `options.allowRequantize` (its tensors are dequantized, then quantized
+    /// again, which the report's warnings point out).
+    /// - Throws: ``GGUFQuantizeError``, ``GGUFQuantizeRuleError``, ``GGUFQuantizeValueError``
+    ///   (NaN/Inf weights without `allowNonFinite`), conversion and I/O errors, as ``PathError``s
+    ///   naming the input or output.
+    @discardableResult
+    public static func quantize(_ input: ModelInput, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
+        let plan = try plan(input, options: options)
+        return try write(plan, to: output, options: options)
+    }
+
+    /// Decides the output (metadata, tensor order and types) without writing anything.
+    public static func plan(_ input: ModelInput, options: QuantizeOptions) throws -> GGUFQuantizePlan {
+        guard case .ggml(let fileType) = options.scheme else { throw GGUFQuantizeError.notAGGMLScheme }
+        return try plan(input, fileType: fileType, options: options, dequantizing: false)
+    }
+
+    static func plan(_ input: ModelInput, fileType: GGMLFileType, options: QuantizeOptions, dequantizing: Bool) throws -> GGUFQuantizePlan {
+        struct Candidate {
+            var name: String
+            var dimensions: [Int]
+            var inputType: GGMLType
+            var origin: GGUFQuantizeTensor.Origin
+            var storage: TensorEncoding
+        }
+        var candidates: [Candidate] = []
+        var metadata: GGUFMetadata
+        let source: any TensorSource
+        switch input {
+        case .hf(let directory):
+            var convert = ConvertOptions()
+            convert.outType = options.hfOutType
+            convert.vocabPre = options.vocabPre
+            convert.threads = options.threads
+            let converted = try HFToGGUF.plan(directory, options: convert)
+            metadata = converted.metadata
+            for t in converted.tensors {
+                switch t.source {
+                case .input(let entry):
+                    candidates.append(Candidate(name: t.name, dimensions: t.dimensions, inputType: t.type,
+                                                origin: .entry(entry, t.permutation), storage: entry.encoding))
+                case .generated(let values):
+                    candidates.append(Candidate(name: t.name, dimensions: t.dimensions, inputType: t.type,
+                                                origin: .generated(values), storage: .ggml(.f32)))
+                }
+            }
+            source = CheckpointTensorSource(directory.weights)
+        case .gguf(let model):
+            metadata = model.metadata
+            let ggufSource = GGUFTensorSource(model)
+            for entry in ggufSource.entries {
+                guard case .ggml(let type) = entry.encoding else { continue }
+                candidates.append(Candidate(name: entry.name, dimensions: Array(entry.shape.reversed()), inputType: type,
+                                            origin: .entry(entry, nil), storage: entry.encoding))
+            }
+            source = ggufSource
+        case .safetensors(let checkpoint):
+            throw PathError(path: checkpoint.path, GGUFQuantizeError.needsModelDirectory)
+        }
+
+        let facts = try modelFacts(metadata, path: input.path)
+        // llama-quantize: the input's keys in order, then these two moved to the end; a split
+        // input's split.* keys dropped.
+        metadata.remove(GGUFKeys.General.quantizationVersion)
+        metadata.remove(GGUFKeys.General.fileType)
+        metadata.set(GGUFKeys.General.quantizationVersion, .uint32(2))
+        metadata.set(GGUFKeys.General.fileType, .uint32(fileType.llamaFileType))
+        metadata.remove(GGUFKeys.Split.number)
+        metadata.remove(GGUFKeys.Split.count)
+        metadata.remove(GGUFKeys.Split.tensorsCount)
+        // ggml's writer pads to its default of 32 even when the input declares another
+        // alignment (and keeps that key), which gives a file ggml cannot read back; wconv writes
+        // the declared alignment instead.
+        let alignment: Int
+        if let value = metadata[GGUFKeys.General.alignment] {
+            guard case .uint32(let a) = value else { throw PathError(path: input.path, GGUFError.alignmentWrongType(value.type)) }
+            guard a > 0, a & (a - 1) == 0 else { throw PathError(path: input.path, GGUFError.alignmentNotPowerOfTwo(Int(a))) }
+            alignment = Int(a)
+        } else {
+            alignment = GGUFHeader.defaultAlignment
+        }
+
+        candidates.sort { GGUFTensorTypeRules.outputOrder($0.name, $1.name) }
+        var rules = try GGUFTensorTypeRules(fileType: fileType, options: options, facts: facts, names: candidates.map(\.name))
+        var tensors: [GGUFQuantizeTensor] = []
+        var requantized: [String: Int] = [:]
+        var fallbacks: [(String, GGMLType, GGMLType)] = []
+        for c in candidates {
+            let dims = Array(c.dimensions.prefix(GGUFTensorTypeRules.dimensionCount(c.dimensions)))
+            var decision = try rules.decide(name: c.name, dimensions: dims, currentType: c.inputType)
+            // Dequantizing: what the rules leave alone (1-D tensors, norms) is widened to F32 if
+            // it is not a float already, so the output holds no quantized blocks at all.
+            if dequantizing, decision.type == c.inputType, c.inputType.isQuantized || c.inputType == .f16 || c.inputType == .bf16,
+               dims.count == 1 || !GGUFTensorTypeRules.allowsQuantization(name: c.name, dimensions: dims, leaveOutputTensor: options.leaveOutputTensor) {
+                decision = GGUFTypeDecision(type: .f32)
+            }
+            if decision.type != c.inputType {
+                guard GGUFRowQuantizer.canEncode(decision.type) else {
+                    throw GGUFQuantizeRuleError.cannotQuantize(tensor: c.name, type: decision.type)
+                }
+                if c.inputType.isQuantized || !c.inputType.isKnown {
+                    guard options.allowRequantize || dequantizing else {
+                        throw PathError(path: input.path, GGUFQuantizeError.requantizeDisabled(tensor: c.name, type: c.inputType))
+                    }
+                    requantized[c.inputType.name, default: 0] += 1
+                }
+            }
+            if let from = decision.fallbackFrom { fallbacks.append((c.name, from, decision.type)) }
+            guard let bytes = GGUFTensorDescriptor.byteCount(dimensions: dims, type: decision.type) else {
+                throw GGUFQuantizeRuleError.typeDoesNotFitRows(tensor: c.name, type: decision.type, rowLength: dims.first ?? 1)
+            }
+            tensors.append(GGUFQuantizeTensor(name: c.name, dimensions: dims, inputType: c.inputType, type: decision.type,
+                                              fallbackFrom: decision.fallbackFrom, byteCount: bytes, origin: c.origin, storage: c.storage))
+        }
+
+        var warnings: [String] = []
+        if !requantized.isEmpty && !dequantizing {
+            let list = requantized.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            warnings.append("requantized \(requantized.values.reduce(0, +)) already-quantized tensors (\(list)): they were "
+                + "dequantized and quantized again, so both roundings add up; quantizing the f16/f32 original gives better weights")
+        }
+        if let (name, from, to) = fallbacks.first {
+            warnings.append("\(fallbacks.count) of \(tensors.count) tensors fell back to another type because their rows do not "
+                + "fit the block size (e.g. \(name): \(from.name) -> \(to.name))")
+        }
+        return GGUFQuantizePlan(metadata: metadata, tensors: tensors, alignment: alignment, fileType: fileType,
+                                warnings: warnings, source: source)
+    }
+
+    /// The hyper-parameters llama-quantize's rules read.
+    static func modelFacts(_ metadata: GGUFMetadata, path: String) throws -> GGUFQuantModelFacts {
+        guard let arch = metadata[GGUFKeys.General.architecture]?.stringValue else {
+            throw PathError(path: path, ConvertError.missingMetadata(GGUFKeys.General.architecture))
+        }
+        typealias K = GGUFKeys.Architecture
+        func int(_ key: String) -> Int? { metadata[key]?.intValue ?? metadata[key]?.intArray?.first }
+        guard let layers = int(K.blockCount(arch)) else { throw PathError(path: path, ConvertError.missingMetadata(K.blockCount(arch))) }
+        let heads = int(K.headCount(arch)) ?? 0
+        return GGUFQuantModelFacts(architecture: arch, layerCount: layers, headCount: heads,
+                                   headCountKV: int(K.headCountKV(arch)) ?? heads, expertCount: int(K.key(arch, "expert_count")) ?? 0)
+    }
+
+    /// Writes a plan to `output` atomically.
+    @discardableResult
+    public static func write(_ plan: GGUFQuantizePlan, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
+        let descriptors = plan.tensors.map { GGUFTensorDescriptor(name: $0.name, dimensions: $0.dimensions, type: $0.type, byteCount: $0.byteCount) }
+        let writer = try withPath(output) { try GGUFWriter(metadata: plan.metadata, tensors: descriptors, alignment: plan.alignment) }
+        try writer.write(toPath: output, force: options.force) { i, sink in
+            let t = plan.tensors[i]
+            switch t.origin {
+            case .generated(let values):
+                try values.withUnsafeBytes { try sink.write($0) }
+            case .entry(let entry, let permutation):
+                let source = plan.source
+                // An HF tensor read as f16/bf16 by the converter's intermediate file: the
+                // quantizer must see the 16-bit values, not the original ones.
+                var intermediate: DType?
+                if let d = t.inputType.denseEquivalent, d == .f16 || d == .bf16, t.storage.denseType != d, t.type != t.inputType {
+                    intermediate = d
+                }
+                let job = try GGUFRowQuantizer(
+                    tensorName: t.name, dimensions: t.dimensions,
+                    source: t.storage,
+                    intermediate: intermediate, target: t.type, permutation: permutation,
+                    checkValues: !options.allowNonFinite, threads: options.threads)
+                let bytes = try source.bytes(of: entry)
+                source.prefetch(entry)
+                try job.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
+                    try sink.withWritableBuffer(capacity: capacity, fill)
+                }
+            }
+        }
+        var report = QuantizeReport()
+        report.outputs = [output]
+        report.warnings = plan.warnings
+        for t in plan.tensors {
+            let params = elementCount(of: t.dimensions) ?? 0
+            report.add(type: t.type.name, bytes: t.byteCount, parameters: params)
+            report.tensors.append(.init(name: t.name, sourceType: t.inputType.name, type: t.type.name, byteCount: t.byteCount, parameterCount: params))
+        }
+        return report
+    }
+}
+
+/// Any GGUF back to floats.
 public enum GGUFDequantizer {
-    /// Dequantizes every tensor of `model` to `outType` into a model directory at `output`.
+    /// Dequantizes `model` (any readable ggml types) to `output`.
+    ///
+    /// - A path ending in `.gguf` gets a GGUF whose matrices are `outType` and everything else
+    ///   F32: llama-quantize's F32/F16/BF16 file type with `--allow-requantize` (same bytes), plus
+    ///   1-D tensors widened to F32 should an input have them quantized or 16-bit.
+    /// - Any other path gets a Hugging Face model directory, through ``GGUFToHF``.
+    /// - Parameter outType: `.f32`, `.f16` or `.bf16`.
+    /// - Throws: ``GGUFQuantizeError/notAFloatType(_:)``, conversion, value and I/O errors.
+    @discardableResult
     public static func dequantize(_ model: GGUFModel, to output: String, outType: DType, options: QuantizeOptions) throws -> QuantizeReport {
-        throw Failure(.unsupported, "GGUF dequantization is not implemented yet")
+        let fileType: GGMLFileType
+        switch outType {
+        case .f32: fileType = .F32
+        case .f16: fileType = .F16
+        case .bf16: fileType = .BF16
+        default: throw GGUFQuantizeError.notAFloatType(outType)
+        }
+        guard output.hasSuffix(".gguf") else {
+            var convert = ConvertOptions()
+            convert.outType = outType == .f32 ? .f32 : outType == .f16 ? .f16 : .bf16
+            convert.force = options.force
+            convert.threads = options.threads
+            let converted = try GGUFToHF.convert(model, to: output, options: convert)
+            var report = QuantizeReport()
+            report.outputs = converted.outputs
+            var total = QuantizeReport.TypeTotal(type: outType.rawValue)
+            total.tensorCount = converted.tensorCount
+            total.byteCount = converted.byteCount
+            total.parameterCount = converted.parameterCount
+            report.totals[outType.rawValue] = total
+            return report
+        }
+        var o = options
+        o.scheme = .ggml(fileType)
+        let plan = try GGUFQuantizer.plan(.gguf(model), fileType: fileType, options: o, dequantizing: true)
+        return try GGUFQuantizer.write(plan, to: output, options: o)
     }
 }

@@ -176,7 +176,7 @@ public enum Int8Rowwise {
             nan8 .|= v .!= v
             c += 8
         }
-        var m = m8.max()
+        var m = horizontalMax(m8)
         var sawNaN = any(nan8)
         while c < count {
             let a = abs(x[c])

@@ -141,13 +141,15 @@ struct Quantize: ParsableCommand {
             }
         }
         for spec in tensorType {
-            guard let eq = spec.lastIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
-                throw ValidationError("--tensor-type takes REGEX=TYPE, e.g. --tensor-type 'attn_v=Q6_K' (got '\(spec)').")
+            // llama-quantize's rule: split at the first '=', the pattern is matched lower-cased.
+            if let eq = spec.firstIndex(of: "="), GGMLType(name: String(spec[spec.index(after: eq)...])) == nil {
+                throw ValidationError("--tensor-type \(spec): '\(spec[spec.index(after: eq)...])' is not a ggml type name such as Q4_K or Q6_K.")
             }
-            let pattern = String(spec[..<eq])
-            let typeName = String(spec[spec.index(after: eq)...])
-            if GGMLType(name: typeName) == nil { throw ValidationError("--tensor-type \(spec): '\(typeName)' is not a ggml type name such as Q4_K or Q6_K.") }
-            if (try? Regex(pattern)) == nil { throw ValidationError("--tensor-type \(spec): '\(pattern)' is not a valid regular expression.") }
+            let parsed: (pattern: String, type: GGMLType)
+            do { parsed = try QuantizeOptions.parseTensorTypeOverride(spec) } catch {
+                throw ValidationError("--tensor-type takes REGEX=TYPE with a ggml type such as Q6_K, e.g. --tensor-type 'attn_v=Q6_K' (got '\(spec)': \(error)).")
+            }
+            if (try? Regex(parsed.pattern)) == nil { throw ValidationError("--tensor-type \(spec): '\(parsed.pattern)' is not a valid regular expression.") }
         }
         for (name, value) in [("--output-tensor-type", outputTensorType), ("--token-embedding-type", tokenEmbeddingType)] {
             if let value, GGMLType(name: value) == nil {
@@ -164,10 +166,7 @@ struct Quantize: ParsableCommand {
             options.blockSize = blocksize ?? 64
             options.doubleQuant = !noDoubleQuant
             options.computeDType = computeDtype?.dtype ?? .bf16
-            options.tensorTypeOverrides = tensorType.compactMap { spec in
-                guard let eq = spec.lastIndex(of: "="), let type = GGMLType(name: String(spec[spec.index(after: eq)...])) else { return nil }
-                return (pattern: String(spec[..<eq]), type: type)
-            }
+            options.tensorTypeOverrides = try tensorType.map(QuantizeOptions.parseTensorTypeOverride)
             options.outputTensorType = outputTensorType.flatMap { GGMLType(name: $0) }
             options.tokenEmbeddingType = tokenEmbeddingType.flatMap { GGMLType(name: $0) }
             options.leaveOutputTensor = leaveOutputTensor

@@ -1,0 +1,169 @@
+/// Inverted dropout with a mask that is a pure function of a seed: row `r` of a buffer is
+/// masked by the generator ``TrainingRandom/derived(seed:_:)`` of `(seed, r)`, element `j`
+/// kept when the `j`-th uniform draw is ≥ p, and kept elements scaled by `1 / (1 − p)`
+/// (`nn.Dropout` in training mode). Applying it twice with the same seed uses the same mask,
+/// which is how the backward pass reproduces the forward pass's mask without storing it.
+struct DropoutMask: Sendable, Hashable {
+    var probability: Float
+    var seed: UInt64
+
+    /// Multiplies `rows × columns` values (row stride `columns`) by the mask, in place.
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        let keepScale = Float(1 / (1 - Double(probability)))
+        for r in 0 ..< rows {
+            var rng = TrainingRandom.derived(seed: seed, UInt64(r))
+            let row = x + r * columns
+            for j in 0 ..< columns {
+                row[j] = rng.nextUnit() >= probability ? row[j] * keepScale : 0
+            }
+        }
+    }
+
+    /// The mask itself (0 or `1 / (1 − p)` per element), for references and tests.
+    func values(rows: Int, columns: Int) -> [Float] {
+        var m = [Float](repeating: 1, count: rows * columns)
+        m.withUnsafeMutableBufferPointer { apply($0.baseAddress!, rows: rows, columns: columns) }
+        return m
+    }
+}
+
+/// A LoRA adapter's matrices as the kernels see them (PEFT layout, row-major).
+struct LoRAOperands {
+    /// `[rank, inFeatures]`.
+    var a: UnsafePointer<Float>
+    /// `[outFeatures, rank]`.
+    var b: UnsafePointer<Float>
+    var rank: Int
+    var scaling: Float
+    /// nil when dropout is off (p = 0, or evaluation).
+    var dropout: DropoutMask?
+}
+
+/// The adapted projection `y = x·Wᵀ + scaling · (dropout(x)·Aᵀ)·Bᵀ` (PEFT `lora.Linear.forward`)
+/// and its gradients with respect to `x`, `A` and `B` (the base weight `W` is frozen).
+///
+/// With `z = dropout(x)·Aᵀ` (`[rows, r]`, kept from the forward pass):
+/// `∂B = s · dYᵀ z`, `dz = s · dY B`, `∂A = dzᵀ dropout(x)`, `dx = dY W + dropout'(dz A)`.
+enum LoRALinear {
+    /// `y (+)= x·Wᵀ + s · (dropout(x)·Aᵀ)·Bᵀ`, storing `z` for the backward pass.
+    /// - Parameters:
+    ///   - x: `[rows, inFeatures]`.
+    ///   - weight: `W` `[outFeatures, inFeatures]`.
+    ///   - lora: nil for a projection without adapter.
+    ///   - z: `[rows, rank]`, written when `lora` is set.
+    ///   - scratch: `rows × inFeatures` floats, used when dropout is on.
+    ///   - y: `[rows, outFeatures]`.
+    ///   - accumulate: add to `y` (residual connection) instead of overwriting it.
+    static func forward(
+        x: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
+        weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafeMutablePointer<Float>?,
+        scratch: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        BLAS.gemm(transB: true, m: rows, n: m, k: n, x, lda: n, weight, ldb: n, beta: accumulate ? 1 : 0, y, ldc: m)
+        guard let lora, let z else { return }
+        let input = droppedInput(x, rows: rows, columns: n, dropout: lora.dropout, scratch: scratch)
+        BLAS.gemm(transB: true, m: rows, n: lora.rank, k: n, input, lda: n, lora.a, ldb: n, z, ldc: lora.rank)
+        BLAS.gemm(transB: true, m: rows, n: m, k: lora.rank, alpha: lora.scaling, z, lda: lora.rank, lora.b, ldb: lora.rank,
+                  beta: 1, y, ldc: m)
+    }
+
+    /// Only `z = dropout(x)·Aᵀ` (what the backward pass needs when a layer is recomputed).
+    static func adapterInput(
+        x: UnsafePointer<Float>, rows: Int, inFeatures n: Int, lora: LoRAOperands, z: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        let input = droppedInput(x, rows: rows, columns: n, dropout: lora.dropout, scratch: scratch)
+        BLAS.gemm(transB: true, m: rows, n: lora.rank, k: n, input, lda: n, lora.a, ldb: n, z, ldc: lora.rank)
+    }
+
+    /// Gradients: `gradA += ∂A`, `gradB += ∂B`, `dx (+)= ∂x`.
+    /// - Parameters:
+    ///   - x: the forward input `[rows, inFeatures]` (before dropout).
+    ///   - dY: `[rows, outFeatures]`.
+    ///   - z: the forward pass's `z` `[rows, rank]`.
+    ///   - dz: scratch `[rows, rank]`.
+    ///   - scratch: `rows × inFeatures` floats, used when dropout is on.
+    ///   - accumulate: add to `dx` instead of overwriting it.
+    static func backward(
+        x: UnsafePointer<Float>, dY: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
+        weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafePointer<Float>?,
+        gradA: UnsafeMutablePointer<Float>?, gradB: UnsafeMutablePointer<Float>?,
+        dz: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        if let lora, let z, let gradA, let gradB {
+            let r = lora.rank, s = lora.scaling
+            BLAS.gemm(transA: true, m: m, n: r, k: rows, alpha: s, dY, lda: m, z, ldb: r, beta: 1, gradB, ldc: r)
+            BLAS.gemm(m: rows, n: r, k: m, alpha: s, dY, lda: m, lora.b, ldb: r, dz, ldc: r)
+            let input = droppedInput(x, rows: rows, columns: n, dropout: lora.dropout, scratch: scratch)
+            BLAS.gemm(transA: true, m: r, n: n, k: rows, dz, lda: r, input, ldb: n, beta: 1, gradA, ldc: n)
+        }
+        BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n)
+        guard let lora, z != nil, gradA != nil, gradB != nil else { return }
+        if let dropout = lora.dropout {
+            BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, scratch, ldc: n)
+            dropout.apply(scratch, rows: rows, columns: n)
+            for i in 0 ..< rows * n { dx[i] += scratch[i] }
+        } else {
+            BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, beta: 1, dx, ldc: n)
+        }
+    }
+
+    /// `x` itself without dropout; otherwise `dropout(x)` written into `scratch`.
+    private static func droppedInput(
+        _ x: UnsafePointer<Float>, rows: Int, columns: Int, dropout: DropoutMask?, scratch: UnsafeMutablePointer<Float>
+    ) -> UnsafePointer<Float> {
+        guard let dropout else { return x }
+        scratch.update(from: x, count: rows * columns)
+        dropout.apply(scratch, rows: rows, columns: columns)
+        return UnsafePointer(scratch)
+    }
+
+    /// Scalar reference forward in Double; `mask` multiplies `x` before `A` (nil: no dropout).
+    static func referenceForward(
+        x: [Double], rows: Int, weight: [Double], outFeatures m: Int, a: [Double], b: [Double], rank r: Int,
+        scaling s: Double, mask: [Double]?
+    ) -> [Double] {
+        let n = x.count / rows
+        let xd = mask.map { zip(x, $0).map(*) } ?? x
+        var y = [Double](repeating: 0, count: rows * m)
+        for t in 0 ..< rows {
+            let z = (0 ..< r).map { k in (0 ..< n).reduce(0.0) { $0 + xd[t * n + $1] * a[k * n + $1] } }
+            for o in 0 ..< m {
+                let base = (0 ..< n).reduce(0.0) { $0 + x[t * n + $1] * weight[o * n + $1] }
+                y[t * m + o] = base + s * (0 ..< r).reduce(0.0) { $0 + z[$1] * b[o * r + $1] }
+            }
+        }
+        return y
+    }
+
+    /// Scalar reference gradients in Double.
+    static func reference(
+        x: [Double], dY: [Double], rows: Int, weight: [Double], outFeatures m: Int, a: [Double], b: [Double], rank r: Int,
+        scaling s: Double, mask: [Double]?
+    ) -> (dx: [Double], dA: [Double], dB: [Double]) {
+        let n = x.count / rows
+        let xd = mask.map { zip(x, $0).map(*) } ?? x
+        var dx = [Double](repeating: 0, count: x.count), dA = [Double](repeating: 0, count: a.count)
+        var dB = [Double](repeating: 0, count: b.count)
+        for t in 0 ..< rows {
+            let z = (0 ..< r).map { k in (0 ..< n).reduce(0.0) { $0 + xd[t * n + $1] * a[k * n + $1] } }
+            var dz = [Double](repeating: 0, count: r)
+            for o in 0 ..< m {
+                let g = dY[t * m + o]
+                for k in 0 ..< r {
+                    dB[o * r + k] += s * g * z[k]
+                    dz[k] += s * g * b[o * r + k]
+                }
+                for i in 0 ..< n { dx[t * n + i] += g * weight[o * n + i] }
+            }
+            for k in 0 ..< r {
+                for i in 0 ..< n {
+                    dA[k * n + i] += dz[k] * xd[t * n + i]
+                    dx[t * n + i] += dz[k] * a[k * n + i] * (mask?[t * n + i] ?? 1)
+                }
+            }
+        }
+        return (dx, dA, dB)
+    }
+}

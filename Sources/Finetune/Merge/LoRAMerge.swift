@@ -1,0 +1,649 @@
+public import TensorCore
+import Formats
+public import Pipeline
+import Quantize
+import Verify
+
+/// Options of ``LoRAMerge/merge(base:adapter:output:options:progress:)``.
+public struct MergeOptions: Sendable {
+    /// Which weights the adapter's delta is added to.
+    public enum Target: String, Sendable, Hashable, CaseIterable {
+        /// The base as stored, dequantized: the exact weights the adapter was trained against
+        /// (QLoRA trains on the dequantized NF4 weights), so the merged model equals base + adapter.
+        case dequantized
+        /// The unquantized original of a quantized base (``MergeOptions/originalBase``): the
+        /// quantization error of the base is gone, but the adapter was fitted to the quantized
+        /// weights, so the result is not exactly the model that was trained.
+        case original
+    }
+
+    /// Quantize the merged weights in the same pass.
+    public enum Requantize: Sendable, Hashable {
+        /// bitsandbytes NF4 / FP4 / LLM.int8 (Hugging Face directory output).
+        case bitsAndBytes(BNBScheme)
+        /// A llama.cpp type for every matrix (GGUF output): norms and 1-D tensors stay F32.
+        case ggml(GGMLType)
+    }
+
+    public var mergeInto: Target = .dequantized
+    /// The unquantized model the quantized base was made from (for ``Target/original``).
+    public var originalBase: String?
+    /// Dtype of the output's float tensors (the 4-bit state's dtype with NF4); nil: the base's.
+    public var outType: DType?
+    public var requantize: Requantize?
+    /// NF4/FP4 block size and double quantization.
+    public var blockSize = 64
+    public var doubleQuant = true
+    /// Run the forward pass on the merged model and on base + adapter afterwards.
+    public var verify = true
+    /// Text for the verification (default: a short English paragraph).
+    public var verifyText: String?
+    public var threads = activeProcessorCount
+    public var force = false
+
+    public init() {}
+}
+
+/// What a merge wrote and measured.
+public struct MergeReport: Sendable {
+    /// One adapted tensor.
+    public struct TensorStat: Sendable, Hashable {
+        /// HF name of the weight.
+        public var name: String
+        /// Decoder layer, nil outside the layers (embeddings, lm_head).
+        public var layer: Int?
+        /// ‖scaling · B·A‖ (Frobenius).
+        public var deltaNorm: Double
+        /// ‖W‖ of the merged weight.
+        public var weightNorm: Double
+        /// ‖W − dequant(quant(W))‖: what the output encoding (the float dtype's rounding, or the
+        /// requantization) changes in the merged weight.
+        public var outputError: Double
+        /// With ``MergeOptions/Target/original`` and a quantized base: ‖original − dequant(base)‖.
+        public var baseQuantizationError: Double?
+
+        /// The output encoding's error relative to the adapter's change.
+        public var errorToDelta: Double { deltaNorm > 0 ? outputError / deltaNorm : 0 }
+    }
+
+    /// The forward-pass comparison of the merged model with base + adapter.
+    public struct Verification: Sendable, Hashable {
+        public var tokenCount: Int
+        /// Mean and largest KL divergence (base + adapter ‖ merged) over the positions, in nats.
+        public var meanKLD: Double
+        public var maxKLD: Double
+        /// Fraction of positions with the same top-1 token.
+        public var top1Agreement: Double
+        /// Largest |Δ logit|.
+        public var maxLogitDifference: Float
+    }
+
+    public var outputs: [String] = []
+    public var tensors: [TensorStat] = []
+    public var verification: Verification?
+    /// Output bytes and parameters per output type (`f16`, `nf4`, `Q4_K`, …).
+    public var types: [String: (tensors: Int, bytes: Int)] = [:]
+    public var mergedModules = 0
+    public var warnings: [String] = []
+    public var byteCount: Int { types.values.reduce(0) { $0 + $1.bytes } }
+
+    /// Tensors whose output encoding changes them by at least half as much as the adapter does.
+    public var washedOut: [TensorStat] { tensors.filter { $0.deltaNorm > 0 && $0.outputError >= 0.5 * $0.deltaNorm } }
+}
+
+/// Why a merge is refused.
+public enum MergeError: ClassifiedError, Hashable {
+    case needsOriginalBase
+    case originalIsQuantized(String)
+    case shapeMismatch(tensor: String, base: [Int], original: [Int])
+    case outputKind(String)
+    case missingInOriginal(String)
+
+    public var kind: ErrorKind {
+        switch self {
+        case .needsOriginalBase, .outputKind: .usage
+        case .originalIsQuantized: .usage
+        case .shapeMismatch, .missingInOriginal: .malformedInput
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .needsOriginalBase: "--merge-into original needs --original-base DIR (the unquantized model the base was quantized from)"
+        case .originalIsQuantized(let p): "\(p): the original base must hold unquantized (f32/f16/bf16) weights"
+        case .shapeMismatch(let t, let b, let o): "tensor \(t) is \(b) in the base but \(o) in the original base: not the same model"
+        case .outputKind(let m): m
+        case .missingInOriginal(let t): "tensor \(t) of the base is missing from the original base"
+        }
+    }
+}
+
+/// Merging a PEFT LoRA adapter into a base model: `W' = W + scaling · B·A` in float32, tensor by
+/// tensor, written as a dense model (HF directory or GGUF) or requantized in the same pass.
+public enum LoRAMerge {
+    /// Progress: (tensors done, tensor count, what is happening).
+    public typealias Progress = (Int, Int, String) -> Void
+
+    /// Merges `adapter` into `base` and writes `output` (a `.gguf` path → GGUF, else an HF
+    /// directory), atomically.
+    /// - Throws: ``MergeError``, ``AdapterError`` (modules that do not fit the base), reader and
+    ///   writer errors as ``PathError``s.
+    public static func merge(base basePath: String, adapter adapterPath: String, output: String,
+                             options: MergeOptions, progress: Progress? = nil) throws -> MergeReport {
+        let base = try MergeInput(path: basePath)
+        let adapter = try PEFTAdapter(directory: adapterPath)
+        var report = MergeReport()
+
+        // The weights the delta goes into.
+        var source = base
+        if options.mergeInto == .original {
+            if let path = options.originalBase {
+                let original = try MergeInput(path: path)
+                guard !original.isQuantized else { throw MergeError.originalIsQuantized(path) }
+                for t in base.tensors where t.isMapped {
+                    guard let o = original.tensor(named: t.name) else { throw PathError(path: path, MergeError.missingInOriginal(t.name)) }
+                    guard o.shape == t.shape else { throw PathError(path: path, MergeError.shapeMismatch(tensor: t.name, base: t.shape, original: o.shape)) }
+                }
+                source = original
+            } else if base.isQuantized {
+                throw MergeError.needsOriginalBase
+            }
+        } else if options.originalBase != nil {
+            throw MergeError.outputKind("--original-base is used only with --merge-into original")
+        }
+        let modules = try match(adapter, to: source)
+
+        let toGGUF = output.hasSuffix(".gguf")
+        switch options.requantize {
+        case .bitsAndBytes? where toGGUF:
+            throw MergeError.outputKind("--requantize nf4/fp4/int8 writes a Hugging Face directory; give an output that does not end in .gguf")
+        case .ggml? where !toGGUF:
+            throw MergeError.outputKind("--requantize with a llama.cpp type writes GGUF; give an output ending in .gguf")
+        default: break
+        }
+        let outType = try options.outType ?? defaultOutType(source)
+        guard outType.isConvertibleFloat else { throw MergeError.outputKind("--outtype must be f32, f16 or bf16") }
+
+        let job = Job(source: source, reference: base, adapter: adapter, modules: modules, options: options, outType: outType,
+                      progress: progress)
+        if toGGUF {
+            try job.writeGGUF(to: output, report: &report)
+        } else {
+            guard case .hf(let directory) = source.input else {
+                throw MergeError.outputKind("a GGUF base merges into GGUF: give an output ending in .gguf (then `wconv convert` makes an HF directory)")
+            }
+            if case .bitsAndBytes(let scheme)? = options.requantize {
+                try job.writeBitsAndBytes(directory, scheme: scheme, to: output, report: &report)
+            } else {
+                try job.writeDense(directory, to: output, report: &report)
+            }
+        }
+        report.mergedModules = modules.count
+        if options.mergeInto == .dequantized && base.isQuantized {
+            report.warnings.append("merged into the dequantized base: the model equals base + adapter exactly, and keeps the base's quantization error in dense weights (--merge-into original --original-base DIR adds the delta to the unquantized weights instead)")
+        }
+
+        if options.verify {
+            progress?(0, 0, "verifying")
+            let merged = try MergeInput(path: output)
+            // The text is tokenized with the first tokenizer found: base, output, original base.
+            let tokenizerSources = [base, merged] + (source !== base ? [source] : [])
+            report.verification = try MergeVerification.compare(reference: base, adapter: adapter, merged: merged,
+                                                                 text: options.verifyText, tokenizerFrom: tokenizerSources,
+                                                                 threads: options.threads)
+        }
+        return report
+    }
+
+    /// The adapter's modules by the base weight they change, checked against the base's shapes.
+    static func match(_ adapter: PEFTAdapter, to input: MergeInput) throws -> [String: LoRAModule] {
+        var out: [String: LoRAModule] = [:]
+        for m in adapter.modules {
+            guard let t = input.tensor(named: m.baseWeightName) else {
+                throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(module: m.name, reason: "the base has no \(m.baseWeightName)"))
+            }
+            let expected = m.kind == .linear ? [m.outFeatures, m.inFeatures] : [m.inFeatures, m.outFeatures]
+            guard t.shape == expected else {
+                throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(
+                    module: m.name, reason: "\(m.baseWeightName) is \(t.shape), the adapter's delta is \(expected)"))
+            }
+            out[m.baseWeightName] = m
+        }
+        return out
+    }
+
+    /// The base's float dtype: config.json's dtype, a 4-bit weight's recorded dtype, or the
+    /// type of a GGUF's matrices (f16 for quantized GGUF matrices).
+    static func defaultOutType(_ input: MergeInput) throws -> DType {
+        if case .hf(let d) = input.input {
+            if let t = try? d.config.torchDType, t.isConvertibleFloat { return t }
+            if let w = input.bitsAndBytes?.fourBitWeights.first { return w.state.dtype }
+        }
+        for t in input.tensors where t.shape.count == 2 {
+            switch t.storage {
+            case .dense(let d) where d.isConvertibleFloat: return d
+            case .ggml(let g): if let d = g.denseEquivalent, d.isConvertibleFloat { return d } else { return .f16 }
+            default: continue
+            }
+        }
+        return .f16
+    }
+
+    /// Everything one merge needs while writing.
+    struct Job {
+        let source: MergeInput
+        /// The base as given (for the base-quantization error in `original` mode).
+        let reference: MergeInput
+        let adapter: PEFTAdapter
+        let modules: [String: LoRAModule]
+        let options: MergeOptions
+        let outType: DType
+        let progress: Progress?
+
+        var threads: Int { options.threads }
+
+        /// The merged values of `t` (delta added when adapted) and its stat.
+        func mergedValues(_ t: MergeInput.Tensor) throws -> (values: [Float], module: LoRAModule?, deltaNorm: Double) {
+            var values = try source.values(of: t, threads: threads)
+            guard let m = modules[t.name] else { return (values, nil, 0) }
+            let mats = try adapter.matrices(of: m)
+            values.withUnsafeMutableBufferPointer { LoRADelta.add(m, matrices: mats, to: $0) }
+            return (values, m, LoRADelta.norm(m, matrices: mats))
+        }
+
+        /// Records the stat of an adapted tensor: `decoded` is what the output will read back.
+        func stat(_ t: MergeInput.Tensor, merged: [Float], decoded: [Float], deltaNorm: Double) throws -> MergeReport.TensorStat {
+            var weight = 0.0, error = 0.0
+            for i in merged.indices {
+                weight += Double(merged[i]) * Double(merged[i])
+                let d = Double(merged[i]) - Double(decoded[i])
+                error += d * d
+            }
+            var baseError: Double? = nil
+            if options.mergeInto == .original, reference !== source, let q = reference.tensor(named: t.name), q.storage.isQuantized {
+                let original = try source.values(of: t, threads: threads)
+                let dequantized = try reference.values(of: q, threads: threads)
+                var s = 0.0
+                for i in original.indices { let d = Double(original[i]) - Double(dequantized[i]); s += d * d }
+                baseError = s.squareRoot()
+            }
+            return MergeReport.TensorStat(name: t.name, layer: PEFTAdapter.layerIndex(ofModule: t.name), deltaNorm: deltaNorm,
+                                          weightNorm: weight.squareRoot(), outputError: error.squareRoot(), baseQuantizationError: baseError)
+        }
+
+        // MARK: HF directory, dense
+
+        func writeDense(_ directory: HFModelDirectory, to output: String, report: inout MergeReport) throws {
+            var specs: [SafetensorsTensorSpec] = []
+            for t in source.tensors {
+                specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
+            }
+            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+            let out = try AtomicOutput.directory(at: output, force: options.force)
+            do {
+                try writeText(BNBWriteLayout.configText(BNBWriteLayout.dequantizedConfig(directory.config.object, dtype: outType)),
+                              to: out.path(of: "config.json"))
+                try copyCompanionFiles(of: directory, into: out)
+                let files = try BNBShardFiles(plan: plan, directory: out.temporaryPath)
+                for (i, t) in source.tensors.enumerated() {
+                    progress?(i, source.tensors.count, t.name)
+                    guard t.isFloat else {
+                        let bytes = try source.storedBytes(of: t)
+                        try files.write(t.name, bytes)
+                        report.add(type: t.storage.description, bytes: bytes.count)
+                        continue
+                    }
+                    let (values, module, deltaNorm) = try mergedValues(t)
+                    var bytes = [UInt8](repeating: 0, count: values.count * outType.bitCount / 8)
+                    values.withUnsafeBufferPointer { v in bytes.withUnsafeMutableBytes { DenseFloat.encode(v, as: outType, into: $0) } }
+                    try files.write(t.name, bytes)
+                    report.add(type: outType.rawValue, bytes: bytes.count)
+                    if module != nil {
+                        var decoded = [Float](repeating: 0, count: values.count)
+                        bytes.withUnsafeBytes { b in decoded.withUnsafeMutableBufferPointer { DenseFloat.decode(b, dtype: outType, into: $0) } }
+                        report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm))
+                    }
+                }
+                try files.close()
+                try out.commit()
+                report.outputs = [output] + files.fileNames.map { FileSystem.join(output, $0) }
+            } catch {
+                out.abandon()
+                throw error
+            }
+        }
+
+        // MARK: HF directory, bitsandbytes
+
+        func writeBitsAndBytes(_ directory: HFModelDirectory, scheme: BNBScheme, to output: String, report: inout MergeReport) throws {
+            let fourBit: BNB4BitType? = scheme == .nf4 ? .nf4 : scheme == .fp4 ? .fp4 : nil
+            let kind: FourBit.Kind = scheme == .fp4 ? .fp4 : .nf4
+            do { try FourBit.validate(blockSize: options.blockSize) } catch { throw Failure(.usage, error.description) }
+            func quantized(_ t: MergeInput.Tensor) -> Bool {
+                if case .bitsAndBytes = t.storage { return true }
+                guard case .dense(let d) = t.storage else { return false }
+                return BNBWriteLayout.isQuantizedLinear(name: t.name, shape: t.shape, dtype: d)
+            }
+            // Double quantization records mean(absmax) in the quant-state JSON, whose length fixes
+            // the layout: a first pass computes it from the merged values.
+            var offsets: [String: Float] = [:]
+            if fourBit != nil && options.doubleQuant {
+                for t in source.tensors where quantized(t) {
+                    progress?(0, source.tensors.count, "planning \(t.name)")
+                    let values = try mergedValues(t).values
+                    let absmax = values.withUnsafeBufferPointer { Self.blockAbsmax($0, blockSize: options.blockSize) }
+                    offsets[t.name] = absmax.withUnsafeBufferPointer { DoubleQuantizedAbsmax.mean($0) }
+                }
+            }
+            var specs: [SafetensorsTensorSpec] = []
+            for t in source.tensors {
+                if quantized(t) {
+                    if let fourBit {
+                        let json = BNB4BitTensor.quantStateJSON(kind: kind, blockSize: options.blockSize, dtype: outType, shape: t.shape,
+                                                                nestedOffset: options.doubleQuant ? offsets[t.name] : nil)
+                        specs += BNBWriteLayout.fourBitSpecs(weight: t.name, shape: t.shape, type: fourBit, blockSize: options.blockSize,
+                                                             doubleQuant: options.doubleQuant, quantStateByteCount: json.utf8.count)
+                    } else {
+                        guard t.shape.count == 2 else { throw Failure(.unsupported, "tensor \(t.name): int8 needs a 2-D weight") }
+                        specs += BNBWriteLayout.int8Specs(module: BNBWriteLayout.moduleName(ofWeight: t.name), rows: t.shape[0], columns: t.shape[1])
+                    }
+                } else {
+                    specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
+                }
+            }
+            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+            // Compute dtype float32: BitsAndBytesConfig's default.
+            let quantization = fourBit.map { BNBQuantizationConfig.fourBit($0, doubleQuant: options.doubleQuant, computeDType: .f32) }
+                ?? BNBQuantizationConfig.int8()
+            let out = try AtomicOutput.directory(at: output, force: options.force)
+            do {
+                var config = directory.config.object
+                config.remove("quantization_config")
+                try writeText(BNBWriteLayout.configText(BNBWriteLayout.quantizedConfig(config, quantization: quantization, dtype: outType)),
+                              to: out.path(of: "config.json"))
+                try copyCompanionFiles(of: directory, into: out)
+                let files = try BNBShardFiles(plan: plan, directory: out.temporaryPath)
+                for (i, t) in source.tensors.enumerated() {
+                    progress?(i, source.tensors.count, t.name)
+                    guard t.isFloat else {
+                        let bytes = try source.storedBytes(of: t)
+                        try files.write(t.name, bytes)
+                        report.add(type: t.storage.description, bytes: bytes.count)
+                        continue
+                    }
+                    let (values, module, deltaNorm) = try mergedValues(t)
+                    var decoded: [Float]
+                    if quantized(t), fourBit != nil {
+                        let q = try values.withUnsafeBufferPointer { x in
+                            try BNB4BitTensor.quantize(x, shape: t.shape, dtype: outType, kind: kind, blockSize: options.blockSize,
+                                                       doubleQuant: options.doubleQuant, threads: threads)
+                        }
+                        if options.doubleQuant, case .doubleQuantized(let dq) = q.absmax, dq.offset.bitPattern != offsets[t.name]?.bitPattern {
+                            throw Failure(.internalError, "tensor \(t.name): planned double-quant offset differs from the kernel's")
+                        }
+                        var bytes = 0
+                        for piece in q.safetensorsEntries() {
+                            try files.write(t.name + piece.suffix, piece.bytes)
+                            bytes += piece.bytes.count
+                        }
+                        report.add(type: kind.rawValue, bytes: bytes)
+                        decoded = module == nil ? [] : q.dequantized(threads: threads).map { Self.round($0, to: outType) }
+                    } else if quantized(t) {
+                        let rows = t.shape[0], columns = t.shape[1]
+                        var cb = [Int8](repeating: 0, count: rows * columns), scb = [Float](repeating: 0, count: rows)
+                        try values.withUnsafeBufferPointer { w in
+                            try cb.withUnsafeMutableBufferPointer { c in
+                                try scb.withUnsafeMutableBufferPointer { s in
+                                    try Int8Rowwise.quantize(w, rows: rows, columns: columns, viaFloat16: true, cb: c, scb: s, threads: threads)
+                                }
+                            }
+                        }
+                        var bytes = 0
+                        let module8 = BNBWriteLayout.moduleName(ofWeight: t.name)
+                        for piece in try Int8Rowwise.safetensorsEntries(cb: cb, scb: scb, rows: rows, columns: columns) {
+                            try files.write(module8 + piece.suffix, piece.bytes)
+                            bytes += piece.bytes.count
+                        }
+                        report.add(type: "int8", bytes: bytes)
+                        decoded = [Float](repeating: 0, count: module == nil ? 0 : values.count)
+                        if module != nil {
+                            try cb.withUnsafeBufferPointer { c in
+                                try scb.withUnsafeBufferPointer { s in
+                                    try decoded.withUnsafeMutableBufferPointer { try Int8Rowwise.dequantize(cb: c, scb: s, rows: rows, columns: columns, into: $0) }
+                                }
+                            }
+                        }
+                    } else {
+                        var bytes = [UInt8](repeating: 0, count: values.count * outType.bitCount / 8)
+                        values.withUnsafeBufferPointer { v in bytes.withUnsafeMutableBytes { DenseFloat.encode(v, as: outType, into: $0) } }
+                        try files.write(t.name, bytes)
+                        report.add(type: outType.rawValue, bytes: bytes.count)
+                        decoded = values.map { Self.round($0, to: outType) }
+                    }
+                    if module != nil { report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm)) }
+                }
+                try files.close()
+                try out.commit()
+                report.outputs = [output] + files.fileNames.map { FileSystem.join(output, $0) }
+            } catch {
+                out.abandon()
+                throw error
+            }
+        }
+
+        // MARK: GGUF
+
+        struct GGUFTensorPlan {
+            let tensor: MergeInput.Tensor?
+            let name: String
+            let type: GGMLType
+            /// ggml ne.
+            let dimensions: [Int]
+            /// HF → GGUF row order for attn_q / attn_k.
+            let permutation: RowPermutation?
+            let generated: [Float]?
+        }
+
+        func writeGGUF(to output: String, report: inout MergeReport) throws {
+            let arch = source.architecture
+            let config = source.config
+            let denseType: GGMLType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
+            var fallbacks: [String] = []
+            func matrixType(_ name: String, shape: [Int]) -> GGMLType {
+                // The converter's rule: 1-D tensors and norms F32, the rest the file type.
+                if shape.count <= 1 || name.hasSuffix("_norm.weight") { return .f32 }
+                guard case .ggml(let q)? = options.requantize else { return HFToGGUF.outputType(name: name, shape: shape, fileType: denseType) }
+                let rowLength = shape.last ?? 0
+                if let block = q.blockSize, rowLength % block == 0 { return q }
+                // Rows that do not fit the blocks: Q8_0 if they can, else the dense type (llama-quantize falls back too).
+                fallbacks.append(name)
+                return rowLength % 32 == 0 ? .q8_0 : denseType
+            }
+            func permutation(_ p: HeadPermutation?) -> RowPermutation? {
+                p.map { .toGGUF(heads: $0 == .queryHeads ? config.headCount : config.kvHeadCount) }
+            }
+            var planned: [GGUFTensorPlan] = []
+            var metadata: GGUFMetadata
+            let fileTypeValue: Int
+            if case .ggml(let q)? = options.requantize {
+                fileTypeValue = Self.llamaFileType(q)
+            } else {
+                fileTypeValue = denseType == .f32 ? LlamaFileType.allF32 : denseType == .bf16 ? LlamaFileType.mostlyBF16 : LlamaFileType.mostlyF16
+            }
+            switch source.input {
+            case .hf(let directory):
+                // llama.cpp's converter order: shard files sorted, then names sorted (by code point).
+                let ordered = source.tensors.filter { !arch.isIgnored(hfName: $0.name) }.sorted { a, b in
+                    let fa = source.file(of: a), fb = source.file(of: b)
+                    if fa != fb { return fa.utf8.lexicographicallyPrecedes(fb.utf8) }
+                    return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
+                }
+                if let freqs = try HFToGGUF.llama3RopeFactors(directory.config) {
+                    planned.append(GGUFTensorPlan(tensor: nil, name: "rope_freqs.weight", type: .f32, dimensions: [freqs.count],
+                                                  permutation: nil, generated: freqs))
+                }
+                for t in ordered {
+                    guard t.isFloat else {
+                        throw PathError(path: source.file(of: t), ConvertError.unsupportedDType(tensor: t.name, dtype: t.storage.description))
+                    }
+                    guard let (name, heads) = arch.ggufName(forHF: t.name) else {
+                        throw PathError(path: source.file(of: t), ConvertError.unmappedTensor(t.name))
+                    }
+                    planned.append(GGUFTensorPlan(tensor: t, name: name, type: matrixType(name, shape: t.shape),
+                                                  dimensions: t.shape.isEmpty ? [1] : t.shape.reversed(), permutation: permutation(heads), generated: nil))
+                }
+                var convert = ConvertOptions()
+                convert.threads = threads
+                metadata = try LlamaGGUFMetadata.entries(directory: directory, architecture: arch, fileType: denseType,
+                                                         tensors: planned.map { ($0.name, Array($0.dimensions.reversed())) }, options: convert)
+            case .gguf(let model):
+                metadata = model.metadata
+                for key in [GGUFKeys.Split.number, GGUFKeys.Split.count, GGUFKeys.Split.tensorsCount] { metadata.remove(key) }
+                for t in source.tensors {
+                    let name = t.ggufName ?? t.name
+                    let heads = t.isMapped ? arch.ggufName(forHF: t.name)?.permutation : nil
+                    // GGUF-only tensors (rope_freqs) keep their type; the rest follow the converter's rule.
+                    let type: GGMLType
+                    if t.isMapped { type = matrixType(name, shape: t.shape) } else if case .ggml(let g) = t.storage { type = g } else { type = .f32 }
+                    planned.append(GGUFTensorPlan(tensor: t, name: name, type: type, dimensions: t.shape.isEmpty ? [1] : t.shape.reversed(),
+                                                  permutation: permutation(heads), generated: nil))
+                }
+            case .safetensors:
+                throw Failure(.internalError, "safetensors input")
+            }
+            metadata.set(GGUFKeys.General.fileType, .uint32(UInt32(fileTypeValue)))
+
+            var descriptors: [GGUFTensorDescriptor] = []
+            for p in planned {
+                guard RowCodec.canEncode(.ggml(p.type)), let d = GGUFTensorDescriptor(name: p.name, dimensions: p.dimensions, type: p.type) else {
+                    throw Failure(.unsupported, "tensor \(p.name): rows of \(p.dimensions.first ?? 0) cannot be written as \(p.type.name)")
+                }
+                descriptors.append(d)
+            }
+            let writer = try withPath(output) { try GGUFWriter(metadata: metadata, tensors: descriptors) }
+            var stats: [MergeReport.TensorStat] = []
+            var totals: [String: (Int, Int)] = [:]
+            try writer.write(toPath: output, force: options.force) { i, sink in
+                let p = planned[i]
+                progress?(i, planned.count, p.name)
+                totals[p.type.name, default: (0, 0)].0 += 1
+                totals[p.type.name, default: (0, 0)].1 += descriptors[i].byteCount
+                if let values = p.generated {
+                    try values.withUnsafeBytes { try sink.write($0) }
+                    return
+                }
+                guard let t = p.tensor else { return }
+                if !t.isMapped, case .ggml(let g) = t.storage, g == p.type {
+                    try sink.write(try source.storedBytes(of: t))
+                    return
+                }
+                let (values, module, deltaNorm) = try mergedValues(t)
+                let rowLength = p.dimensions[0]
+                let rows = values.count / max(1, rowLength)
+                let rowBytes = descriptors[i].byteCount / max(1, rows)
+                let keepDecoded = module != nil
+                var decoded = [Float](repeating: 0, count: keepDecoded ? values.count : 0)
+                try sink.withWritableBuffer(capacity: descriptors[i].byteCount) { buffer in
+                    values.withUnsafeBufferPointer { v in
+                        decoded.withUnsafeMutableBufferPointer { dec in
+                            nonisolated(unsafe) let (src, dst, back) = (v, buffer, dec)
+                            let enc = TensorEncoding.ggml(p.type), perm = p.permutation
+                            // Each worker encodes its own output rows (GGUF order); the decoded copy
+                            // goes back to HF order for the error against the merged values.
+                            parallelChunks(count: rows, threads: threads, minimumChunk: max(1, 16384 / max(1, rowLength))) { part in
+                                for r in part {
+                                    let from = perm?.sourceRow(of: r, rowCount: rows) ?? r
+                                    let row = UnsafeBufferPointer(rebasing: src[from * rowLength ..< (from + 1) * rowLength])
+                                    let out = UnsafeMutableRawBufferPointer(rebasing: dst[r * rowBytes ..< (r + 1) * rowBytes])
+                                    RowCodec.encode(row, enc, into: out)
+                                    if keepDecoded {
+                                        RowCodec.decode(UnsafeRawBufferPointer(out), enc,
+                                                        into: UnsafeMutableBufferPointer(rebasing: back[from * rowLength ..< (from + 1) * rowLength]))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    return descriptors[i].byteCount
+                }
+                if keepDecoded { stats.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm)) }
+            }
+            report.tensors = stats
+            for (k, v) in totals { report.types[k] = (v.0, v.1) }
+            if let first = fallbacks.first {
+                report.warnings.append("\(fallbacks.count) tensors have rows that do not fit the requantization blocks and were written as Q8_0 or \(denseType.name) (e.g. \(first))")
+            }
+            report.outputs = [output]
+        }
+
+        // MARK: Helpers
+
+        /// llama.cpp's `general.file_type` for a requantized output (the single-type file types).
+        static func llamaFileType(_ t: GGMLType) -> Int {
+            switch t {
+            case .q4_0: LlamaFileType.mostlyQ4_0
+            case .q4_1: LlamaFileType.mostlyQ4_1
+            case .q5_0: LlamaFileType.mostlyQ5_0
+            case .q5_1: LlamaFileType.mostlyQ5_1
+            case .q8_0: LlamaFileType.mostlyQ8_0
+            case .q2_K: LlamaFileType.mostlyQ2_K
+            case .q3_K: LlamaFileType.mostlyQ3_K_M
+            case .q4_K: LlamaFileType.mostlyQ4_K_M
+            case .q5_K: LlamaFileType.mostlyQ5_K_M
+            case .q6_K: LlamaFileType.mostlyQ6_K
+            default: LlamaFileType.mostlyF16
+            }
+        }
+
+        static func blockAbsmax(_ x: UnsafeBufferPointer<Float>, blockSize: Int) -> [Float] {
+            var out: [Float] = []
+            out.reserveCapacity((x.count + blockSize - 1) / blockSize)
+            var start = 0
+            while start < x.count {
+                var m: Float = 0
+                for i in start ..< min(x.count, start + blockSize) { m = max(m, abs(x[i])) }
+                out.append(m)
+                start += blockSize
+            }
+            return out
+        }
+
+        static func round(_ v: Float, to dtype: DType) -> Float {
+            switch dtype {
+            case .bf16: HalfFloat.float(bf16Bits: HalfFloat.bf16Bits(v))
+            case .f16: Float(Float16(v))
+            default: v
+            }
+        }
+
+        func writeText(_ text: String, to path: String) throws {
+            let file = try OutputFile(path: path)
+            try file.write(Array(text.utf8))
+            try file.close()
+        }
+
+        func copyCompanionFiles(of directory: HFModelDirectory, into out: AtomicOutput) throws {
+            for name in HFModelDirectory.tokenizerFileNames + ["chat_template.jinja"] where FileSystem.exists(directory.path(of: name)) {
+                let bytes = try FileSystem.readFile(directory.path(of: name))
+                let file = try OutputFile(path: out.path(of: name))
+                try file.write(bytes)
+                try file.close()
+            }
+        }
+    }
+}
+
+extension MergeReport {
+    mutating func add(type: String, bytes: Int) {
+        let current = types[type] ?? (0, 0)
+        types[type] = (current.tensors + 1, current.bytes + bytes)
+    }
+}
+
+extension MergeInput.Storage {
+    /// The dtype of a dense tensor.
+    var denseDType: DType? {
+        if case .dense(let d) = self { return d }
+        return nil
+    }
+}

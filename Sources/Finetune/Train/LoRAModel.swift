@@ -1,0 +1,501 @@
+import TensorCore
+public import Verify
+
+/// A LLaMA decoder with LoRA adapters on a frozen base: the forward pass, and the backward
+/// pass that produces gradients of the adapter matrices only.
+///
+/// The whole decoder is written out by hand (embedding, RMSNorm, RoPE, causal GQA attention,
+/// SwiGLU, final norm, output head, cross-entropy) in float32 with OpenBLAS for every matrix
+/// product. Several examples are packed row after row into one matrix (no padding); each is
+/// its own sequence for RoPE positions and attention, and every projection runs once over all
+/// rows.
+///
+/// Memory: the residual stream entering every layer is kept (`(layers + 1) × rows × dim`).
+/// With `recompute` off, each layer's intermediate activations are kept too; with it on, one
+/// set is reused and each layer's forward pass is run again during the backward pass
+/// (activation checkpointing), so activation memory no longer grows with the layer count.
+/// Base weights come from the ``LlamaWeightSource`` one layer at a time into a reused buffer.
+///
+/// Not thread-safe: one pass at a time.
+public final class LoRAModel {
+    public let config: LlamaConfig
+    public let loraConfig: LoRAConfig
+    /// Threads for BLAS and the row-parallel kernels. Results are identical for every value
+    /// as long as OpenBLAS itself does not change its summation order with its thread count
+    /// (see the Finetune tests, which check 1 against 2 threads).
+    public var threadCount: Int
+    /// Recompute each layer's activations in the backward pass instead of storing them.
+    public var recompute: Bool
+
+    let base: any LlamaWeightSource
+    let layout: ParameterLayout
+    /// The adapter matrices, flat (``ParameterLayout``).
+    let parameters: FloatBuffer
+    private let targets: [LoRATarget]
+    private let inverseFrequencies: [Float]
+    private let work: Workspace
+    private var layerBuffer: LlamaLayerWeights
+    private var loadedLayer: Int? = nil
+    private var headWeights: [Float]?
+    private var normWeights: [Float]?
+
+    /// - Parameters:
+    ///   - base: the frozen weights (``FrozenBase`` or any other source).
+    ///   - config: the base model's shape.
+    ///   - adapter: initial adapter matrices, made for `config`.
+    ///   - threadCount: threads for BLAS and kernels (nil: all online cores).
+    ///   - recompute: activation checkpointing per layer.
+    /// - Throws: ``TrainingError`` if the adapter does not belong to `config`.
+    public init(base: any LlamaWeightSource, config: LlamaConfig, adapter: LoRAWeights,
+                threadCount: Int? = nil, recompute: Bool = false) throws {
+        try config.validate()
+        guard adapter.modelConfig == config else {
+            throw TrainingError.badHyperparameter(name: "adapter", reason: "made for a different model shape")
+        }
+        self.config = config
+        self.loraConfig = adapter.loraConfig
+        self.base = base
+        self.threadCount = max(1, threadCount ?? activeProcessorCount)
+        self.recompute = recompute
+        layout = ParameterLayout(adapter)
+        parameters = FloatBuffer(count: layout.count)
+        layout.store(adapter, into: parameters)
+        targets = try adapter.loraConfig.resolvedTargets()
+        inverseFrequencies = RoPE.inverseFrequencies(headDimension: config.headDimension, theta: config.ropeTheta,
+                                                     scaling: config.ropeScaling)
+        work = Workspace(config: config, rank: adapter.loraConfig.rank)
+        layerBuffer = LlamaLayerWeights(config: config)
+    }
+
+    /// The current adapter matrices.
+    public var adapter: LoRAWeights {
+        get throws { try layout.weights(from: parameters, model: config, lora: loraConfig) }
+    }
+
+    /// Replaces the adapter matrices (same configuration and shapes).
+    /// - Throws: ``TrainingError`` if `adapter` has another configuration.
+    public func setAdapter(_ adapter: LoRAWeights) throws {
+        guard adapter.modelConfig == config, adapter.loraConfig == loraConfig, ParameterLayout(adapter) == layout else {
+            throw TrainingError.badHyperparameter(name: "adapter", reason: "does not match the model's adapter layout")
+        }
+        layout.store(adapter, into: parameters)
+    }
+
+    /// Number of trainable values.
+    public var parameterCount: Int { layout.count }
+
+    // MARK: - Public passes
+
+    /// Loss and adapter gradients of `examples` packed as one batch: the mean cross-entropy over
+    /// all their target tokens (transformers' causal-LM loss), and `∂loss/∂A`, `∂loss/∂B` in
+    /// the ``LoRAWeights`` layout.
+    /// - Parameter dropoutSeed: seed of the LoRA dropout masks; nil (or dropout 0) disables dropout.
+    /// - Throws: ``TrainingError`` for bad tokens or no targets; what the weight source throws.
+    public func lossAndGradients(examples: [TrainingExample], dropoutSeed: UInt64? = nil) throws
+        -> (loss: Double, gradients: LoRAWeights)
+    {
+        let targets = examples.reduce(0) { $0 + $1.targetCount }
+        guard targets > 0 else { throw TrainingError.noTargets }
+        let grads = FloatBuffer(count: layout.count)
+        let sum = try accumulateGradients(examples: examples, lossScale: 1 / Float(targets), dropoutSeed: dropoutSeed,
+                                          into: grads)
+        return (sum / Double(targets), try layout.weights(from: grads, model: config, lora: loraConfig))
+    }
+
+    /// Sum of the cross-entropy over the target tokens of `examples` and their number (no
+    /// dropout, no gradients), processed as one packed batch.
+    public func loss(examples: [TrainingExample]) throws -> (sum: Double, targets: Int) {
+        let batch = try Batch(examples, config: config)
+        guard !batch.targetRows.isEmpty else { return (0, 0) }
+        BLAS.setThreadCount(threadCount)
+        try forwardLayers(batch, dropoutSeed: nil, keepActivations: false)
+        let sum = try head(batch, gradientScale: nil)
+        return (sum, batch.targetRows.count)
+    }
+
+    /// Logits `[T, vocab]` of one sequence with the adapter applied (no dropout).
+    public func logits(tokens: [Int]) throws -> [Float] {
+        let batch = try Batch([TrainingExample(tokens: tokens, lossMask: tokens.map { _ in true })], config: config,
+                              allRows: true)
+        BLAS.setThreadCount(threadCount)
+        try forwardLayers(batch, dropoutSeed: nil, keepActivations: false)
+        let c = config, rows = batch.rows, dim = c.hiddenSize
+        let x = work.hidden[c.layerCount].pointer
+        let xf = FloatBuffer(count: rows * dim)
+        let norm = try finalNorm()
+        norm.withUnsafeBufferPointer { w in
+            RMSNorm.apply(x, weight: w.baseAddress!, into: xf.pointer, rows: rows, dim: dim, epsilon: Float(c.rmsNormEpsilon))
+        }
+        let out = FloatBuffer(count: rows * c.vocabularySize)
+        try outputHead().withUnsafeBufferPointer { h in
+            BLAS.gemm(transB: true, m: rows, n: c.vocabularySize, k: dim, xf.pointer, lda: dim, h.baseAddress!, ldb: dim,
+                      out.pointer, ldc: c.vocabularySize)
+        }
+        return out.array(0 ..< rows * c.vocabularySize)
+    }
+
+    // MARK: - Training pass
+
+    /// Forward and backward over `examples` packed as one batch: adds `lossScale · ∂(Σ token
+    /// losses)/∂θ` into `gradients` (flat layout) and returns the unscaled loss sum.
+    func accumulateGradients(examples: [TrainingExample], lossScale: Float, dropoutSeed: UInt64?,
+                             into gradients: FloatBuffer) throws -> Double {
+        let batch = try Batch(examples, config: config)
+        guard !batch.targetRows.isEmpty else { return 0 }
+        BLAS.setThreadCount(threadCount)
+        let seed = loraConfig.dropout > 0 ? dropoutSeed : nil
+        try forwardLayers(batch, dropoutSeed: seed, keepActivations: true)
+        let loss = try head(batch, gradientScale: lossScale)
+        for l in stride(from: config.layerCount - 1, through: 0, by: -1) {
+            let w = try layer(l)
+            let act = recompute ? work.activations[0] : work.activations[l]
+            if recompute {
+                forwardLayer(l, w, batch, input: work.hidden[l].pointer, act: act, output: nil, dropoutSeed: seed)
+            }
+            backwardLayer(l, w, batch, input: work.hidden[l].pointer, act: act, dropoutSeed: seed, gradients: gradients)
+        }
+        return loss
+    }
+
+    /// Embeddings, then every layer; `hidden[l]` receives the input of layer `l` and
+    /// `hidden[L]` the last layer's output.
+    private func forwardLayers(_ batch: Batch, dropoutSeed: UInt64?, keepActivations: Bool) throws {
+        let c = config, rows = batch.rows, dim = c.hiddenSize
+        work.reserve(rows: rows, maxLength: batch.maxLength, layers: keepActivations && !recompute ? c.layerCount : 1,
+                     inverseFrequencies: inverseFrequencies)
+        let h0 = work.hidden[0].pointer
+        for (r, token) in batch.tokens.enumerated() {
+            try base.embeddingRow(token, into: UnsafeMutableBufferPointer(start: h0 + r * dim, count: dim))
+        }
+        for l in 0 ..< c.layerCount {
+            let act = keepActivations && !recompute ? work.activations[l] : work.activations[0]
+            forwardLayer(l, try layer(l), batch, input: work.hidden[l].pointer, act: act,
+                         output: work.hidden[l + 1].pointer, dropoutSeed: dropoutSeed)
+        }
+    }
+
+    /// The adapter operands of `layer`/`target` (nil when not adapted).
+    private func lora(_ layer: Int, _ target: LoRATarget, dropoutSeed: UInt64?) -> LoRAOperands? {
+        guard let s = layout.slot(LoRAKey(layer: layer, target: target)) else { return nil }
+        let dropout = dropoutSeed.map {
+            DropoutMask(probability: Float(loraConfig.dropout),
+                        seed: TrainingRandom.derived(seed: $0, UInt64(layer), UInt64(target.order)).state)
+        }
+        return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset, rank: s.rank,
+                            scaling: Float(loraConfig.scaling), dropout: dropout)
+    }
+
+    /// One decoder layer. With `output` nil (recomputation), only what the backward pass reads
+    /// is produced: the down projection's adapter input `z`, not the layer output.
+    private func forwardLayer(
+        _ l: Int, _ w: LlamaLayerWeights, _ batch: Batch, input h: UnsafeMutablePointer<Float>,
+        act: LayerActivations, output: UnsafeMutablePointer<Float>?, dropoutSeed: UInt64?
+    ) {
+        let c = config, rows = batch.rows, dim = c.hiddenSize, qDim = c.queryDimension, kvDim = c.kvDimension
+        let ffn = c.intermediateSize, hd = c.headDimension, eps = Float(c.rmsNormEpsilon)
+        let xn = work.normed.pointer, scratch = work.scratch.pointer
+
+        func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ weight: [Float], _ y: UnsafeMutablePointer<Float>,
+                    accumulate: Bool = false) {
+            let (n, m) = target.features(c)
+            weight.withUnsafeBufferPointer { wp in
+                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp.baseAddress!,
+                                   lora: lora(l, target, dropoutSeed: dropoutSeed), z: act.z[target.order].pointer,
+                                   scratch: scratch, y: y, accumulate: accumulate)
+            }
+        }
+
+        // Attention block.
+        normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
+        linear(.query, xn, w.query, act.q.pointer)
+        linear(.key, xn, w.key, act.k.pointer)
+        linear(.value, xn, w.value, act.v.pointer)
+        for s in batch.segments {
+            RoPE.apply(act.q.pointer + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount,
+                       headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
+            RoPE.apply(act.k.pointer + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
+                       headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
+            AttentionBackward.forward(q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim,
+                                      v: act.v.pointer + s.start * kvDim, length: s.length, heads: c.headCount,
+                                      kvHeads: c.kvHeadCount, headDimension: hd, output: act.o.pointer + s.start * qDim,
+                                      scratch: work.scores.pointer, threads: threadCount)
+        }
+        act.h1.pointer.update(from: h, count: rows * dim)
+        linear(.output, act.o.pointer, w.output, act.h1.pointer, accumulate: true)
+
+        // MLP block.
+        normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
+        linear(.gate, xn, w.gate, act.g.pointer)
+        linear(.up, xn, w.up, act.u.pointer)
+        let a = work.mlp.pointer
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn)
+        if let output {
+            output.update(from: act.h1.pointer, count: rows * dim)
+            linear(.down, a, w.down, output, accumulate: true)
+        } else if let op = lora(l, .down, dropoutSeed: dropoutSeed) {
+            LoRALinear.adapterInput(x: a, rows: rows, inFeatures: ffn, lora: op, z: act.z[LoRATarget.down.order].pointer,
+                                    scratch: scratch)
+        }
+    }
+
+    /// The backward pass of one layer: on entry `work.dh` holds `∂loss/∂(layer output)`, on
+    /// return `∂loss/∂(layer input)`; adapter gradients are added into `gradients`.
+    private func backwardLayer(
+        _ l: Int, _ w: LlamaLayerWeights, _ batch: Batch, input h: UnsafeMutablePointer<Float>,
+        act: LayerActivations, dropoutSeed: UInt64?, gradients: FloatBuffer
+    ) {
+        let c = config, rows = batch.rows, qDim = c.queryDimension, kvDim = c.kvDimension
+        let ffn = c.intermediateSize, hd = c.headDimension, eps = Float(c.rmsNormEpsilon), dim = c.hiddenSize
+        let xn = work.normed.pointer, scratch = work.scratch.pointer, dh = work.dh.pointer, dxn = work.dxn.pointer
+
+        func linear(_ target: LoRATarget, x: UnsafePointer<Float>, dY: UnsafePointer<Float>, _ weight: [Float],
+                    dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+            let (n, m) = target.features(c)
+            let slot = layout.slot(LoRAKey(layer: l, target: target))
+            weight.withUnsafeBufferPointer { wp in
+                LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: wp.baseAddress!,
+                                    lora: lora(l, target, dropoutSeed: dropoutSeed), z: act.z[target.order].pointer,
+                                    gradA: slot.map { gradients.pointer + $0.aOffset },
+                                    gradB: slot.map { gradients.pointer + $0.bOffset },
+                                    dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate)
+            }
+        }
+
+        // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
+        normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
+        let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn)
+        linear(.down, x: a, dY: dh, w.down, dx: da, accumulate: false)
+        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn)
+        linear(.gate, x: xn, dY: da, w.gate, dx: dxn, accumulate: false)
+        linear(.up, x: xn, dY: du, w.up, dx: dxn, accumulate: true)
+        w.feedForwardNorm.withUnsafeBufferPointer { wp in
+            RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
+                                  epsilon: eps, accumulate: true)
+        }
+
+        // Attention block.
+        let dO = work.dO.pointer, dq = work.dq.pointer, dk = work.dk.pointer, dv = work.dv.pointer
+        linear(.output, x: act.o.pointer, dY: dh, w.output, dx: dO, accumulate: false)
+        for s in batch.segments {
+            AttentionBackward.backward(
+                q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim, v: act.v.pointer + s.start * kvDim,
+                dO: dO + s.start * qDim, length: s.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
+                dQ: dq + s.start * qDim, dK: dk + s.start * kvDim, dV: dv + s.start * kvDim,
+                scratch: work.scores.pointer, threads: threadCount)
+            RoPEBackward.apply(dq + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount, headDimension: hd,
+                               cos: work.cos.pointer, sin: work.sin.pointer)
+            RoPEBackward.apply(dk + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
+                               headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
+        }
+        normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
+        linear(.query, x: xn, dY: dq, w.query, dx: dxn, accumulate: false)
+        linear(.key, x: xn, dY: dk, w.key, dx: dxn, accumulate: true)
+        linear(.value, x: xn, dY: dv, w.value, dx: dxn, accumulate: true)
+        w.attentionNorm.withUnsafeBufferPointer { wp in
+            RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
+                                  epsilon: eps, accumulate: true)
+        }
+    }
+
+    /// Final norm, output head and cross-entropy over the target rows, in chunks of rows so the
+    /// logits never exceed a few MB. With `gradientScale`, `work.dh` receives
+    /// `gradientScale · ∂(Σ losses)/∂(last hidden state)` (zero on rows without a target).
+    /// - Returns: the sum of the target tokens' losses.
+    private func head(_ batch: Batch, gradientScale: Float?) throws -> Double {
+        let c = config, dim = c.hiddenSize, vocab = c.vocabularySize, eps = Float(c.rmsNormEpsilon)
+        let rows = batch.targetRows
+        let chunk = max(1, min(rows.count, (1 << 22) / vocab))
+        work.reserveHead(chunk: chunk, vocabulary: vocab)
+        let x = work.hidden[c.layerCount].pointer
+        if gradientScale != nil { work.dh.zero(batch.rows * dim) }
+        let norm = try finalNorm(), headMatrix = try outputHead()
+        var total = 0.0
+        let xg = work.headInput.pointer, xf = work.headNormed.pointer, logits = work.logits.pointer
+        for start in stride(from: 0, to: rows.count, by: chunk) {
+            let n = min(chunk, rows.count - start)
+            for i in 0 ..< n { (xg + i * dim).update(from: x + rows[start + i] * dim, count: dim) }
+            normalize(xg, norm, into: xf, rows: n, epsilon: eps)
+            headMatrix.withUnsafeBufferPointer { hp in
+                BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab)
+            }
+            let targets = Array(batch.targetTokens[start ..< start + n])
+            guard let scale = gradientScale else {
+                total += CrossEntropy.loss(logits: logits, vocabulary: vocab, targets: targets, threads: threadCount)
+                continue
+            }
+            total += CrossEntropy.lossAndGradient(logits: logits, vocabulary: vocab, targets: targets, scale: scale,
+                                                  threads: threadCount)
+            // ∂xf = ∂logits · H, then back through the final norm into the rows' gradients.
+            headMatrix.withUnsafeBufferPointer { hp in
+                BLAS.gemm(m: n, n: dim, k: vocab, logits, lda: vocab, hp.baseAddress!, ldb: dim, xf, ldc: dim)
+            }
+            norm.withUnsafeBufferPointer { wp in
+                for i in 0 ..< n {
+                    RMSNormBackward.apply(x: xg + i * dim, weight: wp.baseAddress!, dy: xf + i * dim,
+                                          into: work.dh.pointer + rows[start + i] * dim, rows: 1, dim: dim,
+                                          epsilon: eps, accumulate: false)
+                }
+            }
+        }
+        return total
+    }
+
+    // MARK: - Weights
+
+    private func layer(_ index: Int) throws -> LlamaLayerWeights {
+        if loadedLayer == index { return layerBuffer }
+        loadedLayer = nil
+        try base.loadLayer(index, into: &layerBuffer)
+        try layerBuffer.checkSizes(layer: index, config: config)
+        loadedLayer = index
+        return layerBuffer
+    }
+
+    /// Forgets the cached layer (after the base changed).
+    func invalidateWeights() {
+        loadedLayer = nil
+        headWeights = nil
+        normWeights = nil
+    }
+
+    private func finalNorm() throws -> [Float] {
+        if let normWeights { return normWeights }
+        let w = try base.finalNorm()
+        guard w.count == config.hiddenSize else {
+            throw VerifyError.tensorSize(name: "model.norm.weight", expected: config.hiddenSize, actual: w.count)
+        }
+        normWeights = w
+        return w
+    }
+
+    private func outputHead() throws -> [Float] {
+        if let headWeights { return headWeights }
+        let w = try base.outputHead()
+        let expected = config.vocabularySize * config.hiddenSize
+        guard w.count == expected else {
+            throw VerifyError.tensorSize(name: config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+                                         expected: expected, actual: w.count)
+        }
+        headWeights = w
+        return w
+    }
+
+    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int,
+                           epsilon: Float) {
+        let dim = config.hiddenSize
+        weight.withUnsafeBufferPointer { w in
+            nonisolated(unsafe) let (xs, ys, ws) = (x, y, w.baseAddress!)
+            parallelChunks(count: rows, threads: threadCount, minimumChunk: 64) { range in
+                RMSNorm.apply(xs + range.lowerBound * dim, weight: ws, into: ys + range.lowerBound * dim,
+                              rows: range.count, dim: dim, epsilon: epsilon)
+            }
+        }
+    }
+}
+
+/// Examples packed row after row, with what the head needs: the rows that predict a target
+/// token and those tokens.
+struct Batch {
+    struct Segment { var start: Int; var length: Int }
+    var tokens: [Int] = []
+    var segments: [Segment] = []
+    /// Packed rows whose next token (same example) is a target.
+    var targetRows: [Int] = []
+    var targetTokens: [Int] = []
+    var maxLength = 0
+    var rows: Int { tokens.count }
+
+    /// - Parameter allRows: every row is a "target row" (logits of a whole sequence).
+    init(_ examples: [TrainingExample], config: LlamaConfig, allRows: Bool = false) throws {
+        for e in examples {
+            guard !e.tokens.isEmpty, e.tokens.count <= config.maxPositions else {
+                throw TrainingError.badSequenceLength(e.tokens.count, maximum: config.maxPositions)
+            }
+            let start = tokens.count
+            for (t, token) in e.tokens.enumerated() {
+                guard token >= 0, token < config.vocabularySize else {
+                    throw TrainingError.tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
+                }
+                if allRows || (t + 1 < e.tokens.count && e.lossMask[t + 1]) {
+                    targetRows.append(start + t)
+                    targetTokens.append(t + 1 < e.tokens.count ? e.tokens[t + 1] : token)
+                }
+            }
+            tokens += e.tokens
+            segments.append(Segment(start: start, length: e.tokens.count))
+            maxLength = max(maxLength, e.tokens.count)
+        }
+        guard !tokens.isEmpty else { throw TrainingError.badSequenceLength(0, maximum: config.maxPositions) }
+    }
+}
+
+/// What one layer's forward pass leaves for its backward pass.
+final class LayerActivations {
+    /// Rotated queries `[rows, qDim]`, rotated keys and values `[rows, kvDim]`.
+    let q = FloatBuffer(), k = FloatBuffer(), v = FloatBuffer()
+    /// Attention output before o_proj `[rows, qDim]`.
+    let o = FloatBuffer()
+    /// Residual stream after the attention block `[rows, dim]`.
+    let h1 = FloatBuffer()
+    /// Gate and up projections `[rows, ffn]`.
+    let g = FloatBuffer(), u = FloatBuffer()
+    /// Adapter inputs `z = dropout(x)·Aᵀ` `[rows, rank]`, per target in ``LoRATarget`` order.
+    let z = LoRATarget.allCases.map { _ in FloatBuffer() }
+
+    func reserve(rows: Int, config c: LlamaConfig, rank: Int) {
+        q.reserve(rows * c.queryDimension); o.reserve(rows * c.queryDimension)
+        k.reserve(rows * c.kvDimension); v.reserve(rows * c.kvDimension)
+        h1.reserve(rows * c.hiddenSize)
+        g.reserve(rows * c.intermediateSize); u.reserve(rows * c.intermediateSize)
+        for b in z { b.reserve(rows * rank) }
+    }
+}
+
+/// All buffers of the passes, grown to the largest batch and reused.
+final class Workspace {
+    let config: LlamaConfig
+    let rank: Int
+    /// Residual stream entering layer l (`hidden[L]`: the last layer's output) `[rows, dim]`.
+    var hidden: [FloatBuffer] = []
+    var activations: [LayerActivations] = []
+    let normed = FloatBuffer(), mlp = FloatBuffer(), scratch = FloatBuffer()
+    let dh = FloatBuffer(), dxn = FloatBuffer(), dMLP = FloatBuffer(), dUp = FloatBuffer()
+    let dO = FloatBuffer(), dq = FloatBuffer(), dk = FloatBuffer(), dv = FloatBuffer(), dz = FloatBuffer()
+    let scores = FloatBuffer(), cos = FloatBuffer(), sin = FloatBuffer()
+    let headInput = FloatBuffer(), headNormed = FloatBuffer(), logits = FloatBuffer()
+    private var tableLength = 0
+
+    init(config: LlamaConfig, rank: Int) {
+        self.config = config
+        self.rank = rank
+    }
+
+    func reserve(rows: Int, maxLength: Int, layers: Int, inverseFrequencies: [Float]) {
+        let c = config
+        while hidden.count < c.layerCount + 1 { hidden.append(FloatBuffer()) }
+        for h in hidden { h.reserve(rows * c.hiddenSize) }
+        while activations.count < layers { activations.append(LayerActivations()) }
+        for a in activations.prefix(layers) { a.reserve(rows: rows, config: c, rank: rank) }
+        let widest = max(c.hiddenSize, c.queryDimension, c.intermediateSize)
+        for b in [normed, dh, dxn] { b.reserve(rows * c.hiddenSize) }
+        for b in [mlp, dMLP, dUp] { b.reserve(rows * c.intermediateSize) }
+        scratch.reserve(rows * widest)
+        for b in [dO, dq] { b.reserve(rows * c.queryDimension) }
+        for b in [dk, dv] { b.reserve(rows * c.kvDimension) }
+        dz.reserve(rows * rank)
+        scores.reserve(2 * maxLength * maxLength)
+        if maxLength > tableLength {
+            tableLength = maxLength
+            cos.reserve(maxLength * c.headDimension / 2)
+            sin.reserve(maxLength * c.headDimension / 2)
+            RoPE.fillTables(inverseFrequencies: inverseFrequencies, positions: 0 ..< maxLength, cos: cos.pointer, sin: sin.pointer)
+        }
+    }
+
+    func reserveHead(chunk: Int, vocabulary: Int) {
+        headInput.reserve(chunk * config.hiddenSize)
+        headNormed.reserve(chunk * config.hiddenSize)
+        logits.reserve(chunk * vocabulary)
+    }
+}

@@ -1,2 +1,0 @@
-/// Quantize: pure numeric kernels on buffers; knows nothing of files.
-public enum QuantizeModule {}

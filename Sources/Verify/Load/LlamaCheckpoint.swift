@@ -1,0 +1,215 @@
+public import Formats
+public import TensorCore
+
+/// A model input opened for the LLaMA forward pass: its configuration, its tensors under
+/// Hugging Face names, and its tokenizer, whatever the file format.
+///
+/// - HF directory (f32/f16/bf16 safetensors, sharded or not): `config.json` and the tensors as
+///   stored; the tokenizer from the directory's tokenizer files.
+/// - GGUF (one file or a split set, any type wconv can dequantize): the configuration from the
+///   `llama.*` metadata (``LlamaConfig/init(gguf:tensors:ropeDivisors:)``), names mapped to HF,
+///   `attn_q`/`attn_k` rows un-permuted while read, `rope_freqs.weight` as RoPE divisors; the
+///   tokenizer from the `tokenizer.*` metadata.
+///
+/// Nothing is decoded when opening: ``weights(threads:adapter:)`` streams the tensors from the
+/// memory-mapped files as the forward pass asks for them.
+public final class LlamaCheckpoint: @unchecked Sendable {
+    // @unchecked: every stored property is immutable after init; the mapped files are read-only.
+
+    public let input: ModelInput
+    public let config: LlamaConfig
+    /// The tensors under HF names.
+    public let tensors: ModelTensorTable
+    /// The input's tensor bytes.
+    public let source: any TensorSource
+
+    public var path: String { input.path }
+    public var format: ModelFormat { input.format }
+
+    /// Opens `path` (HF directory, GGUF file) — see ``ModelInput/open(path:)``.
+    /// - Throws: ``PathError`` wrapping what the readers throw, ``ModelLoadError`` or ``VerifyError``.
+    public static func open(path: String) throws -> LlamaCheckpoint {
+        try LlamaCheckpoint(try ModelInput.open(path: path))
+    }
+
+    /// Reads the configuration and the tensor table of an opened input.
+    /// - Throws: ``PathError`` wrapping ``ModelLoadError`` or ``VerifyError``.
+    public init(_ input: ModelInput) throws {
+        self.input = input
+        let source = input.tensorSource
+        self.source = source
+        switch input {
+        case .hf(let directory):
+            (config, tensors) = try withPath(directory.path) {
+                if let architecture = try directory.config.architecture,
+                   ArchitectureDescription.forHF(architecture: architecture) == nil {
+                    throw ModelLoadError.unsupportedArchitecture(architecture)
+                }
+                return (try LlamaConfig(hfConfig: directory.config.object), try ModelTensorTable(hf: source, config: directory.config))
+            }
+        case .gguf(let model):
+            (config, tensors) = try withPath(model.path) {
+                var divisors: [Float]?
+                if let entry = source.entry(named: "rope_freqs.weight") {
+                    let t = try ModelTensor(name: entry.name, entry: entry, permutation: nil)
+                    divisors = try t.decodeAll(from: source, threads: 1)
+                }
+                let config = try LlamaConfig(gguf: model.metadata, tensors: source.entries, ropeDivisors: divisors)
+                let table = try ModelTensorTable(gguf: source, architecture: .llama,
+                                                 headCount: config.headCount, kvHeadCount: config.kvHeadCount)
+                return (config, table)
+            }
+        case .safetensors(let checkpoint):
+            throw PathError(path: checkpoint.path, ModelLoadError.noConfiguration)
+        }
+    }
+
+    /// The tokenizer that belongs to the weights.
+    /// - Throws: ``PathError`` wrapping ``ModelLoadError/noTokenizer(_:)`` when the input has no
+    ///   tokenizer, or what the tokenizer readers throw.
+    public func tokenizer() throws -> Tokenizer {
+        try LlamaCheckpoint.tokenizer(of: input)
+    }
+
+    /// The tokenizer of any model input, without reading its weights or configuration (so it
+    /// also works for architectures the forward pass does not run).
+    /// - Throws: ``PathError`` wrapping ``ModelLoadError/noTokenizer(_:)`` when the input has no
+    ///   tokenizer, or what the tokenizer readers throw.
+    public static func tokenizer(of input: ModelInput) throws -> Tokenizer {
+        switch input {
+        case .hf(let directory):
+            guard directory.tokenizerFiles.contains(where: { $0 == "tokenizer.json" || $0 == "tokenizer.model" }) else {
+                throw PathError(path: directory.path, ModelLoadError.noTokenizer("no tokenizer.json or tokenizer.model"))
+            }
+            return try Tokenizer.load(directory: directory.path)
+        case .gguf(let model):
+            guard model.metadata[GGUFKeys.Tokenizer.model] != nil else {
+                throw PathError(path: model.path, ModelLoadError.noTokenizer("no tokenizer.ggml.model metadata"))
+            }
+            return try withPath(model.path) { try Tokenizer(gguf: model.metadata) }
+        case .safetensors(let checkpoint):
+            throw PathError(path: checkpoint.path, ModelLoadError.noTokenizer("a bare safetensors file has no tokenizer files"))
+        }
+    }
+
+    /// A weight source that decodes tensors as the forward pass asks for them.
+    /// - Parameters:
+    ///   - threads: workers for dequantization.
+    ///   - adapter: a LoRA adapter added to the targeted matrices as they are loaded.
+    public func weights(threads: Int = activeProcessorCount, adapter: LoRAAdapter? = nil) -> StreamingWeights {
+        StreamingWeights(checkpoint: self, threads: threads, adapter: adapter)
+    }
+
+    /// A forward pass over this checkpoint's weights.
+    /// - Parameters:
+    ///   - threads: for BLAS, attention and dequantization.
+    ///   - adapter: see ``weights(threads:adapter:)``.
+    ///   - keepLayersResident: keep every decoded layer (faster token-by-token generation, the
+    ///     whole model in float32); otherwise layers are decoded again on every call.
+    public func model(threads: Int = activeProcessorCount, adapter: LoRAAdapter? = nil,
+                      keepLayersResident: Bool = false) throws -> LlamaModel {
+        if let adapter { try adapter.check(against: config) }
+        return try LlamaModel(config: config, weights: weights(threads: threads, adapter: adapter),
+                              threadCount: threads, keepLayersResident: keepLayersResident)
+    }
+
+    /// The shape the configuration implies for an HF tensor name of the forward pass, or nil
+    /// for a name the forward pass does not use.
+    public func expectedShape(of name: String) -> [Int]? {
+        LlamaCheckpoint.expectedShape(of: name, config: config)
+    }
+
+    /// See ``expectedShape(of:)``.
+    public static func expectedShape(of name: String, config c: LlamaConfig) -> [Int]? {
+        switch name {
+        case "model.embed_tokens.weight", "lm_head.weight": return [c.vocabularySize, c.hiddenSize]
+        case "model.norm.weight": return [c.hiddenSize]
+        default: break
+        }
+        guard name.hasPrefix("model.layers.") else { return nil }
+        let rest = name.dropFirst("model.layers.".count)
+        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]), layer >= 0, layer < c.layerCount else {
+            return nil
+        }
+        switch rest[rest.index(after: dot)...] {
+        case "input_layernorm.weight", "post_attention_layernorm.weight": return [c.hiddenSize]
+        case "self_attn.q_proj.weight": return [c.queryDimension, c.hiddenSize]
+        case "self_attn.k_proj.weight", "self_attn.v_proj.weight": return [c.kvDimension, c.hiddenSize]
+        case "self_attn.o_proj.weight": return [c.hiddenSize, c.queryDimension]
+        case "mlp.gate_proj.weight", "mlp.up_proj.weight": return [c.intermediateSize, c.hiddenSize]
+        case "mlp.down_proj.weight": return [c.hiddenSize, c.intermediateSize]
+        default: return nil
+        }
+    }
+}
+
+/// The weights of a ``LlamaCheckpoint`` decoded on demand, for ``LlamaModel``.
+///
+/// Embedding rows are decoded one token at a time straight from the mapped file; each layer is
+/// decoded (dequantized, un-permuted, adapter added) into the model's reused layer buffer, and
+/// its pages are released from the resident set afterwards; the final norm and the output head
+/// are decoded once (the model keeps them). Peak memory is therefore about one layer in float32
+/// plus the output head, whatever the file's type.
+public final class StreamingWeights: LlamaWeightSource {
+    public let checkpoint: LlamaCheckpoint
+    public let threads: Int
+    public let adapter: LoRAAdapter?
+
+    init(checkpoint: LlamaCheckpoint, threads: Int, adapter: LoRAAdapter?) {
+        self.checkpoint = checkpoint
+        self.threads = max(1, threads)
+        self.adapter = adapter
+    }
+
+    private var config: LlamaConfig { checkpoint.config }
+
+    /// The tensor `name` with its shape checked (errors carry the input's path).
+    private func tensor(_ name: String) throws -> ModelTensor {
+        try withPath(checkpoint.path) {
+            guard let shape = checkpoint.expectedShape(of: name) else { throw VerifyError.missingTensor(name) }
+            return try checkpoint.tensors.require(name, shape: shape)
+        }
+    }
+
+    public func embeddingRow(_ token: Int, into row: UnsafeMutableBufferPointer<Float>) throws {
+        guard token >= 0, token < config.vocabularySize else {
+            throw VerifyError.tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
+        }
+        let t = try tensor("model.embed_tokens.weight")
+        try withPath(t.entry.file) {
+            try t.decode(rows: token ..< token + 1, from: checkpoint.source, into: row, threads: 1)
+        }
+    }
+
+    public func loadLayer(_ index: Int, into weights: inout LlamaLayerWeights) throws {
+        let names = LlamaLayerWeights.tensorNames(layer: index, config: config)
+        let layer = try names.map { try tensor($0.name) }
+        // Start reading the whole layer while the first tensors decode.
+        for t in layer { t.prefetch(in: checkpoint.source) }
+        for (t, (name, count, field)) in zip(layer, names) {
+            if weights[keyPath: field].count != count { weights[keyPath: field] = [Float](repeating: 0, count: count) }
+            try withPath(t.entry.file) {
+                try weights[keyPath: field].withUnsafeMutableBufferPointer { buffer in
+                    try t.decode(rows: 0 ..< t.rowCount, from: checkpoint.source, into: buffer, threads: threads)
+                    try adapter?.apply(to: buffer, weightName: name)
+                }
+            }
+            t.releasePages(in: checkpoint.source)
+        }
+    }
+
+    public func finalNorm() throws -> [Float] {
+        try whole("model.norm.weight")
+    }
+
+    public func outputHead() throws -> [Float] {
+        try whole(config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+    }
+
+    private func whole(_ name: String) throws -> [Float] {
+        let t = try tensor(name)
+        let values = try withPath(t.entry.file) { try t.decodeAll(from: checkpoint.source, threads: threads) }
+        t.releasePages(in: checkpoint.source)
+        return values
+    }
+}

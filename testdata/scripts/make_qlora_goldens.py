@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Writes testdata/golden/qlora/: one LoRA training step, and a short training run, computed by
+PyTorch + PEFT on the tiny test models, for the Swift Finetune tests.
+
+Run from the repository root with the interop Python (torch 2.13 cpu, transformers 5.24, peft 0.21.2,
+bitsandbytes 0.50.2, safetensors 0.8):
+    "$(scripts/interop-env.sh --print-python)" testdata/scripts/make_qlora_goldens.py
+
+Outputs (all float tensors float32, little-endian safetensors):
+
+* step_<case>.safetensors: for every adapted module, PEFT's key without the adapter name
+  (`base_model.model.model.layers.L.self_attn.q_proj.lora_A.weight`, ...) holding the value the
+  step starts from, and the same key + `.grad` holding d(loss)/d(tensor) after `loss.backward()`.
+  Cases:
+    - spm_f32: testdata/tiny-llama-spm loaded in float32 (bf16 weights upcast exactly), untied head, GQA.
+    - bpe_f32: testdata/tiny-llama-bpe in float32: tied embeddings, llama3 RoPE scaling.
+    - spm_nf4: testdata/tiny-llama-spm loaded in float32 with BitsAndBytesConfig(load_in_4bit, nf4,
+      double quant, compute dtype float32): bitsandbytes quantizes the float32 weights on CPU, so
+      quant_state.dtype is float32 and its training forward (gemm_4bit: dequantize to the input's float32)
+      and backward (dequantize_4bit to quant_state.dtype) use the same dequantized weights.
+    - spm_nf4_checkpoint: testdata/golden/tiny-llama-spm-nf4 (the transformers + bitsandbytes NF4
+      checkpoint quantized from bfloat16, double quantization, compute dtype float32) loaded on CPU, its
+      bfloat16 embeddings, norms and head upcast to float32 (transformers leaves them bfloat16). Here
+      bitsandbytes' backward multiplies by the dequantized weight rounded to bfloat16 while its forward
+      uses the unrounded float32 values, so gradients carry that rounding.
+    - spm_nf4_checkpoint_unrounded: the same, with MatMul4Bit.backward patched for this run to dequantize
+      to float32 (unrounded) as the forward does: isolates the effect of that rounding.
+  LoRA: r=8, lora_alpha=16, lora_dropout=0, all seven projections. A is drawn from
+  U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming_uniform(a=sqrt(5)) bound) and B from U(-0.05, 0.05) with
+  a seeded torch.Generator, so that both A and B receive non-zero gradients. The input is one sequence;
+  labels are -100 where the mask is false; the loss is transformers' causal-LM loss (shifted, mean over
+  target tokens).
+* train_spm_f32.safetensors: the adapter before (`.init`) and after (`.final`) a 3-step run on
+  tiny-llama-spm (float32): each step has 2 micro-batches (gradient accumulation) of 2 right-padded
+  examples; every micro-batch's loss is the sum of token cross-entropies divided by the number of target
+  tokens of the whole step (what transformers' Trainer does with num_items_in_batch); then
+  clip_grad_norm_(max_norm), torch.optim.AdamW(foreach=False), get_cosine_schedule_with_warmup.
+* qlora_goldens.json, "schedules": the learning rate of 20 steps for transformers' constant (warmup 3),
+  linear and cosine (warmup 3, 17 steps) and cosine without warmup schedules; "adamw": five
+  torch.optim.AdamW(foreach=False) steps on two tensors with seeded gradients, each step's gradients
+  clipped by clip_grad_norm_(max_norm=1.0) first (init, gradients, pre-clip norms, final values, moments).
+* qlora_goldens.json: versions, hyper-parameters, token sequences and masks, losses (float32 values
+  as Python floats), and per training step the loss, the pre-clip gradient norm and the learning rate.
+"""
+import contextlib
+import copy
+import json
+import math
+import os
+import sys
+
+import bitsandbytes
+import bitsandbytes.autograd._functions as bnb_autograd
+import bitsandbytes.functional as bnb_functional
+import peft
+import safetensors
+import torch
+import torch.nn.functional as F
+import transformers
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
+from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, get_constant_schedule_with_warmup,
+                          get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "testdata", "golden", "qlora")
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+RANK, ALPHA = 8, 16
+
+
+def load(path, quantized=False, quantize_at_load=False):
+    kwargs = {"dtype": torch.float32, "attn_implementation": "eager"}
+    if quantized:
+        kwargs["device_map"] = "cpu"
+    if quantize_at_load:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model.config.use_cache = False
+    if quantized:
+        # transformers keeps the modules it does not quantize (embeddings, norms, lm_head) in the
+        # checkpoint's bfloat16 even with dtype=float32, and then every activation is bfloat16.
+        # Upcast them (exact) so the whole computation is float32 apart from the 4-bit weights.
+        for p in model.parameters():
+            if p.dtype == torch.bfloat16:
+                p.data = p.data.to(torch.float32)
+    return model
+
+
+def lora_model(model, seed):
+    config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS, bias="none",
+                        task_type="CAUSAL_LM")
+    model = get_peft_model(model, config)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, module in sorted(model.named_modules()):
+            if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
+                a = module.lora_A["default"].weight
+                b = module.lora_B["default"].weight
+                bound = 1 / math.sqrt(a.shape[1])
+                a.copy_((torch.rand(a.shape, generator=g, dtype=torch.float64) * 2 - 1).mul(bound).float())
+                b.copy_((torch.rand(b.shape, generator=g, dtype=torch.float64) * 2 - 1).mul(0.05).float())
+    return model
+
+
+def adapter_tensors(model):
+    """PEFT key (adapter name stripped) -> parameter, sorted by name."""
+    out = {}
+    for name, p in model.named_parameters():
+        if "lora_" in name:
+            out[name.replace(".default", "")] = p
+    return dict(sorted(out.items()))
+
+
+def labels_for(tokens, mask):
+    return [t if m else -100 for t, m in zip(tokens, mask)]
+
+
+@contextlib.contextmanager
+def float32_4bit_backward():
+    """Makes bitsandbytes' MatMul4Bit.backward dequantize to float32 (unrounded), like its forward."""
+    original = bnb_functional.dequantize_4bit
+
+    def dequantize(A, quant_state=None, *args, **kwargs):
+        state = copy.copy(quant_state)
+        state.dtype = torch.float32
+        return original(A, state, *args, **kwargs)
+
+    bnb_autograd.F.dequantize_4bit = dequantize
+    try:
+        yield
+    finally:
+        bnb_autograd.F.dequantize_4bit = original
+
+
+def one_step(case, path, tokens, mask, quantized=False, quantize_at_load=False, unrounded_backward=False):
+    model = lora_model(load(path, quantized or quantize_at_load, quantize_at_load), seed=1234)
+    if quantized or quantize_at_load:
+        assert type(model.base_model.model.model.layers[0].mlp.down_proj.base_layer).__name__ == "Linear4bit"
+    model.train()
+    params = adapter_tensors(model)
+    assert len(params) == 2 * 7 * model.config.num_hidden_layers, len(params)
+    ids = torch.tensor([tokens])
+    labels = torch.tensor([labels_for(tokens, mask)])
+    with float32_4bit_backward() if unrounded_backward else contextlib.nullcontext():
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+    tensors = {}
+    for name, p in params.items():
+        tensors[name] = p.detach().float().contiguous()
+        tensors[name + ".grad"] = p.grad.detach().float().contiguous()
+    save_file(tensors, os.path.join(OUT, f"step_{case}.safetensors"), metadata={"format": "pt"})
+    print(f"{case}: loss {loss.item():.6f}, {len(params)} adapter tensors", file=sys.stderr)
+    return {"model": os.path.relpath(path, os.path.join(ROOT, "testdata")), "loss": loss.item(),
+            "tokens": tokens, "mask": mask}
+
+
+def make_examples(seed, count, vocab):
+    g = torch.Generator().manual_seed(seed)
+    examples = []
+    for _ in range(count):
+        n = int(torch.randint(5, 21, (1,), generator=g))
+        tokens = [1] + torch.randint(3, vocab, (n - 1,), generator=g).tolist()
+        prompt = int(torch.randint(1, n // 2 + 1, (1,), generator=g))
+        examples.append({"tokens": tokens, "mask": [i >= prompt for i in range(n)]})
+    return examples
+
+
+def train_run(path):
+    hp = {"lr": 5e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1, "max_grad_norm": 0.5,
+          "warmup_steps": 1, "total_steps": 3, "schedule": "cosine", "micro_batches": 2, "batch_size": 2}
+    model = lora_model(load(path), seed=99)
+    model.train()
+    params = adapter_tensors(model)
+    init = {k + ".init": v.detach().clone().contiguous() for k, v in params.items()}
+    examples = make_examples(7, hp["total_steps"] * hp["micro_batches"] * hp["batch_size"], model.config.vocab_size)
+    optimizer = torch.optim.AdamW(list(params.values()), lr=hp["lr"], betas=tuple(hp["betas"]), eps=hp["eps"],
+                                  weight_decay=hp["weight_decay"], foreach=False)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, hp["warmup_steps"], hp["total_steps"])
+    steps = []
+    per_step = hp["micro_batches"] * hp["batch_size"]
+    for step in range(hp["total_steps"]):
+        chunk = examples[step * per_step:(step + 1) * per_step]
+        targets = sum(sum(e["mask"][1:]) for e in chunk)
+        lr = optimizer.param_groups[0]["lr"]
+        total = 0.0
+        for m in range(hp["micro_batches"]):
+            batch = chunk[m * hp["batch_size"]:(m + 1) * hp["batch_size"]]
+            width = max(len(e["tokens"]) for e in batch)
+            ids = torch.tensor([e["tokens"] + [0] * (width - len(e["tokens"])) for e in batch])
+            attention = torch.tensor([[1] * len(e["tokens"]) + [0] * (width - len(e["tokens"])) for e in batch])
+            labels = torch.tensor([labels_for(e["tokens"], e["mask"]) + [-100] * (width - len(e["tokens"]))
+                                   for e in batch])
+            logits = model(input_ids=ids, attention_mask=attention).logits
+            loss_sum = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                       labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
+            (loss_sum / targets).backward()
+            total += loss_sum.item()
+        norm = torch.nn.utils.clip_grad_norm_(list(params.values()), hp["max_grad_norm"])
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        steps.append({"loss": total / targets, "grad_norm": norm.item(), "lr": lr, "targets": targets})
+        print(f"train step {step + 1}: loss {total / targets:.6f} norm {norm.item():.4f} lr {lr}", file=sys.stderr)
+    final = {k + ".final": v.detach().clone().contiguous() for k, v in params.items()}
+    save_file({**init, **final}, os.path.join(OUT, "train_spm_f32.safetensors"), metadata={"format": "pt"})
+    return {"model": "tiny-llama-spm", "hyperparameters": hp, "examples": examples, "steps": steps}
+
+
+def schedules():
+    """transformers' schedules through torch's LambdaLR: the lr of each of 20 optimizer steps."""
+    out = {}
+    for kind, make in [("constant", lambda o: get_constant_schedule_with_warmup(o, 3)),
+                       ("linear", lambda o: get_linear_schedule_with_warmup(o, 3, 17)),
+                       ("cosine", lambda o: get_cosine_schedule_with_warmup(o, 3, 17)),
+                       ("cosine_no_warmup", lambda o: get_cosine_schedule_with_warmup(o, 0, 20))]:
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-4)
+        sched = make(opt)
+        lrs = []
+        for _ in range(20):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        out[kind] = lrs
+    return out
+
+
+def adamw_and_clipping():
+    """torch.optim.AdamW (foreach=False) for 5 steps on two tensors with seeded gradients, each step's
+    gradients first clipped with clip_grad_norm_(max_norm=1.0)."""
+    g = torch.Generator().manual_seed(5)
+    params = [torch.randn(300, generator=g).requires_grad_(True), torch.randn(7, 9, generator=g).requires_grad_(True)]
+    init = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=1e-2, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.05, foreach=False)
+    grads, norms = [], []
+    for step in range(5):
+        scale = 0.3 if step % 2 == 0 else 3.0   # some steps below the clipping threshold, some above
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g) * scale / math.sqrt(p.numel())
+        grads.append([p.grad.detach().clone().flatten().tolist() for p in params])
+        norms.append(torch.nn.utils.clip_grad_norm_(params, 1.0).item())
+        opt.step()
+    flat = lambda ts: [x for t in ts for x in t.detach().flatten().tolist()]
+    state = [opt.state[p] for p in params]
+    return {"lr": 1e-2, "betas": [0.9, 0.99], "eps": 1e-6, "weight_decay": 0.05, "max_norm": 1.0,
+            "init": flat(init), "grads": [[x for t in step for x in t] for step in grads], "norms": norms,
+            "final": flat(params), "exp_avg": flat([s["exp_avg"] for s in state]),
+            "exp_avg_sq": flat([s["exp_avg_sq"] for s in state])}
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    spm = os.path.join(ROOT, "testdata", "tiny-llama-spm")
+    bpe = os.path.join(ROOT, "testdata", "tiny-llama-bpe")
+    nf4 = os.path.join(ROOT, "testdata", "golden", "tiny-llama-spm-nf4")
+    g = torch.Generator().manual_seed(42)
+    tokens = [1] + torch.randint(3, 128, (23,), generator=g).tolist()
+    # A prompt of 8 tokens, then targets with a 2-token hole (positions 15 and 16).
+    mask = [i >= 8 and i not in (15, 16) for i in range(len(tokens))]
+    bpe_tokens = [1] + torch.randint(3, 352, (19,), generator=g).tolist()
+    bpe_mask = [i >= 5 for i in range(len(bpe_tokens))]
+    out = {
+        "generator": "testdata/scripts/make_qlora_goldens.py",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
+                     "bitsandbytes": bitsandbytes.__version__, "safetensors": safetensors.__version__},
+        "lora": {"r": RANK, "lora_alpha": ALPHA, "lora_dropout": 0.0, "target_modules": TARGETS,
+                 "init": "A ~ U(-1/sqrt(in), 1/sqrt(in)), B ~ U(-0.05, 0.05)"},
+        "steps": {
+            "spm_f32": one_step("spm_f32", spm, tokens, mask),
+            "bpe_f32": one_step("bpe_f32", bpe, bpe_tokens, bpe_mask),
+            "spm_nf4": one_step("spm_nf4", spm, tokens, mask, quantize_at_load=True),
+            "spm_nf4_checkpoint": one_step("spm_nf4_checkpoint", nf4, tokens, mask, quantized=True),
+            "spm_nf4_checkpoint_unrounded": one_step("spm_nf4_checkpoint_unrounded", nf4, tokens, mask, quantized=True,
+                                                     unrounded_backward=True),
+        },
+        "train_spm_f32": train_run(spm),
+        "schedules": {"lr": 2e-4, "steps": schedules()},
+        "adamw": adamw_and_clipping(),
+    }
+    with open(os.path.join(OUT, "qlora_goldens.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
