@@ -212,6 +212,48 @@ enum RawTar {
         #expect(!again.manifest.outputs.contains { $0.path == "self.tar.zst" })
     }
 
+    @Test func byteRelayKeepsOrderAndStopsOnEitherSidesError() throws {
+        struct Stop: Error, Equatable { let side: String }
+        let data = TreeBuilder.random(5_000_000, seed: 12)
+        final class Sink: @unchecked Sendable { var bytes: [UInt8] = []; var pieces = 0 }
+        // Pieces of odd sizes, some larger than a slot: everything arrives, in order.
+        let sink = Sink()
+        try ByteRelay.run(produce: { push in
+            var i = 0, step = 1
+            while i < data.count {
+                let n = min(data.count - i, step)
+                try data[i ..< i + n].withUnsafeBytes { try push($0) }
+                i += n
+                step = step * 3 + 1
+            }
+        }, consume: { sink.bytes.append(contentsOf: $0) })
+        #expect(sink.bytes == data)
+        // The consumer fails: the producer is stopped and the consumer's error comes out.
+        var pushed = 0
+        let failing = Sink()
+        #expect(throws: Stop(side: "consumer")) {
+            try ByteRelay.run(produce: { push in
+                for _ in 0 ..< 1000 {
+                    try data[0 ..< 100_000].withUnsafeBytes { try push($0) }
+                    pushed += 1
+                }
+            }, consume: { _ in
+                failing.pieces += 1
+                if failing.pieces == 3 { throw Stop(side: "consumer") }
+            })
+        }
+        #expect(pushed < 1000)
+        // The producer fails: what it pushed before is consumed, then its error comes out.
+        let partial = Sink()
+        #expect(throws: Stop(side: "producer")) {
+            try ByteRelay.run(produce: { push in
+                try data[0 ..< 10].withUnsafeBytes { try push($0) }
+                throw Stop(side: "producer")
+            }, consume: { partial.bytes.append(contentsOf: $0) })
+        }
+        #expect(partial.bytes == Array(data[0 ..< 10]))
+    }
+
     // MARK: hostile archives
 
     /// Unpacks `tar` (compressed) and expects `check` to accept the error; nothing may remain.

@@ -231,7 +231,7 @@ public enum ModelArchive {
 
     /// Extracts `archive` into the directory `directory`, atomically: the files are written
     /// under a temporary name, checked, and the directory appears only when everything
-    /// matched. With a manifest in the archive, every member must be listed in it with the
+    /// matched. Decompression runs on the calling thread, extraction on a second one. With a manifest in the archive, every member must be listed in it with the
     /// same size and SHA-256, and every listed file must be present.
     public static func unpack(_ archive: String, to directory: String,
                               options: UnpackOptions = UnpackOptions()) throws -> UnpackReport {
@@ -243,7 +243,9 @@ public enum ModelArchive {
         let reader = TarReader(limits: options.limits) { event in try extractor.handle(event) }
         do {
             let zstd = try ZstdDecompressor()
-            try zstd.decompress(input) { try reader.consume($0) }
+            // Decompression on this thread, parsing + hashing + writing on another.
+            try ByteRelay.run(produce: { push in try zstd.decompress(input, push) },
+                              consume: { try reader.consume($0) })
             try reader.finish()
             try extractor.finish(requireManifest: options.requireManifest)
         } catch {
