@@ -464,9 +464,36 @@ def make_hf_family(f: Family, d: Path):
         }
         assert extra["sliding_window_check"]["max_abs_diff_positions_from_window"] > 1e-3, extra
         extra["_logits_without_window"] = nowin
+    extra["ablation"] = ablation(lambda: hf_forward(ref, cls_name, tokens)[0], dict(ref.named_parameters()), logits,
+                                 ("self_attn.k_proj.bias",) if cls_name == "OPTForCausalLM" else ())
     how = (f"transformers {transformers.__version__} {cls_name}.from_pretrained(float32, eager attention), "
            f"torch {torch.__version__}; float16 weights upcast exactly")
     return tokens, logits, hidden, how, extra
+
+
+def ablation(run, params: dict, logits, inert: tuple[str, ...] = ()) -> dict:
+    """Zero each weight tensor in turn and measure how far the logits move: checks that every part
+    of the block reaches the output (a tensor whose removal changes nothing would go untested).
+    `inert` names tensors that cannot matter mathematically (a key bias without rotary adds the
+    same q.b to every score of a row, which softmax cancels)."""
+    import numpy as np
+    import torch
+
+    moved = {}
+    with torch.no_grad():
+        for name in sorted(params):
+            p = params[name]
+            saved = p.detach().clone()
+            p.zero_()
+            moved[name] = float(np.abs(run() - logits).max())
+            p.copy_(saved)
+    no_effect = sorted(n for n, v in moved.items() if v <= 1e-3)
+    unexpected = [n for n in no_effect if not n.endswith(inert)] if inert else no_effect
+    assert not unexpected, [(n, moved[n]) for n in unexpected]
+    live = {n: v for n, v in moved.items() if n not in no_effect}
+    weakest = min(live, key=live.get)
+    return {"tensors": len(moved), "min_max_abs_logit_change": round(live[weakest], 6), "weakest_tensor": weakest,
+            "no_effect_by_construction": no_effect}
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,6 +666,7 @@ def make_remote_family(f: Family, d: Path):
     extra = {}
     with torch.no_grad():
         logits, hidden = remote_forward(f, w, tokens)
+        extra["ablation"] = ablation(lambda: remote_forward(f, w, tokens)[0], w, logits)
         if f.name.startswith("baichuan"):
             # What llama.cpp runs for a 2-layer Baichuan: neither RoPE nor ALiBi (see BAICHUAN_NOTE).
             extra["_logits_without_positions"], _ = remote_forward(f, w, tokens, positions=False)
