@@ -429,6 +429,34 @@ def hf_forward(model, cls: str, tokens: list[int]):
     return out.logits[0].float().numpy().astype(np.float32), hidden
 
 
+def ggml_gelu(x):
+    """GELU as llama.cpp's CPU backend computes it (GGML_GELU_FP16): the tanh approximation looked up
+    in a table indexed by the float16 input and holding float16 outputs; identity above 10, 0 below -10."""
+    import torch
+
+    xh = x.to(torch.float16).to(torch.float32)
+    y = 0.5 * xh * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * xh * (1.0 + 0.044715 * xh * xh)))
+    y = y.to(torch.float16).to(torch.float32)
+    return torch.where(x >= 10.0, x, torch.where(x <= -10.0, torch.zeros_like(x), y))
+
+
+def swap_gelu(model) -> bool:
+    """Replaces every GELU activation module of `model` with ggml_gelu; True if there was one."""
+    import torch
+
+    class GgmlGelu(torch.nn.Module):
+        def forward(self, x):
+            return ggml_gelu(x)
+
+    found = False
+    for name, mod in list(model.named_modules()):
+        if "gelu" in type(mod).__name__.lower() and name:
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, leaf, GgmlGelu())
+            found = True
+    return found
+
+
 def make_hf_family(f: Family, d: Path):
     import torch
     import transformers
@@ -466,6 +494,10 @@ def make_hf_family(f: Family, d: Path):
         extra["_logits_without_window"] = nowin
     extra["ablation"] = ablation(lambda: hf_forward(ref, cls_name, tokens)[0], dict(ref.named_parameters()), logits,
                                  ("self_attn.k_proj.bias",) if cls_name == "OPTForCausalLM" else ())
+    if swap_gelu(ref):
+        # llama.cpp's CPU GELU reads a float16 table (see GgmlGelu); this run lets the llama-cpp-python
+        # comparison separate that from layout errors. Not a golden file, only a number in the manifest.
+        extra["_logits_ggml_gelu"] = hf_forward(ref, cls_name, tokens)[0]
     how = (f"transformers {transformers.__version__} {cls_name}.from_pretrained(float32, eager attention), "
            f"torch {torch.__version__}; float16 weights upcast exactly")
     return tokens, logits, hidden, how, extra
@@ -786,6 +818,7 @@ def build(f: Family, llama_dir: Path, tmp: Path) -> dict:
         info["note"] = f.note
     nowin = extra.pop("_logits_without_window", None)
     nopos = extra.pop("_logits_without_positions", None)
+    ggml_g = extra.pop("_logits_ggml_gelu", None)
     info.update(extra)
 
     gguf = GOLDEN / f"{f.name}.f32.gguf"
@@ -817,6 +850,8 @@ def build(f: Family, llama_dir: Path, tmp: Path) -> dict:
                 # llama.cpp's "llama" architecture has no sliding window: compare with the
                 # reference run without the window as well.
                 run["max_abs_diff_vs_reference_without_window"] = float(np.abs(lc - nowin).max())
+            if ggml_g is not None:
+                run["max_abs_diff_vs_reference_with_ggml_f16_gelu"] = float(np.abs(lc - ggml_g).max())
             if nopos is not None:
                 run["max_abs_diff_vs_reference_without_positions"] = float(np.abs(lc - nopos).max())
         info["llama_cpp_python"] = run
