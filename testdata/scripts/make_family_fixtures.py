@@ -692,8 +692,12 @@ def make_remote_family(f: Family, d: Path):
     cfg = dict(f.config)
     cfg["torch_dtype"] = "float32"
     mf.write_json(d / "config.json", dict(sorted(cfg.items())))
-    mf.write_json(d / "generation_config.json", {"bos_token_id": cfg["bos_token_id"] if "bos_token_id" in cfg else 0,
-                                                 "eos_token_id": cfg.get("eos_token_id", 0)})
+    # The special ids of config.json; Qwen-7B's config has none, and its published generation config
+    # names <|endoftext|> (here id 349) as eos and pad.
+    gen = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in cfg}
+    if f.name == "qwen-7b":
+        gen = {"eos_token_id": 349, "pad_token_id": 349}
+    mf.write_json(d / "generation_config.json", gen)
     tokens = base_tokens(f.tokenizer)
     extra = {}
     with torch.no_grad():
