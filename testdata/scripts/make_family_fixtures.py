@@ -84,6 +84,15 @@ BAICHUAN_NOTE = (
     "(32 or 40); with 2 layers it runs neither RoPE nor ALiBi, so its logits do not match the reference.")
 
 
+def falcon(n_kv: int, new_arch: bool) -> dict:
+    """FalconForCausalLM spec: the two layouts differ only in the KV head count and the decoder flag."""
+    return dict(
+        cls="FalconForCausalLM", cfg="FalconConfig", vocab_size=352, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_kv_heads=n_kv, new_decoder_architecture=new_arch, multi_query=True,
+        parallel_attn=True, bias=False, alibi=False, layer_norm_epsilon=1e-5, ffn_hidden_size=4 * 64,
+        max_position_embeddings=64, rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+
+
 def families() -> list[Family]:
     H, NH = 64, 4
     return [
@@ -99,19 +108,9 @@ def families() -> list[Family]:
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
             tie_word_embeddings=False, bos_token_id=1, eos_token_id=2), 2),
         Family("falcon-40b", "Falcon, new decoder architecture (40B/180B style: GQA, ln_attn + ln_mlp)", "hf",
-               "bpe", "falcon", dict(
-            cls="FalconForCausalLM", cfg="FalconConfig", vocab_size=352, hidden_size=H, num_hidden_layers=2,
-            num_attention_heads=NH, num_kv_heads=2, new_decoder_architecture=True, multi_query=True,
-            parallel_attn=True, bias=False, alibi=False, layer_norm_epsilon=1e-5, ffn_hidden_size=4 * H,
-            max_position_embeddings=64, rope_theta=10000.0, tie_word_embeddings=True,
-            bos_token_id=1, eos_token_id=2), 3),
+               "bpe", "falcon", falcon(n_kv=2, new_arch=True), 3),
         Family("falcon-7b", "Falcon 7B style (multi-query, parallel attention + MLP, one layernorm)", "hf",
-               "bpe", "falcon", dict(
-            cls="FalconForCausalLM", cfg="FalconConfig", vocab_size=352, hidden_size=H, num_hidden_layers=2,
-            num_attention_heads=NH, num_kv_heads=1, new_decoder_architecture=False, multi_query=True,
-            parallel_attn=True, bias=False, alibi=False, layer_norm_epsilon=1e-5, ffn_hidden_size=4 * H,
-            max_position_embeddings=64, rope_theta=10000.0, tie_word_embeddings=True,
-            bos_token_id=1, eos_token_id=2), 4,
+               "bpe", "falcon", falcon(n_kv=1, new_arch=False), 4,
             note="num_kv_heads=1 is written explicitly: transformers ignores it when new_decoder_architecture is "
                  "false (multi_query gives one KV head), but FalconConfig would otherwise save num_kv_heads = "
                  "num_attention_heads and llama.cpp's converter reads that key to split query_key_value."),
