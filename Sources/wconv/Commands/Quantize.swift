@@ -108,6 +108,8 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup var reporting: OutputOptions
+
     /// The scheme the flags select (validate() ensures exactly one).
     var scheme: QuantizeOptions.Scheme? {
         if nf4 { return .bnb(.nf4) }
@@ -175,6 +177,8 @@ struct Quantize: ParsableCommand {
             options.allowNonFinite = allowNonFinite
             options.threads = threads
             options.force = force
+            let progress = ProgressReporter(command: "quantize", quiet: reporting.quiet)
+            options.progress = progress.handler
 
             let clock = ContinuousClock()
             let start = clock.now
@@ -184,7 +188,10 @@ struct Quantize: ParsableCommand {
             case .bnb: report = try BNBQuantizer.quantize(model, to: output, options: options)
             case .ggml: report = try GGUFQuantizer.quantize(model, to: output, options: options)
             }
-            printError(QuantizeSummary.text(report, seconds: QuantizeSummary.seconds(clock.now - start)))
+            progress.finish()
+            let seconds = QuantizeSummary.seconds(clock.now - start)
+            reporting.printResult(QuantizeSummary.json(report, command: "quantize", input: input, seconds: seconds))
+            reporting.printSummary(QuantizeSummary.text(report, seconds: seconds))
         }
     }
 }
@@ -206,6 +213,23 @@ enum QuantizeSummary {
             + lpad(String(report.byteCount), 14) + "  " + lpad(InspectReport.format2(report.bitsPerWeight), 11))
         lines.append("  time \(InspectReport.format2(seconds)) s")
         return lines.joined(separator: "\n")
+    }
+
+    /// The `--json` result of `quantize` and `dequantize` (docs/cli-json.md).
+    static func json(_ report: QuantizeReport, command: String, input: String, seconds: Double) -> JSONObject {
+        let totals = report.totals.values.sorted { ($0.byteCount, $1.type) > ($1.byteCount, $0.type) }
+        return JSONObject([
+            ("command", .string(command)), ("input", .string(input)), ("outputs", .array(report.outputs.map { .string($0) })),
+            ("tensors", .int(Int64(totals.reduce(0) { $0 + $1.tensorCount }))), ("bytes", .int(Int64(report.byteCount))),
+            ("parameters", .int(Int64(report.parameterCount))), ("bits_per_weight", .double(ProgressReporter.rounded(report.bitsPerWeight))),
+            ("types", .array(totals.map { t in
+                .object(JSONObject([("type", .string(t.type)), ("tensors", .int(Int64(t.tensorCount))), ("bytes", .int(Int64(t.byteCount))),
+                                    ("parameters", .int(Int64(t.parameterCount))),
+                                    ("bits_per_weight", .double(ProgressReporter.rounded(t.bitsPerWeight)))]))
+            })),
+            ("warnings", .array(report.warnings.map { .string($0) })),
+            ("seconds", .double(ProgressReporter.rounded(seconds))),
+        ])
     }
 
     static func seconds(_ d: Duration) -> Double {
