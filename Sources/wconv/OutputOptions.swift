@@ -85,6 +85,32 @@ final class ProgressReporter: @unchecked Sendable {
         }
     }
 
+    /// Progress counted in steps of a phase (verify's chunks, qlora-merge's tensors), for work
+    /// that is not a pipeline writing tensors: the same throttling, `phase`/`done`/`total` fields.
+    func step(phase: String, done: Int, total: Int, name: String? = nil) {
+        let now = clock.now
+        if let lastShown, now - lastShown < .milliseconds(100), done < total { return }
+        lastShown = now
+        let elapsed = Self.seconds(now - start)
+        let eta = done > 0 && total >= done ? elapsed * Double(total - done) / Double(done) : nil
+        switch mode {
+        case .silent:
+            return
+        case .events:
+            var fields: [(String, JSONValue)] = [("event", "progress"), ("command", .string(command)), ("phase", .string(phase)),
+                                                 ("done", .int(Int64(done))), ("total", .int(Int64(total)))]
+            if let name { fields.append(("name", .string(name))) }
+            fields += [("elapsed_seconds", .double(Self.rounded(elapsed))), ("eta_seconds", eta.map { .double(Self.rounded($0)) } ?? .null)]
+            emit(fields)
+        case .bar:
+            var line = "\r\u{1B}[K\(phase) \(done)/\(total)"
+            if let name { line += " \(name)" }
+            if let eta { line += "  ETA \(Self.duration(eta))" }
+            printErrorRaw(String(line.prefix(120)))
+            barShown = true
+        }
+    }
+
     /// Ends the display: the "done" event (with `fields` added) or the bar cleared.
     func finish(_ fields: [(String, JSONValue)] = []) {
         switch mode {

@@ -88,6 +88,23 @@ import TestSupport
         #expect(r.stdout.isEmpty)
     }
 
+    @Test func verifyAndMergeReportPhases() throws {
+        let r = try CLI.run(["verify", Self.tiny, Self.tiny, "--ctx", "16", "--chunks", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let events = try r.events.map(Self.object)
+        #expect(events.last?["event"] as? String == "done")
+        let phases = Set(events.compactMap { $0["phase"] as? String })
+        #expect(phases.isSubset(of: ["tensors", "chunks"]) && !phases.isEmpty, "\(phases)")
+        for e in events where e["event"] as? String == "progress" {
+            let done = try #require(e["done"] as? Int), total = try #require(e["total"] as? Int)
+            #expect(done >= 0 && done <= total)
+        }
+        let quiet = try Fault.run(CLI.binary, ["qlora-merge", Self.tiny, Fixtures.path("golden/lora/tiny-llama-spm-lora"),
+                                               "-o", Fixtures.temporaryDirectory() + "/merged", "--quiet"])
+        #expect(quiet.status == 0)
+        #expect(quiet.stderr.isEmpty && quiet.events.isEmpty, "\(quiet.stderr)\(quiet.events)")
+    }
+
     @Test func convertAdapterJSON() throws {
         let out = Fixtures.temporaryDirectory() + "/a.gguf"
         let r = try CLI.run(["convert-adapter", Fixtures.path("golden/lora/tiny-llama-spm-lora"), "-o", out, "--base", Self.tiny, "--json"])

@@ -18,12 +18,14 @@ struct Convert: ParsableCommand {
         files, model.safetensors sharded past --split-max-size).
 
         The output is written under a temporary name and renamed when complete; an existing \
-        output is kept unless --force is given.
+        output is kept unless --force is given. Progress goes to stderr: a bar on a terminal, \
+        NDJSON events otherwise; --json prints the result on stdout (docs/cli-json.md).
 
         Examples:
           wconv convert ./SmolLM2-135M -o smollm2.f16.gguf --outtype f16
           wconv convert smollm2.f16.gguf -o ./smollm2-hf
           wconv convert ./Llama-3-8B -o llama3.gguf --split-max-size 2GB
+          wconv convert ./SmolLM2-135M -o smollm2.gguf --json --quiet > result.json
         """)
 
     @Argument(help: "Input: a Hugging Face model directory or a GGUF file.")

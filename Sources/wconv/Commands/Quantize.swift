@@ -41,13 +41,16 @@ struct Quantize: ParsableCommand {
         NaN or infinite weights are refused unless --allow-non-finite; an already quantized \
         input is refused unless --allow-requantize (it is then dequantized first). The output \
         is written under a temporary name and renamed when complete; an existing output is kept \
-        unless --force. A summary (per type: tensors, bytes, bits per weight; time) goes to stderr.
+        unless --force. A summary (per type: tensors, bytes, bits per weight; time) goes to stderr \
+        with the progress (a bar on a terminal, NDJSON events otherwise); --json prints the \
+        result on stdout (docs/cli-json.md).
 
         Examples:
           wconv quantize ./Llama-3.2-1B -o ./llama-nf4 --nf4
           wconv quantize ./Llama-3.2-1B -o ./llama-nf4-fp32 --nf4 --compute-dtype f32
           wconv quantize ./Llama-3.2-1B -o ./llama-int8 --int8
           wconv quantize llama.f16.gguf -o llama.Q4_K_M.gguf --type Q4_K_M
+          wconv quantize llama.f16.gguf -o llama.Q8_0.gguf --type Q8_0 --json -q > result.json
         """)
 
     @Argument(help: "Input: a Hugging Face model directory (bitsandbytes) or a GGUF file (--type).")
