@@ -103,10 +103,9 @@ import TestSupport
         let dir = Fixtures.temporaryDirectory()
         let file = dir + "/plain"
         try Data("x".utf8).write(to: URL(fileURLWithPath: file))
-        let r = try CLI.run(["convert", Self.tiny, "-o", file + "/m.gguf"])
-        #expect(r.status == 73, "\(r.stderr)")
-        #expect(r.stderr.hasPrefix("error: \(file)/"), "\(r.stderr)")
-        #expect(r.stderr.contains("cannot create: Not a directory"), "\(r.stderr)")
-        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        for (output, reason) in [(file + "/m.gguf", "Not a directory"), (dir + "/missing/m.gguf", "No such file or directory")] {
+            let r = try CLI.run(["convert", Self.tiny, "-o", output])
+            Self.expectOneLineError(r, status: 73, path: output, containing: "cannot create: \(reason)")
+        }
     }
 }
