@@ -11,7 +11,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "Print the result as one JSON object on stdout (schema: docs/cli-json.md).")
     var json = false
 
-    @Flag(name: .shortAndLong, help: "No progress and no summary on stderr (errors are still printed).")
+    @Flag(name: .shortAndLong, help: quietHelp)
     var quiet = false
 
     /// Prints `result` on stdout when --json was given.
@@ -21,9 +21,17 @@ struct OutputOptions: ParsableArguments {
 
     /// Prints a human summary on stderr unless --quiet.
     func printSummary(_ text: String) {
-        if !quiet { printError(text) }
+        wconv.printSummary(quiet: quiet, text)
     }
 }
+
+/// Prints a human summary on stderr unless `quiet` (for commands with a `--quiet` flag of their own).
+func printSummary(quiet: Bool, _ text: String) {
+    if !quiet { printError(text) }
+}
+
+/// The help of every `--quiet` flag.
+let quietHelp = ArgumentHelp("No progress and no summary on stderr (errors are still printed).")
 
 /// Shows a pipeline's progress on stderr: NDJSON events when stderr is not a terminal, a
 /// progress bar with rate and ETA when it is, nothing with --quiet. Events are throttled to at

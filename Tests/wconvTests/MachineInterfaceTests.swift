@@ -77,7 +77,9 @@ import TestSupport
     @Test func quietSilencesProgressAndSummary() throws {
         let dir = Fixtures.temporaryDirectory()
         for args in [["convert", Self.tiny, "-o", dir + "/a.gguf", "--quiet"],
-                     ["quantize", Self.tiny, "-o", dir + "/b.gguf", "--type", "Q8_0", "-q", "--json"]] {
+                     ["quantize", Self.tiny, "-o", dir + "/b.gguf", "--type", "Q8_0", "-q", "--json"],
+                     ["checksum", dir + "/a.gguf", "-q"], ["checksum", "--check", dir + "/wconv-manifest.json", "-q"],
+                     ["pack", dir + "/a.gguf", "-o", dir + "/a.tar.zst", "-q"], ["unpack", dir + "/a.tar.zst", "-o", dir + "/x", "-q"]] {
             let raw = try Fault.run(CLI.binary, args)
             #expect(raw.status == 0)
             #expect(raw.stderr.isEmpty && raw.events.isEmpty, "\(args): \(raw.stderr)\(raw.events)")

@@ -110,7 +110,7 @@ struct QLoRAMerge: ParsableCommand {
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
 
-    @Flag(name: .shortAndLong, help: "No progress and no summary on stderr (errors are still printed).")
+    @Flag(name: .shortAndLong, help: quietHelp)
     var quiet = false
 
     func validate() throws {
