@@ -126,6 +126,30 @@ import TestSupport
         }
     }
 
+    /// docs/man/wconv.1 is generated (scripts/docs.sh man) and committed: it must list every
+    /// command and long option the binary has, or it is stale.
+    @Test func manPageIsCurrent() throws {
+        let man = try String(contentsOfFile: Fixtures.repositoryRoot().appendingPathComponent("docs/man/wconv.1").path, encoding: .utf8)
+        let options = Set(man.split(separator: "\n").filter { $0.hasPrefix(".It Fl") }.flatMap { line in
+            line.split(separator: " ").filter { $0.hasPrefix("-") }.map { String($0.dropFirst()) }
+        })
+        let r = try CLI.run(["--experimental-dump-help"])
+        let root = try #require(try Self.object(r.stdout)["command"] as? [String: Any])
+        let commands = try #require(root["subcommands"] as? [[String: Any]])
+        #expect(commands.count >= 13)
+        for command in commands {
+            let name = try #require(command["commandName"] as? String)
+            guard name != "help" else { continue }
+            #expect(man.contains(".It Em \(name)\n"), "man page lacks \(name): run scripts/docs.sh man")
+            for argument in command["arguments"] as? [[String: Any]] ?? [] {
+                for n in argument["names"] as? [[String: Any]] ?? [] where n["kind"] as? String == "long" {
+                    let option = try #require(n["name"] as? String)
+                    #expect(options.contains(option), "man page lacks \(name) --\(option): run scripts/docs.sh man")
+                }
+            }
+        }
+    }
+
     @Test(arguments: ["inspect", "tokenize", "convert", "quantize", "dequantize", "verify", "run", "qlora-train",
                       "qlora-merge", "convert-adapter", "checksum", "pack", "unpack"])
     func helpHasExamples(_ command: String) throws {
