@@ -39,8 +39,31 @@ build_module() {
     touch "$object"
 }
 
+# Builds module NAME from the given source files (paths under Sources/) when one is newer than its object.
+build_files() {
+    local name=$1
+    shift
+    local object="$out/$name.o"
+    local sources=()
+    for file in "$@"; do sources+=("$root/$file"); done
+    if [[ -f $object ]] && [[ -z $(find "${sources[@]}" "$0" -newer "$object" -print -quit) ]]; then
+        return
+    fi
+    echo "building $name (instrumented)" >&2
+    "$swiftc" "${common[@]}" -wmo -module-name "$name" -I "$out" "${cmodules[@]}" \
+        -emit-module -emit-module-path "$out/$name.swiftmodule" -emit-object -o "$object" "${sources[@]}" \
+        2> >(grep -v -e 'warning:' -e '^ *[0-9]* |' -e '^ *|' -e '^ *`-' -e '^$' >&2 || true)
+    touch "$object"
+}
+
 build_module TensorCore TensorCore
+# Formats hashes with swift-crypto, which no reader calls: a stand-in module with the same API
+# (Fuzz/Support/Crypto) spares building BoringSSL instrumented.
+build_files Crypto Fuzz/Support/Crypto/Crypto.swift
 build_module Formats Formats
+# Of Finetune only the PEFT adapter_config.json reader (the rest needs BLAS and the training code).
+build_files Finetune Sources/Finetune/Adapter/PEFTLoRAConfig.swift Sources/Finetune/Adapter/AdapterError.swift \
+    Sources/Finetune/LoRAScaling.swift
 
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
@@ -50,11 +73,12 @@ for target in "${targets[@]}"; do
     source="$root/Fuzz/Targets/$target.swift"
     [[ -f $source ]] || { echo "no target $target (Fuzz/Targets/$target.swift)" >&2; exit 64; }
     binary="$out/fuzz-$target"
-    if [[ -f $binary ]] && [[ -z $(find "$source" "$root/Fuzz/Support" "$out/Formats.o" "$out/TensorCore.o" -newer "$binary" -print -quit) ]]; then
+    if [[ -f $binary ]] && [[ -z $(find "$source" "$root/Fuzz/Support" "$out/Finetune.o" "$out/Formats.o" "$out/TensorCore.o" -newer "$binary" -print -quit) ]]; then
         continue
     fi
     echo "linking fuzz-$target" >&2
     # lld: gold warns about every ASan helper symbol.
     "$swiftc" "${common[@]}" -use-ld=lld -module-name "Fuzz_${target//-/_}" -I "$out" "${cmodules[@]}" \
-        "$source" "$root"/Fuzz/Support/*.swift "$out/Formats.o" "$out/TensorCore.o" "${libs[@]}" -o "$binary"
+        "$source" "$root"/Fuzz/Support/*.swift "$out/Finetune.o" "$out/Formats.o" "$out/Crypto.o" "$out/TensorCore.o" \
+        "${libs[@]}" -o "$binary"
 done

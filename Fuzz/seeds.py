@@ -6,7 +6,8 @@
 Seeds are small on purpose: the fuzzer mutates short inputs far faster (the small files of
 testdata/malformed/ are seeds too, bitsandbytes checkpoints of a few KB among them). Large test
 files are reduced (GGUF files cut after their tensor infos, SentencePiece models cut to their first pieces,
-quant-state JSON taken out of bitsandbytes checkpoints) rather than copied whole.
+quant-state JSON taken out of bitsandbytes checkpoints) rather than copied whole. PEFT adapter
+configs: the golden adapters' and the broken ones of testdata/malformed/peft/.
 """
 import hashlib
 import json
@@ -143,6 +144,11 @@ def main(out):
         if "/malformed/" in path:
             save(out, "gguf", read(path))
 
+    for path in files("adapter_config.json"):
+        save(out, "peft-adapter-config", read(path))
+    for path in files(".json"):
+        if "/malformed/peft/" in path:
+            save(out, "peft-adapter-config", read(path))
     for path in files(".json", limit=64 << 10):
         if "/golden/" not in path and "/vectors/" not in path or path.endswith("config.json"):
             save(out, "config", read(path))

@@ -32,6 +32,7 @@ case $target in
     sentencepiece) max_len=65536 dict=protobuf ;;
     model-card) max_len=16384 dict=yaml ;;
     bnb-quant-state) max_len=4096 dict=json ;;
+    peft-adapter-config) max_len=8192 dict=json ;;
     *) echo "unknown target '$target' (scripts/fuzz.sh --list)" >&2; exit 64 ;;
 esac
 

@@ -54,12 +54,3 @@ private func roundTrip(_ value: JSONValue) {
         require(back == value, "JSON changed through serialize + parse (\(style)):\n\(text.prefix(400))")
     }
 }
-
-private func allFinite(_ value: JSONValue) -> Bool {
-    switch value {
-    case .double(let d): d.isFinite
-    case .array(let items): items.allSatisfy(allFinite)
-    case .object(let object): object.allSatisfy { allFinite($0.value) }
-    default: true
-    }
-}

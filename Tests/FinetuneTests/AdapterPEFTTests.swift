@@ -142,6 +142,14 @@ import Verify
         expectAdapterError(try Self.adapterDirectory(config: #"{"lora_alpha": 4}"#, tensors: [a, b]), .badConfigField(key: "r", reason: "is missing"))
         expectAdapterError(try Self.adapterDirectory(config: #"{"r": 2, "rank_pattern": {"(": 4}}"#, tensors: [a, b]),
                            .badPattern(key: "rank_pattern", pattern: "("))
+        // Found by the peft-adapter-config fuzz target: nested repetition backtracks exponentially
+        // (this config hung the merge), so it is refused at load.
+        expectAdapterError(try Self.adapterDirectory(config: #"{"r": 2, "alpha_pattern": {"la(.*)*1.sef_alttn.v_proj": 3}}"#, tensors: [a, b]),
+                           .riskyPattern(key: "alpha_pattern", pattern: "la(.*)*1.sef_alttn.v_proj",
+                                         reason: "a repeated group holds a repetition or alternation (matching could take exponential time)"))
+        expectAdapterError(try Self.adapterDirectory(config: #"{"r": 2, "target_modules": "(a|aa)*b"}"#, tensors: [a, b]),
+                           .riskyPattern(key: "target_modules", pattern: "(a|aa)*b",
+                                         reason: "a repeated group holds a repetition or alternation (matching could take exponential time)"))
         // Tensors: unpaired, wrong rank, not LoRA, no prefix, DoRA magnitude.
         expectAdapterError(try Self.adapterDirectory(config: Self.plainConfig, tensors: [a]),
                            .unpairedTensor(module: "model.layers.0.self_attn.q_proj", missing: "lora_B.weight"))

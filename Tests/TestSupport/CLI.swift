@@ -5,7 +5,26 @@ public enum CLI {
     public struct Result: Sendable {
         public let status: Int32
         public let stdout: String
+        /// Standard error without the NDJSON progress events (the messages: summaries, errors).
         public let stderr: String
+        /// The NDJSON progress events wconv wrote on standard error (a pipe, not a terminal).
+        public let events: [String]
+
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            (self.stderr, self.events) = CLI.splitEvents(stderr)
+        }
+    }
+
+    /// Separates the progress events (lines `{"event":…}`, docs/cli-json.md) from the messages.
+    public static func splitEvents(_ stderr: String) -> (messages: String, events: [String]) {
+        var messages = "", events: [String] = []
+        for line in stderr.split(separator: "\n", omittingEmptySubsequences: false).dropLast(stderr.hasSuffix("\n") ? 1 : 0) {
+            if line.hasPrefix("{\"event\":") { events.append(String(line)) } else { messages += line + "\n" }
+        }
+        if !stderr.hasSuffix("\n"), messages.hasSuffix("\n") { messages.removeLast() }
+        return (messages, events)
     }
 
     /// The `wconv` executable next to the test bundle (`.build/<config>/wconv`).

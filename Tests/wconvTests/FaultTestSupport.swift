@@ -11,7 +11,15 @@ enum Fault {
     struct Result: Sendable {
         let status: Int32
         let stdout: String
+        /// Standard error without the NDJSON progress events.
         let stderr: String
+        let events: [String]
+
+        init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            (self.stderr, self.events) = CLI.splitEvents(stderr)
+        }
     }
 
     /// Runs `wconv` through `/bin/sh -c 'ulimit -f BLOCKS; exec wconv …'`: writes past

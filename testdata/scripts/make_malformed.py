@@ -32,6 +32,8 @@ def case(path, data, command, exit, error, what, base=None, replaces=None, stdou
         output = "out.gguf" if base is not None else "out"
     elif command[0] in ("quantize", "dequantize"):
         output = "out"
+    elif command[0] == "convert-adapter":
+        output = "out.gguf"
     CASES.append(dict(path=path, data=data, command=command, exit=exit, error=error, what=what,
                       base=base, replaces=replaces, stdout=stdout, derive=derive, output=output))
 
@@ -498,6 +500,64 @@ def nan_model():
 
 case("nan-weights/model.safetensors", nan_model(), ["quantize", "--nf4"], 65, "element 5 is nan",
      "a NaN in a weight of an otherwise valid model")
+
+# ---------------------------------------------------------------------------------------------
+# PEFT adapter_config.json, inside a copy of a golden LoRA adapter (convert-adapter reads it
+# first; the fuzz target peft-adapter-config runs the same reader).
+
+PEFT_ADAPTER = "golden/lora/tiny-llama-spm-lora"
+with open(os.path.join(ROOT, PEFT_ADAPTER, "adapter_config.json"), encoding="utf-8") as f:
+    PEFT_CONFIG = json.load(f)
+
+
+def peft_case(name, change, error, what, exit=65, raw=None):
+    config = dict(PEFT_CONFIG)
+    for key, value in change.items():
+        if value is KeyError:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    data = raw if raw is not None else json.dumps(config, indent=2, sort_keys=True).encode("utf-8")
+    case("peft/" + name + ".json", data, ["convert-adapter"], exit, error, what, base=PEFT_ADAPTER,
+         replaces="adapter_config.json")
+
+
+peft_case("not-json", {}, "invalid JSON at byte", "cut in the middle", raw=b'{"r": 8, "lora_alpha":')
+peft_case("not-object", {}, '"(root)" is not a JSON object', "a JSON array", raw=b"[8, 16]")
+peft_case("duplicate-key", {}, "duplicate", "r given twice", raw=b'{"peft_type": "LORA", "r": 8, "r": 4}')
+peft_case("rank-missing", {"r": KeyError}, '"r" is missing', "no r")
+peft_case("rank-zero", {"r": 0}, '"r" is not a positive integer', "r = 0")
+peft_case("rank-float", {"r": 8.5}, '"r" is not a positive integer', "r = 8.5")
+peft_case("rank-string", {"r": "8"}, '"r" is not a positive integer', "r as a string")
+peft_case("alpha-infinite", {}, '"lora_alpha" is not a finite number', "lora_alpha 1e999 (json-c reads infinity)",
+          raw=json.dumps(dict(PEFT_CONFIG, lora_alpha=0), sort_keys=True).replace('"lora_alpha": 0', '"lora_alpha": 1e999').encode())
+peft_case("dropout-one", {"lora_dropout": 1.0}, '"lora_dropout" is not a number in [0, 1)', "lora_dropout 1.0")
+peft_case("peft-type-prefix", {"peft_type": "PREFIX_TUNING"}, "peft_type is PREFIX_TUNING; only LORA adapters are supported",
+          "a prefix-tuning adapter", exit=69)
+peft_case("peft-type-number", {"peft_type": 1}, '"peft_type" is not a string', "peft_type a number")
+peft_case("dora", {"use_dora": True}, "DoRA (use_dora: true)", "a DoRA adapter", exit=69)
+peft_case("fan-in-fan-out", {"fan_in_fan_out": True}, "fan_in_fan_out (GPT-2 Conv1D layers)", "fan_in_fan_out true", exit=69)
+peft_case("use-dora-string", {"use_dora": "yes"}, '"use_dora" is not true or false', "use_dora a string")
+peft_case("bias-all", {"bias": "all"}, 'bias training ("bias": "all") is not supported', "bias all", exit=69)
+peft_case("targets-number", {"target_modules": 5}, '"target_modules" is not a list of strings or a string', "target_modules a number")
+peft_case("targets-mixed", {"target_modules": ["q_proj", 3]}, '"target_modules" is not a list of strings or a string',
+          "a number in target_modules")
+peft_case("targets-bad-regex", {"target_modules": ".*(q_proj"}, '"target_modules" pattern .*(q_proj is not a regular expression',
+          "an unbalanced parenthesis in the target_modules regex")
+peft_case("rank-pattern-negative", {"rank_pattern": {"q_proj": -1}},
+          '"rank_pattern" value for q_proj is not a positive integer', "a negative rank in rank_pattern")
+peft_case("rank-pattern-not-object", {"rank_pattern": ["q_proj", 4]}, '"rank_pattern" is not an object', "rank_pattern a list")
+peft_case("alpha-pattern-string", {"alpha_pattern": {"q_proj": "16"}},
+          '"alpha_pattern" value for q_proj is not a number', "an alpha as a string in alpha_pattern")
+peft_case("rank-pattern-bad-regex", {"rank_pattern": {"[q_proj": 4}}, '"rank_pattern" pattern [q_proj is not a regular expression',
+          "an unbalanced bracket in a rank_pattern key")
+peft_case("alpha-pattern-nested-repetition", {"alpha_pattern": {"la(.*)*1.sef_alttn.v_proj": 3}},
+          '"alpha_pattern" pattern la(.*)*1.sef_alttn.v_proj is refused: a repeated group holds a repetition',
+          "nested repetition in an alpha_pattern key (found by fuzzing: it hung the merge)")
+peft_case("targets-exponential-regex", {"target_modules": "(.*_)*proj"},
+          '"target_modules" pattern (.*_)*proj is refused', "nested repetition in the target_modules regex")
+peft_case("deep-nesting", {}, "JSON nested too deeply", "100 nested arrays in an unused field",
+          raw=b'{"r": 8, "x": ' + b"[" * 100 + b"]" * 100 + b"}")
 
 # ---------------------------------------------------------------------------------------------
 # Derived by the test from valid fixtures (not stored here).

@@ -20,6 +20,8 @@ public enum AdapterError: ClassifiedError, Hashable {
     case badDType(tensor: String, dtype: String)
     /// A regex in `target_modules`, `rank_pattern` or `alpha_pattern` that Swift's Regex cannot compile.
     case badPattern(key: String, pattern: String)
+    /// A regex that could take exponential time to match (``ModulePattern/backtrackingRisk(_:)``).
+    case riskyPattern(key: String, pattern: String, reason: String)
     /// A module the target format has no place for (embeddings, lm_head, norms).
     case cannotHold(tensor: String, target: String, reason: String)
     /// The adapter's module does not exist in (or does not fit) the base model.
@@ -52,6 +54,7 @@ public enum AdapterError: ClassifiedError, Hashable {
         case .badShape(let t, let s, let e): "tensor \(t) has shape \(s), expected \(e)"
         case .badDType(let t, let d): "tensor \(t) is stored as \(d); adapter matrices must be f32, f16 or bf16"
         case .badPattern(let k, let p): "\"\(k)\" pattern \(p) is not a regular expression wconv can use"
+        case .riskyPattern(let k, let p, let r): "\"\(k)\" pattern \(p) is refused: \(r)"
         case .cannotHold(let t, let target, let r): "tensor \(t) cannot be written to \(target): \(r)"
         case .moduleNotInBase(let m, let r): "adapter module \(m) does not fit the base model: \(r)"
         case .notAnAdapter(let r): "not a llama.cpp LoRA adapter: \(r)"

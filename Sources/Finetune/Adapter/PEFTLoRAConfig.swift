@@ -270,6 +270,8 @@ public struct PEFTLoRAConfig: Sendable, Hashable {
 enum PatternMatcher {
     static func compile(key: String, _ patterns: [String]) throws -> [Regex<AnyRegexOutput>] {
         try patterns.map { p in
+            // Screened first: a backtracking blow-up would hang the merge, not fail it.
+            if let reason = ModulePattern.backtrackingRisk(p) { throw AdapterError.riskyPattern(key: key, pattern: p, reason: reason) }
             do { return try Regex("(?:.*\\.)?(?:\(p))") } catch { throw AdapterError.badPattern(key: key, pattern: p) }
         }
     }

@@ -74,6 +74,10 @@ public final class AtomicOutput {
         self.isDirectory = isDirectory
         let dir = FileSystem.directoryName(destination)
         let name = FileSystem.baseName(destination)
+        // Checked here so the error names the output, not its temporary file.
+        if !FileSystem.isDirectory(dir) {
+            throw PathError(path: destination, OutputError.cannotCreate(errno: FileSystem.exists(dir) ? ENOTDIR : ENOENT))
+        }
         temporaryPath = FileSystem.join(dir, ".\(name).wconv-tmp-\(getpid())")
         removeTree(temporaryPath)
         TemporaryOutputs.register(temporaryPath)

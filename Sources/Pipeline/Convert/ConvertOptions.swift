@@ -30,6 +30,8 @@ public struct ConvertOptions: Sendable {
     public var vocabPre: String?
     /// Worker threads for the numeric work.
     public var threads: Int = activeProcessorCount
+    /// Called after each output tensor is written (for progress displays).
+    public var progress: PipelineProgressHandler?
 
     public init() {}
 }

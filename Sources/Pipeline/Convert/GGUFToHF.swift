@@ -76,6 +76,8 @@ public enum GGUFToHF {
         let specs = planned.map { SafetensorsTensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.entry.shape) }
         let byName = Dictionary(uniqueKeysWithValues: planned.map { ($0.name, $0) })
         let shardPlan = try SafetensorsShardPlan(specs, maxShardSize: options.splitMaxBytes ?? defaultMaxShardSize)
+        let counter = ProgressCounter(options.progress, tensorCount: planned.count,
+                                      bytesTotal: specs.reduce(0) { $0 + ($1.dtype.byteCount(elementCount: elementCount(of: $1.shape) ?? 0) ?? 0) })
         let files = try shardPlan.write(into: out.temporaryPath) { tensor, file in
             let p = byName[tensor.name]!
             // Errors about the tensor name the file it comes from (errors naming their own file,
@@ -88,6 +90,7 @@ public enum GGUFToHF {
             try transcoder.run(input: try source.bytes(of: p.entry), consumed: source.releasePages(of:)) { capacity, fill in
                 try file.withWritableBuffer(capacity: capacity, fill)
             }
+            counter.wrote(p.name, bytes: p.dtype.byteCount(elementCount: p.entry.elementCount) ?? 0)
         }
         // A changed input never becomes an output.
         try source.checkUnchanged()

@@ -179,16 +179,20 @@ enum GGUFPlanWriter {
         tensorData: (PlannedTensor, GGUFTensorSink) throws -> Void
     ) throws -> ConvertReport {
         var report = ConvertReport()
+        let counter = ProgressCounter(options.progress, tensorCount: plan.tensors.count,
+                                      bytesTotal: plan.tensors.reduce(0) { $0 + $1.byteCount })
         if let limit = options.splitMaxBytes {
             let splitter = try GGUFSplitWriter(metadata: plan.metadata, tensors: plan.descriptors, limit: .maxBytes(limit))
             let prefix = output.hasSuffix(".gguf") ? String(output.dropLast(5)) : output
             report.outputs = try splitter.write(prefix: prefix, force: options.force) { i, sink in
                 try tensorData(plan.tensors[i], sink)
+                counter.wrote(plan.tensors[i].name, bytes: plan.tensors[i].byteCount)
             }
         } else {
             let writer = try GGUFWriter(metadata: plan.metadata, tensors: plan.descriptors)
             try writer.write(toPath: output, force: options.force) { i, sink in
                 try tensorData(plan.tensors[i], sink)
+                counter.wrote(plan.tensors[i].name, bytes: plan.tensors[i].byteCount)
             }
             report.outputs = [output]
         }

@@ -62,6 +62,7 @@ public enum BNBDequantizer {
         try BNBInput.copyCompanionFiles(of: directory, into: out)
 
         var report = QuantizeReport()
+        let counter = ProgressCounter(options.progress, tensorCount: specs.count, bytesTotal: plan.totalSize)
         // Every output tensor is one input group, so the files are written front to back.
         let files = try plan.write(into: out.temporaryPath) { tensor, file in
             guard let group = groups[tensor.name] else { throw Failure(.internalError, "tensor \(tensor.name) was not planned") }
@@ -84,6 +85,7 @@ public enum BNBDequantizer {
                 }
             }
             report.add(type: tensor.dtype.rawValue, bytes: tensor.byteCount, parameters: tensor.elementCount)
+            counter.wrote(tensor.name, bytes: tensor.byteCount)
         }
         // A changed input never becomes an output.
         try source.checkUnchanged()

@@ -30,6 +30,15 @@ public enum BNBQuantizer {
         case copy(TensorEntry)
         case fourBit(source: BNBTensorGroup, weight: String, shape: [Int], dtype: DType)
         case int8(source: BNBTensorGroup, module: String, rows: Int, columns: Int)
+
+        /// The tensor (or module) name progress reports.
+        var name: String {
+            switch self {
+            case .copy(let e): e.name
+            case .fourBit(_, let weight, _, _): weight
+            case .int8(_, let module, _, _): module
+            }
+        }
     }
 
     /// Quantizes `input` into a new model directory at `output`.
@@ -138,8 +147,10 @@ public enum BNBQuantizer {
         try BNBInput.writeText(BNBWriteLayout.configText(config), to: out.path(of: "config.json"))
         try BNBInput.copyCompanionFiles(of: directory, into: out)
         let files = try BNBShardFiles(plan: plan, directory: out.temporaryPath)
+        let counter = ProgressCounter(options.progress, tensorCount: actions.count, bytesTotal: plan.totalSize)
 
         for action in actions {
+            let before = report.byteCount
             switch action {
             case .copy(let e):
                 let bytes = try source.bytes(of: e)
@@ -185,6 +196,7 @@ public enum BNBQuantizer {
                 }
                 report.add(type: "int8", bytes: bytes, parameters: values.count)
             }
+            counter.wrote(action.name, bytes: report.byteCount - before)
         }
         try files.close()
         // A changed input never becomes an output.

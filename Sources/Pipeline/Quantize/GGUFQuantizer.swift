@@ -223,6 +223,8 @@ public enum GGUFQuantizer {
     public static func write(_ plan: GGUFQuantizePlan, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
         let descriptors = plan.tensors.map { GGUFTensorDescriptor(name: $0.name, dimensions: $0.dimensions, type: $0.type, byteCount: $0.byteCount) }
         let writer = try withPath(output) { try GGUFWriter(metadata: plan.metadata, tensors: descriptors, alignment: plan.alignment) }
+        let counter = ProgressCounter(options.progress, tensorCount: plan.tensors.count,
+                                      bytesTotal: plan.tensors.reduce(0) { $0 + $1.byteCount })
         try writer.write(toPath: output, force: options.force) { i, sink in
             let t = plan.tensors[i]
             switch t.origin {
@@ -247,6 +249,7 @@ public enum GGUFQuantizer {
                     try sink.withWritableBuffer(capacity: capacity, fill)
                 }
             }
+            counter.wrote(t.name, bytes: t.byteCount)
         }
         var report = QuantizeReport()
         report.outputs = [output]
@@ -284,6 +287,7 @@ public enum GGUFDequantizer {
             convert.outType = outType == .f32 ? .f32 : outType == .f16 ? .f16 : .bf16
             convert.force = options.force
             convert.threads = options.threads
+            convert.progress = options.progress
             let converted = try GGUFToHF.convert(model, to: output, options: convert)
             var report = QuantizeReport()
             report.outputs = converted.outputs

@@ -123,6 +123,8 @@ public struct QuantizeOptions: Sendable {
     public var allowNonFinite = false
     public var threads = activeProcessorCount
     public var force = false
+    /// Called after each output tensor is written (for progress displays).
+    public var progress: PipelineProgressHandler?
 
     public init(scheme: Scheme) { self.scheme = scheme }
 

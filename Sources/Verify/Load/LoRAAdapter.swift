@@ -217,6 +217,12 @@ public struct LoRAAdapter: Sendable {
             }
             rankPattern = try pattern("rank_pattern") { $0.intValue }
             alphaPattern = try pattern("alpha_pattern") { $0.doubleValue }
+            // A pattern that backtracks without bound would hang the forward pass, not fail it.
+            var regexes = rankPattern.map(\.0) + alphaPattern.map(\.0)
+            if case .regex(let p) = targets { regexes.append(p) }
+            for p in regexes {
+                if let reason = ModulePattern.backtrackingRisk(p) { throw LoRAAdapterError.badConfig("pattern \(p) is refused: \(reason)") }
+            }
         }
 
         /// PEFT's `check_target_module_exists`: a regex must match the whole module path; a list

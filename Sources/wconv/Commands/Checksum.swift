@@ -50,6 +50,9 @@ struct Checksum: ParsableCommand {
     @Flag(help: "Print the result as JSON on standard output (schema in docs/manifest.md).")
     var json = false
 
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if check && (output != nil || tensors || absolutePaths || force) {
@@ -87,7 +90,7 @@ struct Checksum: ParsableCommand {
         let seconds = ReleaseFormat.seconds(clock.now - start)
         let bytes = manifest.outputs.reduce(0) { $0 + $1.byteCount }
         let tensorCount = manifest.outputs.reduce(0) { $0 + ($1.tensors?.count ?? 0) }
-        printError("wrote \(manifestPath ?? "manifest to standard output"): \(manifest.outputs.count) files"
+        printSummary(quiet: quiet, "wrote \(manifestPath ?? "manifest to standard output"): \(manifest.outputs.count) files"
             + (tensors ? ", \(tensorCount) tensors" : "")
             + ", \(ReleaseFormat.megabytes(bytes)) hashed in \(ReleaseFormat.fixed(seconds, 2)) s"
             + " (\(ReleaseFormat.fixed(seconds > 0 ? Double(bytes) / 1e6 / seconds : 0, 0)) MB/s)")
@@ -136,7 +139,7 @@ struct Checksum: ParsableCommand {
         if !failures.isEmpty {
             throw Failure(.checkFailed, "\(manifestPath): \(failures.count) of \(results.count) files do not match")
         }
-        printError("\(manifestPath): all \(results.count) files match")
+        printSummary(quiet: quiet, "\(manifestPath): all \(results.count) files match")
     }
 }
 

@@ -18,12 +18,14 @@ struct Convert: ParsableCommand {
         files, model.safetensors sharded past --split-max-size).
 
         The output is written under a temporary name and renamed when complete; an existing \
-        output is kept unless --force is given.
+        output is kept unless --force is given. Progress goes to stderr: a bar on a terminal, \
+        NDJSON events otherwise; --json prints the result on stdout (docs/cli-json.md).
 
         Examples:
           wconv convert ./SmolLM2-135M -o smollm2.f16.gguf --outtype f16
           wconv convert smollm2.f16.gguf -o ./smollm2-hf
           wconv convert ./Llama-3-8B -o llama3.gguf --split-max-size 2GB
+          wconv convert ./SmolLM2-135M -o smollm2.gguf --json --quiet > result.json
         """)
 
     @Argument(help: "Input: a Hugging Face model directory or a GGUF file.")
@@ -47,6 +49,8 @@ struct Convert: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup var reporting: OutputOptions
+
     func validate() throws {
         if let s = splitMaxSize, SafetensorsShardPlan.parseSize(s) == nil {
             throw ValidationError("--split-max-size must be a size such as 2GB or 500MB.")
@@ -62,6 +66,8 @@ struct Convert: ParsableCommand {
             options.splitMaxBytes = splitMaxSize.flatMap(SafetensorsShardPlan.parseSize)
             options.vocabPre = vocabPre
             options.threads = threads
+            let progress = ProgressReporter(command: "convert", quiet: reporting.quiet)
+            options.progress = progress.handler
             let clock = ContinuousClock()
             let start = clock.now
             let report: ConvertReport
@@ -76,8 +82,16 @@ struct Convert: ParsableCommand {
                 throw Failure(.usage, "HF → HF: use `wconv quantize` or `wconv dequantize` to change dtypes")
             }
             let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
+            progress.finish()
             let types = report.typeCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-            printError("wrote \(report.outputs[0]): \(report.tensorCount) tensors (\(types)), \(report.byteCount) bytes in \(String(format: seconds))s")
+            reporting.printResult(JSONObject([
+                ("command", "convert"), ("input", .string(input)), ("outputs", .array(report.outputs.map { .string($0) })),
+                ("tensors", .int(Int64(report.tensorCount))), ("bytes", .int(Int64(report.byteCount))),
+                ("parameters", .int(Int64(report.parameterCount))),
+                ("types", .object(JSONObject(report.typeCounts.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) }))),
+                ("seconds", .double(ProgressReporter.rounded(seconds))),
+            ]))
+            reporting.printSummary("wrote \(report.outputs[0]): \(report.tensorCount) tensors (\(types)), \(report.byteCount) bytes in \(String(format: seconds))s")
         }
     }
 }

@@ -48,6 +48,8 @@ struct ConvertAdapter: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup var reporting: OutputOptions
+
     func validate() throws {
         if FileSystem.isDirectory(input) {
             guard output.hasSuffix(".gguf") else {
@@ -79,10 +81,15 @@ struct ConvertAdapter: ParsableCommand {
                 report = try LlamaCppAdapter.toPEFT(gguf: input, base: try base.map(AdapterBaseModel.load(path:)), output: output,
                                                     force: force)
             }
-            for w in report.warnings { printError("note: \(w)") }
-            let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            printError("wrote \(report.output): \(report.moduleCount) LoRA modules (\(report.tensorCount) tensors), alpha \(report.alpha), in \((seconds * 100).rounded() / 100)s")
+            for w in report.warnings { reporting.printSummary("note: \(w)") }
+            let seconds = ProgressReporter.seconds(clock.now - start)
+            reporting.printResult(JSONObject([
+                ("command", "convert-adapter"), ("input", .string(input)), ("outputs", .array([.string(report.output)])),
+                ("modules", .int(Int64(report.moduleCount))), ("tensors", .int(Int64(report.tensorCount))),
+                ("alpha", .double(report.alpha)), ("notes", .array(report.warnings.map { .string($0) })),
+                ("seconds", .double(ProgressReporter.rounded(seconds))),
+            ]))
+            reporting.printSummary("wrote \(report.output): \(report.moduleCount) LoRA modules (\(report.tensorCount) tensors), alpha \(report.alpha), in \((seconds * 100).rounded() / 100)s")
         }
     }
 }

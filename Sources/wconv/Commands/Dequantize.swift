@@ -36,12 +36,15 @@ struct Dequantize: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup var reporting: OutputOptions
+
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
     }
 
     func run() throws {
         try runCommand {
+            let progress = ProgressReporter(command: "dequantize", quiet: reporting.quiet)
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
@@ -52,14 +55,19 @@ struct Dequantize: ParsableCommand {
                 var options = QuantizeOptions(scheme: .ggml(outType == .f16 ? .F16 : outType == .bf16 ? .BF16 : .F32))
                 options.threads = threads
                 options.force = force
+                options.progress = progress.handler
                 report = try GGUFDequantizer.dequantize(gguf, to: output, outType: outType, options: options)
             case .hf, .safetensors:
                 var options = QuantizeOptions(scheme: .bnb(.nf4))
                 options.threads = threads
                 options.force = force
+                options.progress = progress.handler
                 report = try BNBDequantizer.dequantize(model, to: output, outType: outtype?.dtype, options: options)
             }
-            printError(QuantizeSummary.text(report, seconds: QuantizeSummary.seconds(clock.now - start)))
+            progress.finish()
+            let seconds = QuantizeSummary.seconds(clock.now - start)
+            reporting.printResult(QuantizeSummary.json(report, command: "dequantize", input: input, seconds: seconds))
+            reporting.printSummary(QuantizeSummary.text(report, seconds: seconds))
         }
     }
 }

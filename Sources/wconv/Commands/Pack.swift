@@ -41,6 +41,9 @@ struct Pack: ParsableCommand {
     @Flag(help: "Print a summary as JSON on standard output.")
     var json = false
 
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
         let range = ZstdSettings.levelRange
@@ -52,7 +55,7 @@ struct Pack: ParsableCommand {
             let options = PackOptions(zstd: ZstdSettings(level: level, threads: threads, longDistanceMatching: long),
                                       hashThreads: threads, force: force)
             let report = try ModelArchive.pack(input, to: output, wconvVersion: WConvVersion.current, options: options)
-            printError("packed \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
+            printSummary(quiet: quiet, "packed \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
                 + "\(ReleaseFormat.megabytes(report.compressedBytes)), ratio \(ReleaseFormat.fixed(report.ratio, 3)), "
                 + "\(ReleaseFormat.fixed(report.seconds, 2)) s, \(ReleaseFormat.fixed(report.megabytesPerSecond, 1)) MB/s"
                 + (report.keptInputManifest ? "; verified against the input's \(Manifest.fileName)" : ""))

@@ -110,6 +110,9 @@ struct QLoRAMerge: ParsableCommand {
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
 
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     func validate() throws {
         if originalBase != nil && mergeInto != .original {
             throw ValidationError("--original-base goes with --merge-into original.")
@@ -147,22 +150,22 @@ struct QLoRAMerge: ParsableCommand {
             options.force = force
             let clock = ContinuousClock()
             let start = clock.now
-            let progress = ProgressLine(enabled: isatty(2) != 0 && !json)
+            let progress = ProgressReporter(command: "qlora-merge", quiet: quiet)
             let report = try LoRAMerge.merge(base: base, adapter: adapter, output: output, options: options) { done, total, what in
-                progress.update(total > 0 ? "merging \(done + 1)/\(total) \(what)" : what)
+                if total > 0 { progress.step(phase: "merging", done: done + 1, total: total, name: what) } else { progress.step(phase: what, done: 0, total: 0) }
             }
             progress.finish()
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            for w in report.warnings { printError("note: \(w)") }
+            for w in report.warnings where !quiet { printError("note: \(w)") }
             if json {
                 print(Self.jsonReport(report, seconds: seconds).serialized(.python(indent: 2, sortKeys: false)))
             } else {
                 print(Self.table(report))
                 let types = report.types.sorted { $0.key < $1.key }.map { "\($0.value.tensors) \($0.key)" }.joined(separator: ", ")
-                printError("wrote \(report.outputs.first ?? output): \(report.mergedModules) LoRA modules merged; \(types); \(report.byteCount) bytes in \(format(seconds))s")
+                if !quiet { printError("wrote \(report.outputs.first ?? output): \(report.mergedModules) LoRA modules merged; \(types); \(report.byteCount) bytes in \(format(seconds))s") }
             }
-            if !report.washedOut.isEmpty {
+            if !report.washedOut.isEmpty && !quiet {
                 let names = report.washedOut.prefix(3).map(\.name).joined(separator: ", ")
                 printError("warning: in \(report.washedOut.count) tensors the output encoding changes the weights by at least half as much as the adapter does (\(names)\(report.washedOut.count > 3 ? ", …" : "")); a wider --outtype or no --requantize keeps more of the adapter")
             }

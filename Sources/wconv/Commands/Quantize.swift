@@ -41,13 +41,16 @@ struct Quantize: ParsableCommand {
         NaN or infinite weights are refused unless --allow-non-finite; an already quantized \
         input is refused unless --allow-requantize (it is then dequantized first). The output \
         is written under a temporary name and renamed when complete; an existing output is kept \
-        unless --force. A summary (per type: tensors, bytes, bits per weight; time) goes to stderr.
+        unless --force. A summary (per type: tensors, bytes, bits per weight; time) goes to stderr \
+        with the progress (a bar on a terminal, NDJSON events otherwise); --json prints the \
+        result on stdout (docs/cli-json.md).
 
         Examples:
           wconv quantize ./Llama-3.2-1B -o ./llama-nf4 --nf4
           wconv quantize ./Llama-3.2-1B -o ./llama-nf4-fp32 --nf4 --compute-dtype f32
           wconv quantize ./Llama-3.2-1B -o ./llama-int8 --int8
           wconv quantize llama.f16.gguf -o llama.Q4_K_M.gguf --type Q4_K_M
+          wconv quantize llama.f16.gguf -o llama.Q8_0.gguf --type Q8_0 --json -q > result.json
         """)
 
     @Argument(help: "Input: a Hugging Face model directory (bitsandbytes) or a GGUF file (--type).")
@@ -107,6 +110,8 @@ struct Quantize: ParsableCommand {
 
     @Flag(help: "Replace the output if it exists.")
     var force = false
+
+    @OptionGroup var reporting: OutputOptions
 
     /// The scheme the flags select (validate() ensures exactly one).
     var scheme: QuantizeOptions.Scheme? {
@@ -175,6 +180,8 @@ struct Quantize: ParsableCommand {
             options.allowNonFinite = allowNonFinite
             options.threads = threads
             options.force = force
+            let progress = ProgressReporter(command: "quantize", quiet: reporting.quiet)
+            options.progress = progress.handler
 
             let clock = ContinuousClock()
             let start = clock.now
@@ -184,7 +191,10 @@ struct Quantize: ParsableCommand {
             case .bnb: report = try BNBQuantizer.quantize(model, to: output, options: options)
             case .ggml: report = try GGUFQuantizer.quantize(model, to: output, options: options)
             }
-            printError(QuantizeSummary.text(report, seconds: QuantizeSummary.seconds(clock.now - start)))
+            progress.finish()
+            let seconds = QuantizeSummary.seconds(clock.now - start)
+            reporting.printResult(QuantizeSummary.json(report, command: "quantize", input: input, seconds: seconds))
+            reporting.printSummary(QuantizeSummary.text(report, seconds: seconds))
         }
     }
 }
@@ -206,6 +216,23 @@ enum QuantizeSummary {
             + lpad(String(report.byteCount), 14) + "  " + lpad(InspectReport.format2(report.bitsPerWeight), 11))
         lines.append("  time \(InspectReport.format2(seconds)) s")
         return lines.joined(separator: "\n")
+    }
+
+    /// The `--json` result of `quantize` and `dequantize` (docs/cli-json.md).
+    static func json(_ report: QuantizeReport, command: String, input: String, seconds: Double) -> JSONObject {
+        let totals = report.totals.values.sorted { ($0.byteCount, $1.type) > ($1.byteCount, $0.type) }
+        return JSONObject([
+            ("command", .string(command)), ("input", .string(input)), ("outputs", .array(report.outputs.map { .string($0) })),
+            ("tensors", .int(Int64(totals.reduce(0) { $0 + $1.tensorCount }))), ("bytes", .int(Int64(report.byteCount))),
+            ("parameters", .int(Int64(report.parameterCount))), ("bits_per_weight", .double(ProgressReporter.rounded(report.bitsPerWeight))),
+            ("types", .array(totals.map { t in
+                .object(JSONObject([("type", .string(t.type)), ("tensors", .int(Int64(t.tensorCount))), ("bytes", .int(Int64(t.byteCount))),
+                                    ("parameters", .int(Int64(t.parameterCount))),
+                                    ("bits_per_weight", .double(ProgressReporter.rounded(t.bitsPerWeight)))]))
+            })),
+            ("warnings", .array(report.warnings.map { .string($0) })),
+            ("seconds", .double(ProgressReporter.rounded(seconds))),
+        ])
     }
 
     static func seconds(_ d: Duration) -> Double {

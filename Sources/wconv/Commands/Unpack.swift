@@ -39,6 +39,9 @@ struct Unpack: ParsableCommand {
     @Flag(help: "Print a summary as JSON on standard output.")
     var json = false
 
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     func validate() throws {
         if let s = maxSize, (SafetensorsShardPlan.parseSize(s) ?? 0) <= 0 {
             throw ValidationError("--max-size must be a size such as 50GB or 500MB.")
@@ -54,7 +57,7 @@ struct Unpack: ParsableCommand {
                                                                         requireManifest: requireManifest))
             let verified = report.manifest.map { "all \($0.outputs.count) verified against \(Manifest.fileName)" }
                 ?? "no \(Manifest.fileName) in the archive: structure checked, contents not verified"
-            printError("unpacked \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
+            printSummary(quiet: quiet, "unpacked \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
                 + "\(verified); ratio \(ReleaseFormat.fixed(report.ratio, 3)), "
                 + "\(ReleaseFormat.fixed(report.seconds, 2)) s, \(ReleaseFormat.fixed(report.megabytesPerSecond, 1)) MB/s")
             if json {

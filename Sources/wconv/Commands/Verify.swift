@@ -88,6 +88,9 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Replace existing --json and --save-baseline outputs.")
     var force = false
 
+    @Flag(name: .shortAndLong, help: "No progress on stderr (errors are still printed).")
+    var quiet = false
+
     func validate() throws {
         switch (models.count, baseline != nil, saveBaseline != nil) {
         case (2, _, _): break
@@ -122,7 +125,10 @@ struct VerifyCommand: ParsableCommand {
             options.layerTolerance = layerTolerance
             options.baselineTopK = topK
             options.maxChunks = chunks
-            let progress = Progress.reporter()
+            let reporter = ProgressReporter(command: "verify", quiet: quiet)
+            let progress: VerifyProgress? = reporter.mode == .silent ? nil : { phase, done, total in
+                reporter.step(phase: phase, done: done, total: total)
+            }
 
             // Outputs are checked up front, so an hour of evaluation is not lost to an existing file.
             for path in [json, saveBaseline].compactMap({ $0 }) where path != "-" && FileSystem.exists(path) && !force {
@@ -146,7 +152,7 @@ struct VerifyCommand: ParsableCommand {
                 if models.count == 1 {
                     // REF --save-baseline FILE: record only.
                     let stored = try ModelVerifier.makeBaseline(reference: reference, tokens: ids, bos: bos, options: options, progress: progress)
-                    Progress.finish()
+                    reporter.finish()
                     try stored.write(to: saveBaseline ?? "", force: force)
                     print("wrote \(saveBaseline ?? ""): \(stored.count) positions, top \(stored.topK) of \(stored.vocabularySize), "
                           + "\(stored.tokens.count / max(1, stored.contextLength)) chunks of \(stored.contextLength)")
@@ -159,7 +165,7 @@ struct VerifyCommand: ParsableCommand {
                 report = result.report
                 if let path = saveBaseline, let stored = result.baseline { try stored.write(to: path, force: force) }
             }
-            Progress.finish()
+            reporter.finish()
 
             if let path = json {
                 let text = report.json().serialized(.python(indent: 2, sortKeys: false)) + "\n"
@@ -198,27 +204,4 @@ func writeText(_ text: String, to path: String, force: Bool) throws {
     try file.write(Array(text.utf8))
     try file.close()
     try output.commit()
-}
-
-/// Progress lines on standard error, only when it is a terminal.
-enum Progress {
-    nonisolated(unsafe) private static var active = false
-
-    static func reporter() -> VerifyProgress? {
-        guard isatty(2) == 1 else { return nil }
-        return { phase, done, total in
-            active = true
-            printInline("\r\(phase) \(done)/\(total)\u{1B}[K")
-        }
-    }
-
-    /// Ends the progress line.
-    static func finish() {
-        if active { printInline("\r\u{1B}[K") }
-        active = false
-    }
-
-    private static func printInline(_ s: String) {
-        _ = s.withCString { write(2, $0, strlen($0)) }
-    }
 }
