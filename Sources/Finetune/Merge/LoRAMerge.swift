@@ -1,5 +1,5 @@
 public import TensorCore
-import Formats
+public import Formats
 public import Pipeline
 import Quantize
 import Verify
@@ -40,6 +40,9 @@ public struct MergeOptions: Sendable {
     public var verifyText: String?
     public var threads = activeProcessorCount
     public var force = false
+    /// Recorded inside the output (GGUF `general.wconv.*` keys, safetensors `__metadata__`);
+    /// nil writes none.
+    public var provenance: Provenance?
 
     public init() {}
 }
@@ -278,7 +281,8 @@ public enum LoRAMerge {
             for t in source.tensors {
                 specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
             }
-            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize,
+                                                metadata: Provenance.safetensorsMetadata(options.provenance))
             let out = try AtomicOutput.directory(at: output, force: options.force)
             do {
                 try writeText(BNBWriteLayout.configText(BNBWriteLayout.dequantizedConfig(directory.config.object, dtype: outType)),
@@ -351,7 +355,8 @@ public enum LoRAMerge {
                     specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
                 }
             }
-            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize,
+                                                metadata: Provenance.safetensorsMetadata(options.provenance))
             // Compute dtype float32: BitsAndBytesConfig's default.
             let quantization = fourBit.map { BNBQuantizationConfig.fourBit($0, doubleQuant: options.doubleQuant, computeDType: .f32) }
                 ?? BNBQuantizationConfig.int8()
@@ -512,6 +517,7 @@ public enum LoRAMerge {
                 throw Failure(.internalError, "safetensors input")
             }
             metadata.set(GGUFKeys.General.fileType, .uint32(UInt32(fileTypeValue)))
+            if let provenance = options.provenance { metadata.setProvenance(provenance) }
 
             var descriptors: [GGUFTensorDescriptor] = []
             for p in planned {

@@ -30,6 +30,9 @@ public struct ConvertOptions: Sendable {
     public var vocabPre: String?
     /// Worker threads for the numeric work.
     public var threads: Int = activeProcessorCount
+    /// Recorded inside the output (GGUF `general.wconv.*` keys, safetensors `__metadata__`);
+    /// nil writes none, byte for byte as the reference tools do.
+    public var provenance: Provenance?
 
     public init() {}
 }

@@ -75,7 +75,8 @@ public enum GGUFToHF {
 
         let specs = planned.map { SafetensorsTensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.entry.shape) }
         let byName = Dictionary(uniqueKeysWithValues: planned.map { ($0.name, $0) })
-        let shardPlan = try SafetensorsShardPlan(specs, maxShardSize: options.splitMaxBytes ?? defaultMaxShardSize)
+        let shardPlan = try SafetensorsShardPlan(specs, maxShardSize: options.splitMaxBytes ?? defaultMaxShardSize,
+                                                 metadata: Provenance.safetensorsMetadata(options.provenance))
         let files = try shardPlan.write(into: out.temporaryPath) { tensor, file in
             let p = byName[tensor.name]!
             // Errors about the tensor name the file it comes from (errors naming their own file,

@@ -85,9 +85,10 @@ public enum HFToGGUF {
                                          byteCount: bytes, permutation: permutation))
         }
 
-        let metadata = try LlamaGGUFMetadata.entries(
+        var metadata = try LlamaGGUFMetadata.entries(
             directory: directory, architecture: arch, fileType: fileType,
             tensors: planned.map { ($0.name, $0.shape) }, options: options)
+        if let provenance = options.provenance { metadata.setProvenance(provenance) }
         return GGUFPlan(metadata: metadata, tensors: planned)
     }
 

@@ -126,7 +126,8 @@ public enum BNBQuantizer {
                 specs += BNBWriteLayout.int8Specs(module: module, rows: rows, columns: columns)
             }
         }
-        let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+        let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize,
+                                            metadata: Provenance.safetensorsMetadata(options.provenance))
 
         // config.json: the input's, with quantization_config and dtype.
         let quantization = fourBitType.map { BNBQuantizationConfig.fourBit($0, doubleQuant: options.doubleQuant, computeDType: options.computeDType) }

@@ -146,6 +146,7 @@ public enum GGUFQuantizer {
         metadata.remove(GGUFKeys.Split.number)
         metadata.remove(GGUFKeys.Split.count)
         metadata.remove(GGUFKeys.Split.tensorsCount)
+        if let provenance = options.provenance { metadata.setProvenance(provenance) }
         // ggml's writer pads to its default of 32 even when the input declares another
         // alignment (and keeps that key), which gives a file ggml cannot read back; wconv writes
         // the declared alignment instead.
@@ -284,6 +285,7 @@ public enum GGUFDequantizer {
             convert.outType = outType == .f32 ? .f32 : outType == .f16 ? .f16 : .bf16
             convert.force = options.force
             convert.threads = options.threads
+            convert.provenance = options.provenance
             let converted = try GGUFToHF.convert(model, to: output, options: convert)
             var report = QuantizeReport()
             report.outputs = converted.outputs

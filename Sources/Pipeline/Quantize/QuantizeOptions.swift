@@ -123,6 +123,9 @@ public struct QuantizeOptions: Sendable {
     public var allowNonFinite = false
     public var threads = activeProcessorCount
     public var force = false
+    /// Recorded inside the output (GGUF `general.wconv.*` keys, safetensors `__metadata__`);
+    /// nil writes none, byte for byte as llama-quantize and transformers + bitsandbytes do.
+    public var provenance: Provenance?
 
     public init(scheme: Scheme) { self.scheme = scheme }
 

@@ -47,6 +47,9 @@ struct Convert: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
     func validate() throws {
         if let s = splitMaxSize, SafetensorsShardPlan.parseSize(s) == nil {
             throw ValidationError("--split-max-size must be a size such as 2GB or 500MB.")
@@ -64,8 +67,10 @@ struct Convert: ParsableCommand {
             options.threads = threads
             let clock = ContinuousClock()
             let start = clock.now
+            let model = try ModelInput.open(path: input)
+            options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads)
             let report: ConvertReport
-            switch (try ModelInput.open(path: input), output.hasSuffix(".gguf")) {
+            switch (model, output.hasSuffix(".gguf")) {
             case (.hf(let dir), true):
                 report = try HFToGGUF.convert(dir, to: output, options: options)
             case (.gguf(let model), false):
@@ -75,6 +80,7 @@ struct Convert: ParsableCommand {
             case (.hf, false), (.safetensors, _):
                 throw Failure(.usage, "HF → HF: use `wconv quantize` or `wconv dequantize` to change dtypes")
             }
+            try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
             let types = report.typeCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
             printError("wrote \(report.outputs[0]): \(report.tensorCount) tensors (\(types)), \(report.byteCount) bytes in \(String(format: seconds))s")

@@ -36,6 +36,9 @@ struct Dequantize: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
     }
@@ -45,6 +48,7 @@ struct Dequantize: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
+            let recorded = try provenance.begin("dequantize", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads)
             let report: QuantizeReport
             switch model {
             case .gguf(let gguf):
@@ -52,13 +56,16 @@ struct Dequantize: ParsableCommand {
                 var options = QuantizeOptions(scheme: .ggml(outType == .f16 ? .F16 : outType == .bf16 ? .BF16 : .F32))
                 options.threads = threads
                 options.force = force
+                options.provenance = recorded
                 report = try GGUFDequantizer.dequantize(gguf, to: output, outType: outType, options: options)
             case .hf, .safetensors:
                 var options = QuantizeOptions(scheme: .bnb(.nf4))
                 options.threads = threads
                 options.force = force
+                options.provenance = recorded
                 report = try BNBDequantizer.dequantize(model, to: output, outType: outtype?.dtype, options: options)
             }
+            try provenance.finish(recorded, output: output, outputs: report.outputs, threads: threads)
             printError(QuantizeSummary.text(report, seconds: QuantizeSummary.seconds(clock.now - start)))
         }
     }

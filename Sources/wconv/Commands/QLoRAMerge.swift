@@ -107,6 +107,9 @@ struct QLoRAMerge: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
 
@@ -145,6 +148,7 @@ struct QLoRAMerge: ParsableCommand {
             options.verifyText = verifyText
             options.threads = threads
             options.force = force
+            options.provenance = try provenance.begin("qlora-merge", options: recordedOptions, recipe: recipe, inputs: inputPaths, threads: threads)
             let clock = ContinuousClock()
             let start = clock.now
             let progress = ProgressLine(enabled: isatty(2) != 0 && !json)
@@ -152,6 +156,7 @@ struct QLoRAMerge: ParsableCommand {
                 progress.update(total > 0 ? "merging \(done + 1)/\(total) \(what)" : what)
             }
             progress.finish()
+            try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             for w in report.warnings { printError("note: \(w)") }

@@ -108,6 +108,9 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
     /// The scheme the flags select (validate() ensures exactly one).
     var scheme: QuantizeOptions.Scheme? {
         if nf4 { return .bnb(.nf4) }
@@ -179,11 +182,13 @@ struct Quantize: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
+            options.provenance = try provenance.begin("quantize", options: recordedOptions, recipe: options.recipe, inputs: [input], threads: threads)
             let report: QuantizeReport
             switch scheme {
             case .bnb: report = try BNBQuantizer.quantize(model, to: output, options: options)
             case .ggml: report = try GGUFQuantizer.quantize(model, to: output, options: options)
             }
+            try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             printError(QuantizeSummary.text(report, seconds: QuantizeSummary.seconds(clock.now - start)))
         }
     }
