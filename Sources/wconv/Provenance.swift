@@ -25,10 +25,12 @@ struct ProvenanceOptions: ParsableArguments {
     /// - Parameters:
     ///   - options: the command's options as recorded: no paths but base names, no thread
     ///     counts, nothing that differs between machines or runs.
-    func begin(_ command: String, options: JSONObject, recipe: JSONValue?, inputs: [String], threads: Int) throws -> Provenance? {
+    ///   - dryRun: list the inputs without hashing them (the digests' length is all a plan needs).
+    func begin(_ command: String, options: JSONObject, recipe: JSONValue?, inputs: [String], threads: Int,
+               dryRun: Bool = false) throws -> Provenance? {
         if noProvenance { return nil }
         return try Provenance.make(wconvVersion: WConvVersion.current, command: ManifestCommand(name: command, options: options),
-                                   recipe: recipe, inputs: inputs, threads: threads)
+                                   recipe: recipe, inputs: inputs, threads: threads, hashing: !dryRun)
     }
 
     /// Writes the manifest of a finished command: inside `output` when it is a directory,

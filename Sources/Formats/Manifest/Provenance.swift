@@ -42,8 +42,10 @@ public struct Provenance: Sendable, Hashable {
 
     /// Hashes every input (files, or directories with every file below them) and returns the
     /// provenance of a command about to run on them.
+    /// - Parameter hashing: false lists the inputs without reading them and records 64 zeros as
+    ///   each digest: the same length, so a `--dry-run` plans the exact output size quickly.
     public static func make(wconvVersion: String, command: ManifestCommand, recipe: JSONValue?,
-                            inputs paths: [String], threads: Int = activeProcessorCount) throws -> Provenance {
+                            inputs paths: [String], threads: Int = activeProcessorCount, hashing: Bool = true) throws -> Provenance {
         var inputs: [Input] = []
         var seen = Set<String>()
         for path in paths {
@@ -52,6 +54,14 @@ public struct Provenance: Sendable, Hashable {
             // Relative to the parent, so a file is its base name and a directory's files
             // start with the directory's base name.
             let parent = FileSystem.directoryName(canonical)
+            if !hashing {
+                for f in try Manifest.expand([path], excluding: nil) where seen.insert(f.canonical).inserted {
+                    let name = FileTree.relativePath(from: parent.isEmpty ? "/" : parent, to: f.canonical)
+                    inputs.append(Input(name: name, byteCount: f.byteCount, sha256: String(repeating: "0", count: 64),
+                                        canonicalPath: f.canonical))
+                }
+                continue
+            }
             let manifest = try Manifest.make(wconvVersion: wconvVersion, command: nil, recipe: nil,
                                              inputs: [path], outputs: [], relativeTo: parent.isEmpty ? "/" : parent,
                                              options: ManifestOptions(threads: threads))

@@ -92,6 +92,25 @@ public enum HFToGGUF {
         return GGUFPlan(metadata: metadata, tensors: planned)
     }
 
+    /// What ``convert(_:to:options:)`` will write to `output`, without writing anything.
+    public static func outputPlan(_ directory: HFModelDirectory, output: String, options: ConvertOptions) throws -> OutputPlan {
+        let plan = try plan(directory, options: options)
+        var peak = 0
+        let tensors = plan.tensors.map { t in
+            let sourceType: String
+            switch t.source {
+            case .input(let entry): sourceType = entry.encoding.description
+            case .generated: sourceType = GGMLType.f32.name
+            }
+            peak = max(peak, OutputPlan.workingBytes(elements: elementCount(of: t.dimensions) ?? 0, outputBytes: t.byteCount,
+                                                      transformed: sourceType != t.type.name || t.permutation != nil))
+            return OutputPlan.Tensor(name: t.name, sourceType: sourceType, type: t.type.name, shape: t.shape, byteCount: t.byteCount)
+        }
+        return try OutputPlan.gguf(metadata: plan.metadata, tensors: tensors, descriptors: plan.descriptors,
+                                   alignment: GGUFHeader.defaultAlignment, output: output, splitMaxBytes: options.splitMaxBytes,
+                                   peak: peak, warnings: [])
+    }
+
     /// Converts `directory` into the GGUF file at `output` (or split parts with
     /// `options.splitMaxBytes`), writing atomically.
     @discardableResult

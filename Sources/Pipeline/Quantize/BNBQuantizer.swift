@@ -43,6 +43,58 @@ public enum BNBQuantizer {
     /// - Throws: ``PathError``/``Failure`` for an unusable input, ``TranscodeError/nonFiniteValue(tensor:index:value:)``
     ///   for NaN/Inf weights, ``OutputError`` for an existing or unwritable output.
     public static func quantize(_ input: ModelInput, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
+        let plan = try plan(input, options: options)
+        return try write(plan, to: output, options: options)
+    }
+
+    /// Everything decided before writing: the actions, double-quant offsets, file layout and config.
+    struct Plan {
+        let directory: HFModelDirectory
+        let source: CheckpointTensorSource
+        let fourBitType: BNB4BitType?
+        let actions: [Action]
+        let offsets: [String: Float]
+        let shards: SafetensorsShardPlan
+        let config: JSONObject
+        let warnings: [String]
+    }
+
+    /// What ``quantize(_:to:options:)`` will write (the weights files), without writing anything.
+    /// With double quantization every weight is read once for its block statistics, which fix
+    /// the length of its quant_state JSON and so the layout.
+    public static func outputPlan(_ input: ModelInput, options: QuantizeOptions) throws -> OutputPlan {
+        let plan = try plan(input, options: options)
+        var sourceType: [String: (String, Int)] = [:]   // stored name → (source dtype, elements of the weight)
+        for action in plan.actions {
+            switch action {
+            case .copy(let e):
+                sourceType[e.name] = (e.encoding.description, e.elementCount)
+            case .fourBit(let group, let weight, let shape, _):
+                let s = group.entries.count == 1 ? group.entries[0].encoding.description : "bnb"
+                for t in plan.shards.shards.flatMap(\.tensors) where t.name.hasPrefix(weight) {
+                    sourceType[t.name] = (s, elementCount(of: shape) ?? 0)
+                }
+            case .int8(let group, let module, let rows, let columns):
+                let s = group.entries.count == 1 ? group.entries[0].encoding.description : "bnb"
+                for t in plan.shards.shards.flatMap(\.tensors) where t.name.hasPrefix(module + ".") {
+                    sourceType[t.name] = (s, rows * columns)
+                }
+            }
+        }
+        var peak = 0
+        var tensors: [OutputPlan.Tensor] = []
+        for shard in plan.shards.shards {
+            for t in shard.layout.tensors {
+                let (s, elements) = sourceType[t.name] ?? ("?", 0)
+                tensors.append(OutputPlan.Tensor(name: t.name, sourceType: s, type: t.dtype.rawValue, shape: t.shape, byteCount: t.byteCount))
+                // A quantized weight holds its float32 values and every output piece at once.
+                peak = max(peak, elements * 4 + t.byteCount)
+            }
+        }
+        return OutputPlan.safetensors(plan.shards, tensors: tensors, peak: peak, warnings: plan.warnings)
+    }
+
+    static func plan(_ input: ModelInput, options: QuantizeOptions) throws -> Plan {
         guard case .bnb(let scheme) = options.scheme else {
             throw Failure(.usage, "BNBQuantizer writes bitsandbytes formats only (nf4, fp4, int8)")
         }
@@ -135,10 +187,18 @@ public enum BNBQuantizer {
         let weightDType = configDType.flatMap { $0.isConvertibleFloat ? $0 : nil } ?? dominantDType(actions) ?? .f32
         let config = BNBWriteLayout.quantizedConfig(directory.config.object, quantization: quantization, dtype: weightDType)
 
+        return Plan(directory: directory, source: source, fourBitType: fourBitType, actions: actions, offsets: offsets,
+                    shards: plan, config: config, warnings: report.warnings)
+    }
+
+    static func write(_ plan: Plan, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
+        let (directory, source, fourBitType, actions, offsets) = (plan.directory, plan.source, plan.fourBitType, plan.actions, plan.offsets)
+        var report = QuantizeReport()
+        report.warnings = plan.warnings
         let out = try AtomicOutput.directory(at: output, force: options.force)
-        try BNBInput.writeText(BNBWriteLayout.configText(config), to: out.path(of: "config.json"))
+        try BNBInput.writeText(BNBWriteLayout.configText(plan.config), to: out.path(of: "config.json"))
         try BNBInput.copyCompanionFiles(of: directory, into: out)
-        let files = try BNBShardFiles(plan: plan, directory: out.temporaryPath)
+        let files = try BNBShardFiles(plan: plan.shards, directory: out.temporaryPath)
 
         for action in actions {
             switch action {

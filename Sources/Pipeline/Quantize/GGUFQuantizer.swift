@@ -206,6 +206,22 @@ public enum GGUFQuantizer {
                                 warnings: warnings, source: source)
     }
 
+    /// What ``write(_:to:options:)`` will write to `output` for `plan`, without writing anything.
+    public static func outputPlan(_ plan: GGUFQuantizePlan, output: String) throws -> OutputPlan {
+        var peak = 0
+        let tensors = plan.tensors.map { t in
+            peak = max(peak, OutputPlan.workingBytes(elements: elementCount(of: t.dimensions) ?? 0, outputBytes: t.byteCount,
+                                                      transformed: t.storage != .ggml(t.type)))
+            return OutputPlan.Tensor(name: t.name, sourceType: t.storage.description, type: t.type.name,
+                                     shape: Array(t.dimensions.reversed()), byteCount: t.byteCount)
+        }
+        let descriptors = plan.tensors.map { GGUFTensorDescriptor(name: $0.name, dimensions: $0.dimensions, type: $0.type, byteCount: $0.byteCount) }
+        return try withPath(output) {
+            try OutputPlan.gguf(metadata: plan.metadata, tensors: tensors, descriptors: descriptors, alignment: plan.alignment,
+                                output: output, splitMaxBytes: nil, peak: peak, warnings: plan.warnings)
+        }
+    }
+
     /// The hyper-parameters llama-quantize's rules read.
     static func modelFacts(_ metadata: GGUFMetadata, path: String) throws -> GGUFQuantModelFacts {
         guard let arch = metadata[GGUFKeys.General.architecture]?.stringValue else {

@@ -50,11 +50,18 @@ struct Convert: ParsableCommand {
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
 
+    @Flag(help: "Print the plan (per tensor: source and target type, shape, bytes; output size; peak memory) and write nothing.")
+    var dryRun = false
+
+    @Flag(help: "With --dry-run: print the plan as JSON (docs/dry-run.md).")
+    var json = false
+
     func validate() throws {
         if let s = splitMaxSize, SafetensorsShardPlan.parseSize(s) == nil {
             throw ValidationError("--split-max-size must be a size such as 2GB or 500MB.")
         }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if json && !dryRun { throw ValidationError("--json goes with --dry-run.") }
     }
 
     func run() throws {
@@ -68,7 +75,16 @@ struct Convert: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
-            options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads)
+            options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads,
+                                                      dryRun: dryRun)
+            if dryRun {
+                switch model {
+                case .hf(let dir) where output.hasSuffix(".gguf"): DryRun.print(try HFToGGUF.outputPlan(dir, output: output, options: options), output: output, json: json)
+                case .gguf(let gguf) where !output.hasSuffix(".gguf"): DryRun.print(try GGUFToHF.outputPlan(gguf, options: options), output: output, json: json)
+                default: throw Failure(.usage, "convert goes HF → GGUF (output ending in .gguf) or GGUF → HF")
+                }
+                return
+            }
             let report: ConvertReport
             switch (model, output.hasSuffix(".gguf")) {
             case (.hf(let dir), true):

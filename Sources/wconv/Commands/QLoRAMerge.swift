@@ -110,6 +110,9 @@ struct QLoRAMerge: ParsableCommand {
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
 
+    @Flag(help: "Print the plan (per tensor: source and target type, shape, bytes; output size; peak memory) and write nothing.")
+    var dryRun = false
+
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
 
@@ -148,7 +151,12 @@ struct QLoRAMerge: ParsableCommand {
             options.verifyText = verifyText
             options.threads = threads
             options.force = force
-            options.provenance = try provenance.begin("qlora-merge", options: recordedOptions, recipe: recipe, inputs: inputPaths, threads: threads)
+            options.provenance = try provenance.begin("qlora-merge", options: recordedOptions, recipe: recipe, inputs: inputPaths, threads: threads,
+                                                      dryRun: dryRun)
+            if dryRun {
+                DryRun.print(try LoRAMerge.outputPlan(base: base, adapter: adapter, output: output, options: options), output: output, json: json)
+                return
+            }
             let clock = ContinuousClock()
             let start = clock.now
             let progress = ProgressLine(enabled: isatty(2) != 0 && !json)

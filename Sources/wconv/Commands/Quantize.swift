@@ -111,6 +111,12 @@ struct Quantize: ParsableCommand {
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
 
+    @Flag(help: "Print the plan (per tensor: source and target type, shape, bytes; output size; peak memory) and write nothing.")
+    var dryRun = false
+
+    @Flag(help: "With --dry-run: print the plan as JSON (docs/dry-run.md).")
+    var json = false
+
     /// The scheme the flags select (validate() ensures exactly one).
     var scheme: QuantizeOptions.Scheme? {
         if nf4 { return .bnb(.nf4) }
@@ -160,6 +166,7 @@ struct Quantize: ParsableCommand {
             }
         }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if json && !dryRun { throw ValidationError("--json goes with --dry-run.") }
     }
 
     func run() throws {
@@ -182,7 +189,16 @@ struct Quantize: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
-            options.provenance = try provenance.begin("quantize", options: recordedOptions, recipe: options.recipe, inputs: [input], threads: threads)
+            options.provenance = try provenance.begin("quantize", options: recordedOptions, recipe: options.recipe, inputs: [input], threads: threads,
+                                                      dryRun: dryRun)
+            if dryRun {
+                let plan = switch scheme {
+                case .bnb: try BNBQuantizer.outputPlan(model, options: options)
+                case .ggml: try GGUFQuantizer.outputPlan(try GGUFQuantizer.plan(model, options: options), output: output)
+                }
+                DryRun.print(plan, output: output, json: json)
+                return
+            }
             let report: QuantizeReport
             switch scheme {
             case .bnb: report = try BNBQuantizer.quantize(model, to: output, options: options)
