@@ -1,6 +1,13 @@
+import ArgumentParser
 import Formats
 import Pipeline
 import TensorCore
+
+/// `--dry-run`, for convert, quantize and qlora-merge.
+struct DryRunOptions: ParsableArguments {
+    @Flag(help: "Print the plan (per tensor: source and target type, shape, bytes; output size; peak memory) and write nothing.")
+    var dryRun = false
+}
 
 /// `--dry-run`: prints the plan of a command instead of running it (schema in docs/dry-run.md).
 enum DryRun {

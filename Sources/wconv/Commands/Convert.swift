@@ -50,8 +50,8 @@ struct Convert: ParsableCommand {
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
 
-    @Flag(help: "Print the plan (per tensor: source and target type, shape, bytes; output size; peak memory) and write nothing.")
-    var dryRun = false
+    @OptionGroup(title: "Plan")
+    var plan: DryRunOptions
 
     @Flag(help: "With --dry-run: print the plan as JSON (docs/dry-run.md).")
     var json = false
@@ -61,7 +61,7 @@ struct Convert: ParsableCommand {
             throw ValidationError("--split-max-size must be a size such as 2GB or 500MB.")
         }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
-        if json && !dryRun { throw ValidationError("--json goes with --dry-run.") }
+        if json && !plan.dryRun { throw ValidationError("--json goes with --dry-run.") }
     }
 
     func run() throws {
@@ -76,8 +76,8 @@ struct Convert: ParsableCommand {
             let start = clock.now
             let model = try ModelInput.open(path: input)
             options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads,
-                                                      dryRun: dryRun)
-            if dryRun {
+                                                      dryRun: plan.dryRun)
+            if plan.dryRun {
                 switch model {
                 case .hf(let dir) where output.hasSuffix(".gguf"): DryRun.print(try HFToGGUF.outputPlan(dir, output: output, options: options), output: output, json: json)
                 case .gguf(let gguf) where !output.hasSuffix(".gguf"): DryRun.print(try GGUFToHF.outputPlan(gguf, options: options), output: output, json: json)

@@ -110,8 +110,8 @@ struct QLoRAMerge: ParsableCommand {
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
 
-    @Flag(help: "Print the plan (per tensor: source and target type, shape, bytes; output size; peak memory) and write nothing.")
-    var dryRun = false
+    @OptionGroup(title: "Plan")
+    var plan: DryRunOptions
 
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
@@ -152,8 +152,8 @@ struct QLoRAMerge: ParsableCommand {
             options.threads = threads
             options.force = force
             options.provenance = try provenance.begin("qlora-merge", options: recordedOptions, recipe: recipe, inputs: inputPaths, threads: threads,
-                                                      dryRun: dryRun)
-            if dryRun {
+                                                      dryRun: plan.dryRun)
+            if plan.dryRun {
                 DryRun.print(try LoRAMerge.outputPlan(base: base, adapter: adapter, output: output, options: options), output: output, json: json)
                 return
             }

@@ -111,8 +111,8 @@ struct Quantize: ParsableCommand {
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
 
-    @Flag(help: "Print the plan (per tensor: source and target type, shape, bytes; output size; peak memory) and write nothing.")
-    var dryRun = false
+    @OptionGroup(title: "Plan")
+    var plan: DryRunOptions
 
     @Flag(help: "With --dry-run: print the plan as JSON (docs/dry-run.md).")
     var json = false
@@ -166,7 +166,7 @@ struct Quantize: ParsableCommand {
             }
         }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
-        if json && !dryRun { throw ValidationError("--json goes with --dry-run.") }
+        if json && !plan.dryRun { throw ValidationError("--json goes with --dry-run.") }
     }
 
     func run() throws {
@@ -190,13 +190,13 @@ struct Quantize: ParsableCommand {
             let start = clock.now
             let model = try ModelInput.open(path: input)
             options.provenance = try provenance.begin("quantize", options: recordedOptions, recipe: options.recipe, inputs: [input], threads: threads,
-                                                      dryRun: dryRun)
-            if dryRun {
-                let plan = switch scheme {
+                                                      dryRun: plan.dryRun)
+            if plan.dryRun {
+                let outputPlan = switch scheme {
                 case .bnb: try BNBQuantizer.outputPlan(model, options: options)
                 case .ggml: try GGUFQuantizer.outputPlan(try GGUFQuantizer.plan(model, options: options), output: output)
                 }
-                DryRun.print(plan, output: output, json: json)
+                DryRun.print(outputPlan, output: output, json: json)
                 return
             }
             let report: QuantizeReport
