@@ -43,9 +43,9 @@ public struct OutputPlan: Sendable {
     public var format: String
     public var tensors: [Tensor]
     public var files: [File]
-    /// Estimated peak heap memory of the run, in bytes: the largest tensor's working buffers
-    /// (input decoded to float32 where the type changes, and its output) plus headers. Mapped
-    /// input pages are not counted: the kernel drops them as the run moves on.
+    /// Estimated peak working memory of the run, in bytes: the output header and the largest
+    /// tensor's buffers (see docs/dry-run.md). Not counted: mapped input pages (the kernel drops
+    /// them as the run moves on), parsed metadata such as the vocabulary, and the process itself.
     public var peakMemoryBytes: Int
     public var warnings: [String]
 
@@ -78,10 +78,12 @@ public struct OutputPlan: Sendable {
         return .object(o)
     }
 
-    /// The working memory of transforming one tensor: its output, plus a float32 copy of its
-    /// values when the encoding changes.
-    public static func workingBytes(elements: Int, outputBytes: Int, transformed: Bool) -> Int {
-        outputBytes + (transformed ? elements * 4 : 0)
+    /// The working memory of streaming one tensor row by row (``RowTranscoder``,
+    /// `GGUFRowQuantizer`): the 4 MiB output buffer (a row larger than that gets its own), and
+    /// per worker a float32 scratch batch of at least 16384 values or one row.
+    public static func streamingBytes(rowLength: Int, rowBytes: Int, threads: Int) -> Int {
+        let buffer = 1 << 22
+        return buffer + (rowBytes > buffer ? rowBytes : 0) + max(1, threads) * max(16384, rowLength) * 4
     }
 
     /// The plan of a GGUF output written by ``GGUFWriter`` (one file) or ``GGUFSplitWriter``.

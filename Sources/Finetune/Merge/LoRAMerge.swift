@@ -355,7 +355,9 @@ public enum LoRAMerge {
                 } else {
                     specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
                 }
-                for s in specs[first...] { origin[s.name] = (t.storage.description, elementCount(of: t.shape) ?? 0) }
+                // The merged float32 values, and for an adapted weight their decoded copy for the comparison.
+                let floats = t.isFloat ? (elementCount(of: t.shape) ?? 0) * (modules[t.name] == nil ? 1 : 2) : 0
+                for s in specs[first...] { origin[s.name] = (t.storage.description, floats) }
             }
             let shards = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize,
                                                   metadata: Provenance.safetensorsMetadata(options.provenance))
@@ -365,8 +367,7 @@ public enum LoRAMerge {
                 for t in shard.layout.tensors {
                     let o = origin[t.name] ?? ("?", 0)
                     tensors.append(OutputPlan.Tensor(name: t.name, sourceType: o.type, type: t.dtype.rawValue, shape: t.shape, byteCount: t.byteCount))
-                    // The merged float32 values, a copy for the comparison, and the output bytes.
-                    peak = max(peak, 2 * o.elements * 4 + t.byteCount)
+                    peak = max(peak, o.elements * 4 + t.byteCount)
                 }
             }
             return SafetensorsPlan(shards: shards, offsets: offsets, outputPlan: OutputPlan.safetensors(shards, tensors: tensors, peak: peak))
@@ -598,9 +599,11 @@ public enum LoRAMerge {
             var peak = 0
             let tensors = zip(planned, descriptors).map { p, d in
                 let sourceType = p.tensor?.storage.description ?? GGMLType.f32.name
-                let elements = elementCount(of: p.dimensions) ?? 0
-                // The merged float32 values, their decoded copy for the comparison, and the output bytes.
-                peak = max(peak, 2 * elements * 4 + d.byteCount)
+                let adapted = p.tensor.map { modules[$0.name] != nil } ?? false
+                let elements = p.generated == nil ? (elementCount(of: p.dimensions) ?? 0) : 0
+                // The merged float32 values, for an adapted weight their decoded copy for the
+                // comparison, and the output bytes.
+                peak = max(peak, elements * 4 * (adapted ? 2 : 1) + d.byteCount)
                 return OutputPlan.Tensor(name: p.name, sourceType: sourceType, type: p.type.name, shape: Array(p.dimensions.reversed()),
                                          byteCount: d.byteCount)
             }

@@ -75,8 +75,9 @@ public enum GGUFToHF {
         var peak = 0
         let tensors = p.planned.map { t in
             let bytes = t.dtype.byteCount(elementCount: t.entry.elementCount) ?? 0
-            peak = max(peak, OutputPlan.workingBytes(elements: t.entry.elementCount, outputBytes: bytes,
-                                                      transformed: t.entry.encoding != .dense(t.dtype) || t.permutation != nil))
+            let rowLength = t.entry.shape.last ?? 1
+            let rows = max(1, t.entry.elementCount / max(1, rowLength))
+            peak = max(peak, OutputPlan.streamingBytes(rowLength: rowLength, rowBytes: bytes / rows, threads: options.threads))
             return OutputPlan.Tensor(name: t.name, sourceType: t.entry.encoding.description, type: t.dtype.rawValue,
                                      shape: t.entry.shape, byteCount: bytes)
         }

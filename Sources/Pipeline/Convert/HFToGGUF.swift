@@ -102,8 +102,9 @@ public enum HFToGGUF {
             case .input(let entry): sourceType = entry.encoding.description
             case .generated: sourceType = GGMLType.f32.name
             }
-            peak = max(peak, OutputPlan.workingBytes(elements: elementCount(of: t.dimensions) ?? 0, outputBytes: t.byteCount,
-                                                      transformed: sourceType != t.type.name || t.permutation != nil))
+            let rowLength = t.dimensions.first ?? 1
+            let rows = max(1, (elementCount(of: t.dimensions) ?? 0) / max(1, rowLength))
+            peak = max(peak, OutputPlan.streamingBytes(rowLength: rowLength, rowBytes: t.byteCount / rows, threads: options.threads))
             return OutputPlan.Tensor(name: t.name, sourceType: sourceType, type: t.type.name, shape: t.shape, byteCount: t.byteCount)
         }
         return try OutputPlan.gguf(metadata: plan.metadata, tensors: tensors, descriptors: plan.descriptors,

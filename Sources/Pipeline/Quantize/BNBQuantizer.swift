@@ -64,34 +64,34 @@ public enum BNBQuantizer {
     /// the length of its quant_state JSON and so the layout.
     public static func outputPlan(_ input: ModelInput, options: QuantizeOptions) throws -> OutputPlan {
         let plan = try plan(input, options: options)
-        var sourceType: [String: (String, Int)] = [:]   // stored name → (source dtype, elements of the weight)
+        // Stored name → the source's type and the weight it belongs to (nil for a copied tensor,
+        // whose mapped bytes are written as they are).
+        var origin: [String: (type: String, weight: String?)] = [:]
+        var weightElements: [String: Int] = [:]
+        let stored = plan.shards.shards.flatMap(\.layout.tensors)
         for action in plan.actions {
             switch action {
             case .copy(let e):
-                sourceType[e.name] = (e.encoding.description, e.elementCount)
+                origin[e.name] = (e.encoding.description, nil)
             case .fourBit(let group, let weight, let shape, _):
                 let s = group.entries.count == 1 ? group.entries[0].encoding.description : "bnb"
-                for t in plan.shards.shards.flatMap(\.tensors) where t.name.hasPrefix(weight) {
-                    sourceType[t.name] = (s, elementCount(of: shape) ?? 0)
-                }
+                for t in stored where t.name.hasPrefix(weight) { origin[t.name] = (s, weight) }
+                weightElements[weight] = elementCount(of: shape) ?? 0
             case .int8(let group, let module, let rows, let columns):
                 let s = group.entries.count == 1 ? group.entries[0].encoding.description : "bnb"
-                for t in plan.shards.shards.flatMap(\.tensors) where t.name.hasPrefix(module + ".") {
-                    sourceType[t.name] = (s, rows * columns)
-                }
+                for t in stored where t.name.hasPrefix(module + ".") { origin[t.name] = (s, module) }
+                weightElements[module] = rows * columns
             }
         }
-        var peak = 0
+        // A quantized weight holds its float32 values and all its output pieces at once.
+        var working = weightElements.mapValues { $0 * 4 }
         var tensors: [OutputPlan.Tensor] = []
-        for shard in plan.shards.shards {
-            for t in shard.layout.tensors {
-                let (s, elements) = sourceType[t.name] ?? ("?", 0)
-                tensors.append(OutputPlan.Tensor(name: t.name, sourceType: s, type: t.dtype.rawValue, shape: t.shape, byteCount: t.byteCount))
-                // A quantized weight holds its float32 values and every output piece at once.
-                peak = max(peak, elements * 4 + t.byteCount)
-            }
+        for t in stored {
+            let o = origin[t.name] ?? ("?", nil)
+            tensors.append(OutputPlan.Tensor(name: t.name, sourceType: o.type, type: t.dtype.rawValue, shape: t.shape, byteCount: t.byteCount))
+            if let w = o.weight { working[w, default: 0] += t.byteCount }
         }
-        return OutputPlan.safetensors(plan.shards, tensors: tensors, peak: peak, warnings: plan.warnings)
+        return OutputPlan.safetensors(plan.shards, tensors: tensors, peak: working.values.max() ?? 0, warnings: plan.warnings)
     }
 
     static func plan(_ input: ModelInput, options: QuantizeOptions) throws -> Plan {

@@ -206,12 +206,14 @@ public enum GGUFQuantizer {
                                 warnings: warnings, source: source)
     }
 
-    /// What ``write(_:to:options:)`` will write to `output` for `plan`, without writing anything.
-    public static func outputPlan(_ plan: GGUFQuantizePlan, output: String) throws -> OutputPlan {
+    /// What ``write(_:to:options:)`` will write to `output` for `plan`, without writing anything;
+    /// `threads` only changes the memory estimate.
+    public static func outputPlan(_ plan: GGUFQuantizePlan, output: String, threads: Int) throws -> OutputPlan {
         var peak = 0
         let tensors = plan.tensors.map { t in
-            peak = max(peak, OutputPlan.workingBytes(elements: elementCount(of: t.dimensions) ?? 0, outputBytes: t.byteCount,
-                                                      transformed: t.storage != .ggml(t.type)))
+            let rowLength = t.dimensions.first ?? 1
+            let rows = max(1, (elementCount(of: t.dimensions) ?? 0) / max(1, rowLength))
+            peak = max(peak, OutputPlan.streamingBytes(rowLength: rowLength, rowBytes: t.byteCount / rows, threads: threads))
             return OutputPlan.Tensor(name: t.name, sourceType: t.storage.description, type: t.type.name,
                                      shape: Array(t.dimensions.reversed()), byteCount: t.byteCount)
         }

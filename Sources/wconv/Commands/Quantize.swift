@@ -194,7 +194,7 @@ struct Quantize: ParsableCommand {
             if plan.dryRun {
                 let outputPlan = switch scheme {
                 case .bnb: try BNBQuantizer.outputPlan(model, options: options)
-                case .ggml: try GGUFQuantizer.outputPlan(try GGUFQuantizer.plan(model, options: options), output: output)
+                case .ggml: try GGUFQuantizer.outputPlan(try GGUFQuantizer.plan(model, options: options), output: output, threads: threads)
                 }
                 DryRun.print(outputPlan, output: output, json: json)
                 return
