@@ -47,13 +47,19 @@ public struct OutputPlan: Sendable {
     /// tensor's buffers (see docs/dry-run.md). Not counted: mapped input pages (the kernel drops
     /// them as the run moves on), parsed metadata such as the vocabulary, and the process itself.
     public var peakMemoryBytes: Int
+    /// The largest input span one tensor maps (its stored bytes; all pieces of a bitsandbytes
+    /// weight): an upper bound on the input pages resident at once, which are file-backed and
+    /// released as the run moves on.
+    public var peakInputBytes: Int
     public var warnings: [String]
 
-    public init(format: String, tensors: [Tensor], files: [File], peakMemoryBytes: Int, warnings: [String] = []) {
+    public init(format: String, tensors: [Tensor], files: [File], peakMemoryBytes: Int, peakInputBytes: Int = 0,
+                warnings: [String] = []) {
         self.format = format
         self.tensors = tensors
         self.files = files
         self.peakMemoryBytes = peakMemoryBytes
+        self.peakInputBytes = peakInputBytes
         self.warnings = warnings
     }
 
@@ -74,6 +80,7 @@ public struct OutputPlan: Sendable {
         o["tensor_bytes"] = .int(Int64(tensorBytes))
         o["output_bytes"] = .int(Int64(outputBytes))
         o["peak_memory_bytes"] = .int(Int64(peakMemoryBytes))
+        o["peak_input_bytes"] = .int(Int64(peakInputBytes))
         o["warnings"] = .array(warnings.map { .string($0) })
         return .object(o)
     }
@@ -88,7 +95,7 @@ public struct OutputPlan: Sendable {
 
     /// The plan of a GGUF output written by ``GGUFWriter`` (one file) or ``GGUFSplitWriter``.
     public static func gguf(metadata: GGUFMetadata, tensors: [Tensor], descriptors: [GGUFTensorDescriptor], alignment: Int,
-                     output: String, splitMaxBytes: Int?, peak: Int, warnings: [String]) throws -> OutputPlan {
+                            output: String, splitMaxBytes: Int?, peak: Int, peakInput: Int, warnings: [String]) throws -> OutputPlan {
         var files: [File] = []
         var headerBytes = 0
         if let limit = splitMaxBytes {
@@ -103,14 +110,17 @@ public struct OutputPlan: Sendable {
             files.append(File(path: FileSystem.baseName(output), byteCount: writer.fileSize))
             headerBytes = writer.dataOffset
         }
-        return OutputPlan(format: "gguf", tensors: tensors, files: files, peakMemoryBytes: peak + headerBytes, warnings: warnings)
+        return OutputPlan(format: "gguf", tensors: tensors, files: files, peakMemoryBytes: peak + headerBytes, peakInputBytes: peakInput,
+                          warnings: warnings)
     }
 
     /// The plan of a safetensors output (one file or shards and index) of `shards`.
-    public static func safetensors(_ shards: SafetensorsShardPlan, tensors: [Tensor], peak: Int, warnings: [String] = []) -> OutputPlan {
+    public static func safetensors(_ shards: SafetensorsShardPlan, tensors: [Tensor], peak: Int, peakInput: Int,
+                                   warnings: [String] = []) -> OutputPlan {
         var files = shards.shards.map { File(path: $0.fileName, byteCount: $0.layout.fileByteCount) }
         if shards.isSharded { files.append(File(path: shards.indexFileName, byteCount: shards.indexJSON().utf8.count)) }
         let headers = shards.shards.map(\.layout.header.count).max() ?? 0
-        return OutputPlan(format: "safetensors", tensors: tensors, files: files, peakMemoryBytes: peak + headers, warnings: warnings)
+        return OutputPlan(format: "safetensors", tensors: tensors, files: files, peakMemoryBytes: peak + headers,
+                          peakInputBytes: peakInput, warnings: warnings)
     }
 }

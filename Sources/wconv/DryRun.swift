@@ -37,8 +37,8 @@ enum DryRun {
         lines.append("files:")
         for f in plan.files { lines.append("  \(f.path)  \(f.byteCount) bytes") }
         for w in plan.warnings { lines.append("warning: \(w)") }
-        lines.append("output \(plan.outputBytes) bytes (tensor data \(plan.tensorBytes)), predicted peak memory \(megabytes(plan.peakMemoryBytes)) MB"
-            + " besides the mapped inputs; nothing written (--dry-run)")
+        lines.append("output \(plan.outputBytes) bytes (tensor data \(plan.tensorBytes)); predicted peak memory "
+            + "\(megabytes(plan.peakMemoryBytes)) MB working + at most \(megabytes(plan.peakInputBytes)) MB of mapped input; nothing written (--dry-run)")
         return lines.joined(separator: "\n")
     }
 

@@ -55,7 +55,7 @@ import TestSupport
         let plan = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any], "\(label)")
         let tensors = try #require(plan["tensors"] as? [[String: Any]])
         let files = try #require(plan["files"] as? [[String: Any]])
-        #expect(!tensors.isEmpty && plan["peak_memory_bytes"] as? Int ?? 0 > 0)
+        #expect(!tensors.isEmpty && plan["peak_memory_bytes"] as? Int ?? 0 > 0 && plan["peak_input_bytes"] as? Int ?? 0 > 0)
         #expect(plan["output_bytes"] as? Int == files.reduce(0) { $0 + ($1["bytes"] as? Int ?? 0) })
         #expect(plan["tensor_bytes"] as? Int == tensors.reduce(0) { $0 + ($1["bytes"] as? Int ?? 0) })
 

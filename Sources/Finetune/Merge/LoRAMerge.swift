@@ -314,6 +314,18 @@ public enum LoRAMerge {
             let outputPlan: OutputPlan
         }
 
+        /// The largest stored size of one input tensor (the weights the delta goes into), for
+        /// ``OutputPlan/peakInputBytes``; a bitsandbytes weight counts as one byte per value.
+        func peakInputBytes() -> Int {
+            source.tensors.map { t in
+                switch t.storage {
+                case .dense(let d): d.byteCount(elementCount: t.elementCount) ?? 0
+                case .ggml(let g): GGUFTensorDescriptor.byteCount(dimensions: t.shape.isEmpty ? [1] : t.shape.reversed(), type: g) ?? 0
+                case .bitsAndBytes: t.elementCount
+                }
+            }.max() ?? 0
+        }
+
         /// Whether `t` becomes a bitsandbytes weight when requantizing.
         func isQuantizedTarget(_ t: MergeInput.Tensor) -> Bool {
             if case .bitsAndBytes = t.storage { return true }
@@ -370,7 +382,8 @@ public enum LoRAMerge {
                     peak = max(peak, o.elements * 4 + t.byteCount)
                 }
             }
-            return SafetensorsPlan(shards: shards, offsets: offsets, outputPlan: OutputPlan.safetensors(shards, tensors: tensors, peak: peak))
+            return SafetensorsPlan(shards: shards, offsets: offsets,
+                                   outputPlan: OutputPlan.safetensors(shards, tensors: tensors, peak: peak, peakInput: peakInputBytes()))
         }
 
         func writeDense(_ directory: HFModelDirectory, to output: String, report: inout MergeReport) throws {
@@ -609,7 +622,7 @@ public enum LoRAMerge {
             }
             let outputPlan = try withPath(output) {
                 try OutputPlan.gguf(metadata: metadata, tensors: tensors, descriptors: descriptors, alignment: GGUFHeader.defaultAlignment,
-                                    output: output, splitMaxBytes: nil, peak: peak, warnings: [])
+                                    output: output, splitMaxBytes: nil, peak: peak, peakInput: peakInputBytes(), warnings: [])
             }
             return GGUFMergePlan(planned: planned, metadata: metadata, descriptors: descriptors, fallbacks: fallbacks,
                                  denseType: denseType, outputPlan: outputPlan)

@@ -81,7 +81,8 @@ public enum GGUFToHF {
             return OutputPlan.Tensor(name: t.name, sourceType: t.entry.encoding.description, type: t.dtype.rawValue,
                                      shape: t.entry.shape, byteCount: bytes)
         }
-        return OutputPlan.safetensors(p.shards, tensors: tensors, peak: peak)
+        return OutputPlan.safetensors(p.shards, tensors: tensors, peak: peak,
+                                      peakInput: p.planned.map(\.entry.byteCount).max() ?? 0)
     }
 
     public static func convert(_ model: GGUFModel, to output: String, options: ConvertOptions) throws -> ConvertReport {

@@ -95,11 +95,13 @@ public enum HFToGGUF {
     /// What ``convert(_:to:options:)`` will write to `output`, without writing anything.
     public static func outputPlan(_ directory: HFModelDirectory, output: String, options: ConvertOptions) throws -> OutputPlan {
         let plan = try plan(directory, options: options)
-        var peak = 0
+        var peak = 0, peakInput = 0
         let tensors = plan.tensors.map { t in
             let sourceType: String
             switch t.source {
-            case .input(let entry): sourceType = entry.encoding.description
+            case .input(let entry):
+                sourceType = entry.encoding.description
+                peakInput = max(peakInput, entry.byteCount)
             case .generated: sourceType = GGMLType.f32.name
             }
             let rowLength = t.dimensions.first ?? 1
@@ -109,7 +111,7 @@ public enum HFToGGUF {
         }
         return try OutputPlan.gguf(metadata: plan.metadata, tensors: tensors, descriptors: plan.descriptors,
                                    alignment: GGUFHeader.defaultAlignment, output: output, splitMaxBytes: options.splitMaxBytes,
-                                   peak: peak, warnings: [])
+                                   peak: peak, peakInput: peakInput, warnings: [])
     }
 
     /// Converts `directory` into the GGUF file at `output` (or split parts with

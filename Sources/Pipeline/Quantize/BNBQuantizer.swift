@@ -91,7 +91,16 @@ public enum BNBQuantizer {
             tensors.append(OutputPlan.Tensor(name: t.name, sourceType: o.type, type: t.dtype.rawValue, shape: t.shape, byteCount: t.byteCount))
             if let w = o.weight { working[w, default: 0] += t.byteCount }
         }
-        return OutputPlan.safetensors(plan.shards, tensors: tensors, peak: working.values.max() ?? 0, warnings: plan.warnings)
+        var peakInput = 0
+        for action in plan.actions {
+            switch action {
+            case .copy(let e): peakInput = max(peakInput, e.byteCount)
+            case .fourBit(let group, _, _, _), .int8(let group, _, _, _):
+                peakInput = max(peakInput, group.entries.reduce(0) { $0 + $1.byteCount })
+            }
+        }
+        return OutputPlan.safetensors(plan.shards, tensors: tensors, peak: working.values.max() ?? 0, peakInput: peakInput,
+                                      warnings: plan.warnings)
     }
 
     static func plan(_ input: ModelInput, options: QuantizeOptions) throws -> Plan {

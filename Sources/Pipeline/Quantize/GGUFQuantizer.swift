@@ -210,6 +210,8 @@ public enum GGUFQuantizer {
     /// `threads` only changes the memory estimate.
     public static func outputPlan(_ plan: GGUFQuantizePlan, output: String, threads: Int) throws -> OutputPlan {
         var peak = 0
+        var peakInput = 0
+        for t in plan.tensors { if case .entry(let e, _) = t.origin { peakInput = max(peakInput, e.byteCount) } }
         let tensors = plan.tensors.map { t in
             let rowLength = t.dimensions.first ?? 1
             let rows = max(1, (elementCount(of: t.dimensions) ?? 0) / max(1, rowLength))
@@ -220,7 +222,7 @@ public enum GGUFQuantizer {
         let descriptors = plan.tensors.map { GGUFTensorDescriptor(name: $0.name, dimensions: $0.dimensions, type: $0.type, byteCount: $0.byteCount) }
         return try withPath(output) {
             try OutputPlan.gguf(metadata: plan.metadata, tensors: tensors, descriptors: descriptors, alignment: plan.alignment,
-                                output: output, splitMaxBytes: nil, peak: peak, warnings: plan.warnings)
+                                output: output, splitMaxBytes: nil, peak: peak, peakInput: peakInput, warnings: plan.warnings)
         }
     }
 
