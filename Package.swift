@@ -43,7 +43,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings),
 
-        .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport",
+        .target(name: "TestSupport", dependencies: ["TensorCore", .product(name: "Crypto", package: "swift-crypto")], path: "Tests/TestSupport",
                 swiftSettings: swiftSettings),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),

@@ -282,7 +282,7 @@ import Testing
         for (name, expected) in tensors {
             let o = try #require(ours[name])
             #expect(o.shape == expected["shape"] as? [Int], "\(name)")
-            #expect(BNBTest.sha256(o.bytes) == expected["sha256_f32le"] as? String, "\(name)")
+            #expect(TestSHA256.hex(o.bytes) == expected["sha256_f32le"] as? String, "\(name)")
             let first8 = (expected["first8"] as? [Double])?.map { Float($0) }
             #expect(Array(BNBTest.floats(o.bytes, dtype: .f32).prefix(8)) == first8, "\(name)")
         }

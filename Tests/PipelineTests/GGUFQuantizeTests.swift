@@ -33,7 +33,7 @@ import TestSupport
             let path = scratch + "/\(previous.id).gguf"
             try GGUFQuantizer.quantize(try ModelInput.open(path: try inputPath(previous, scratch: scratch)), to: path,
                                        options: try QuantizeGoldens.options(previous))
-            #expect(try QuantizeGoldens.sha256(file: path) == previous.fileSHA256, "input \(previous.id) is not llama-quantize's")
+            #expect(try TestSHA256.hex(file: path) == previous.fileSHA256, "input \(previous.id) is not llama-quantize's")
             return path
         }
         if c.input == "tiny-llama-256.f32" { return try wideF32(scratch: scratch) }
@@ -50,7 +50,7 @@ import TestSupport
             try HFToGGUF.convert(try HFModelDirectory(path: Fixtures.path("tiny-llama-256")), to: path, options: o)
             let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("golden/quantize/tiny-llama-256.f32.gguf.json")))
             let golden = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["file_sha256"] as? String
-            guard try QuantizeGoldens.sha256(file: path) == golden else {
+            guard try TestSHA256.hex(file: path) == golden else {
                 return .failure(Failure(.checkFailed, "wconv's f32 conversion of tiny-llama-256 differs from llama.cpp's"))
             }
             return .success(path)
@@ -67,13 +67,13 @@ import TestSupport
         // Types first: the clearest message when a rule is wrong.
         #expect(file.tensors.map(\.name) == c.tensors.map(\.name), "\(c.id): tensor order", sourceLocation: sourceLocation)
         #expect(file.tensors.map(\.type.name) == c.tensors.map(\.type), "\(c.id): tensor types", sourceLocation: sourceLocation)
-        let sha = try QuantizeGoldens.sha256(file: path)
+        let sha = try TestSHA256.hex(file: path)
         guard sha != c.fileSHA256 else { return }
         #expect(file.metadata.entries.map { "\($0.key):\($0.value.type)" } == c.keys.map { "\($0.0):\($0.1)" },
                 "\(c.id): keys", sourceLocation: sourceLocation)
         for (info, g) in zip(file.tensors, c.tensors) {
             #expect(info.dimensions == g.ne, "\(c.id): \(info.name) ne", sourceLocation: sourceLocation)
-            #expect(QuantizeGoldens.sha256(try file.bytes(of: info)) == g.sha256, "\(c.id): \(info.name) bytes", sourceLocation: sourceLocation)
+            #expect(TestSHA256.hex(try file.bytes(of: info)) == g.sha256, "\(c.id): \(info.name) bytes", sourceLocation: sourceLocation)
         }
         #expect(file.fileSize == c.fileSize, sourceLocation: sourceLocation)
         Issue.record("\(c.id): file SHA-256 \(sha) != llama-quantize's \(c.fileSHA256)", sourceLocation: sourceLocation)

@@ -1,6 +1,7 @@
 import Foundation
 import Quantize
 import TensorCore
+import TestSupport
 import Testing
 
 /// Bit-exactness on 131072 elements per type against SHA-256 hashes of ggml's own C reference
@@ -32,15 +33,15 @@ struct GGMLLargeGoldenTests {
 
     @Test("the SHA-256 helper matches known digests")
     func sha256KnownAnswers() {
-        #expect(GGMLTestData.sha256Hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(GGMLTestData.sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(TestSHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(TestSHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     @Test("the large input is rebuilt bit for bit")
     func inputReproduced() throws {
         let g = try Self.goldens()
         let x = GGMLTestData.largeInput(seed: g.seed, rows: g.rows, cols: g.cols)
-        #expect(GGMLTestData.sha256Hex(GGMLTestData.littleEndianBytes(x)) == g.inputHash)
+        #expect(TestSHA256.hex(GGMLTestData.littleEndianBytes(x)) == g.inputHash)
     }
 
     @Test("quantize and dequantize hash like ggml's C", arguments: GGMLTestData.referenceTypes)
@@ -50,9 +51,9 @@ struct GGMLLargeGoldenTests {
         let x = GGMLTestData.largeInput(seed: g.seed, rows: g.rows, cols: g.cols)
         let q = try GGMLQuantizer.quantize(x, rowLength: g.cols, as: type)
         #expect(q.count == expected.bytes)
-        #expect(GGMLTestData.sha256Hex(q) == expected.hash, "\(type.name) quantized bytes")
+        #expect(TestSHA256.hex(q) == expected.hash, "\(type.name) quantized bytes")
         let y = try GGMLQuantizer.dequantize(q, type: type, count: x.count)
-        #expect(GGMLTestData.sha256Hex(GGMLTestData.littleEndianBytes(y)) == expected.dequantHash, "\(type.name) dequantized")
+        #expect(TestSHA256.hex(GGMLTestData.littleEndianBytes(y)) == expected.dequantHash, "\(type.name) dequantized")
     }
 
     @Test("random-block dequantization hashes like ggml's C", arguments: GGMLTestData.randomGoldenTypes)
@@ -62,6 +63,6 @@ struct GGMLLargeGoldenTests {
         let codec = try #require(GGMLCodecs.codec(for: type))
         let bytes = try GGMLTestData.bytes("\(type.name).random.bin")
         let y = try GGMLQuantizer.dequantize(bytes, type: type, count: bytes.count / codec.typeSize * codec.blockSize)
-        #expect(GGMLTestData.sha256Hex(GGMLTestData.littleEndianBytes(y)) == expected, "\(type.name)")
+        #expect(TestSHA256.hex(GGMLTestData.littleEndianBytes(y)) == expected, "\(type.name)")
     }
 }

@@ -47,7 +47,7 @@ def quantized(outdir):
     def get(kind: str):
         if kind not in cache:
             out = outdir / f"{MODEL}-{kind}"
-            run_wconv("quantize", TESTDATA / MODEL, "-o", out, *FLAGS[kind], "--force")
+            run_wconv("quantize", TESTDATA / MODEL, "-o", out, *FLAGS[kind], "--force", "--no-provenance")
             assert (out / "model.safetensors").is_file(), f"no model.safetensors in {out}"
             cache[kind] = out
         return cache[kind]

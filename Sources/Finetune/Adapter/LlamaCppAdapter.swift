@@ -1,5 +1,5 @@
 import TensorCore
-import Formats
+public import Formats
 import Pipeline
 
 /// PEFT LoRA adapters ⇄ llama.cpp's LoRA GGUF (REFERENCE §6.3).
@@ -71,7 +71,7 @@ public enum LlamaCppAdapter {
     ///   I/O errors as ``PathError``s.
     @discardableResult
     public static func toGGUF(_ adapter: PEFTAdapter, base: AdapterBaseModel, output: String,
-                              outType: OutType = .f32, force: Bool = false) throws -> Report {
+                              outType: OutType = .f32, force: Bool = false, provenance: Provenance? = nil) throws -> Report {
         var report = Report()
         let modules = adapter.modules
         guard let first = modules.first else {
@@ -141,6 +141,7 @@ public enum LlamaCppAdapter {
             metadata.append(GGUFKeyValue(aloraInvocationTokensKey, .array(.uint32(ids))))
         }
         metadata.append(GGUFKeyValue(GGUFKeys.General.quantizationVersion, .uint32(2)))
+        metadata += provenance?.ggufEntries ?? []
 
         let writer = try withPath(output) { try GGUFWriter(metadata: metadata, tensors: descriptors) }
         var current: (index: Int, matrices: LoRAMatrices)? = nil
@@ -352,7 +353,8 @@ public enum LlamaCppAdapter {
     /// (for alpha 0, which llama.cpp reads as scale 1, alpha = rank per module), `target_modules`
     /// the projection names present. Matrices are written F32.
     @discardableResult
-    public static func toPEFT(gguf path: String, base: AdapterBaseModel?, output: String, force: Bool = false) throws -> Report {
+    public static func toPEFT(gguf path: String, base: AdapterBaseModel?, output: String, force: Bool = false,
+                              provenance: Provenance? = nil) throws -> Report {
         let contents = try read(gguf: path, base: base)
         var rankCounts: [Int: Int] = [:]
         for e in contents.entries { rankCounts[e.module.rank, default: 0] += 1 }
@@ -373,7 +375,8 @@ public enum LlamaCppAdapter {
         if let tokens = contents.invocationTokens {
             config.setRaw("alora_invocation_tokens", .array(tokens.map { .int(Int64($0)) }))
         }
-        try PEFTAdapterWriter.write(config: config, entries: contents.entries, to: output, force: force)
+        try PEFTAdapterWriter.write(config: config, entries: contents.entries, to: output, force: force,
+                                     metadata: Provenance.safetensorsMetadata(provenance))
         var report = Report()
         report.output = output
         report.moduleCount = contents.entries.count

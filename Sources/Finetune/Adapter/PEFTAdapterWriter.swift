@@ -21,7 +21,9 @@ public enum PEFTAdapterWriter {
     /// The bytes of `adapter_model.safetensors` for `entries` in `dtype` (f32 unless asked).
     /// - Throws: ``AdapterError/badShape(tensor:shape:expected:)`` when a matrix's element
     ///   count disagrees with its module's shape.
-    public static func weightsFile(_ entries: [Entry], dtype: DType = .f32) throws -> [UInt8] {
+    /// - Parameter metadata: the file's `__metadata__` (PEFT writes `{"format": "pt"}`).
+    public static func weightsFile(_ entries: [Entry], dtype: DType = .f32,
+                                   metadata: [(key: String, value: String)] = [("format", "pt")]) throws -> [UInt8] {
         var tensors: [(spec: SafetensorsTensorSpec, data: [UInt8])] = []
         for e in entries {
             let m = e.module
@@ -34,16 +36,17 @@ public enum PEFTAdapterWriter {
             tensors.append((SafetensorsTensorSpec(name: m.keyA, dtype: dtype, shape: m.shapeA), encode(e.matrices.a, dtype)))
             tensors.append((SafetensorsTensorSpec(name: m.keyB, dtype: dtype, shape: m.shapeB), encode(e.matrices.b, dtype)))
         }
-        return try SafetensorsWriter.serialize(tensors, metadata: [("format", "pt")])
+        return try SafetensorsWriter.serialize(tensors, metadata: metadata)
     }
 
     /// Writes an adapter directory atomically (under a temporary name, renamed when complete).
     /// - Parameters:
     ///   - force: replace an existing directory.
+    ///   - metadata: `__metadata__` of adapter_model.safetensors.
     /// - Throws: ``OutputError`` when the directory exists without `force` or cannot be written.
     public static func write(config: PEFTLoRAConfig, entries: [Entry], to directory: String, force: Bool,
-                             dtype: DType = .f32) throws {
-        let weights = try weightsFile(entries, dtype: dtype)
+                             dtype: DType = .f32, metadata: [(key: String, value: String)] = [("format", "pt")]) throws {
+        let weights = try weightsFile(entries, dtype: dtype, metadata: metadata)
         let out = try AtomicOutput.directory(at: directory, force: force)
         do {
             try writeFile(Array(config.serialized().utf8), to: out.path(of: PEFTAdapter.configFileName))

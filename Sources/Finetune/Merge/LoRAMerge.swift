@@ -1,5 +1,5 @@
 public import TensorCore
-import Formats
+public import Formats
 public import Pipeline
 import Quantize
 import Verify
@@ -40,6 +40,9 @@ public struct MergeOptions: Sendable {
     public var verifyText: String?
     public var threads = activeProcessorCount
     public var force = false
+    /// Recorded inside the output (GGUF `general.wconv.*` keys, safetensors `__metadata__`);
+    /// nil writes none.
+    public var provenance: Provenance?
 
     public init() {}
 }
@@ -130,9 +133,44 @@ public enum LoRAMerge {
     ///   writer errors as ``PathError``s.
     public static func merge(base basePath: String, adapter adapterPath: String, output: String,
                              options: MergeOptions, progress: Progress? = nil) throws -> MergeReport {
+        let (job, base) = try prepare(base: basePath, adapter: adapterPath, output: output, options: options, progress: progress)
+        let source = job.source
+        var report = MergeReport()
+        if output.hasSuffix(".gguf") {
+            try job.writeGGUF(to: output, report: &report)
+        } else {
+            guard case .hf(let directory) = source.input else {
+                throw MergeError.outputKind("a GGUF base merges into GGUF: give an output ending in .gguf (then `wconv convert` makes an HF directory)")
+            }
+            if case .bitsAndBytes(let scheme)? = options.requantize {
+                try job.writeBitsAndBytes(directory, scheme: scheme, to: output, report: &report)
+            } else {
+                try job.writeDense(directory, to: output, report: &report)
+            }
+        }
+        return try finish(job, base: base, output: output, report: report)
+    }
+
+    /// What ``merge(base:adapter:output:options:progress:)`` will write (the weights files),
+    /// without writing anything. With bitsandbytes double quantization every adapted weight is
+    /// merged once for its block statistics, which fix the layout.
+    public static func outputPlan(base basePath: String, adapter adapterPath: String, output: String,
+                                  options: MergeOptions) throws -> OutputPlan {
+        let (job, _) = try prepare(base: basePath, adapter: adapterPath, output: output, options: options, progress: nil)
+        if output.hasSuffix(".gguf") { return try job.planGGUF(output: output).outputPlan }
+        guard case .hf = job.source.input else {
+            throw MergeError.outputKind("a GGUF base merges into GGUF: give an output ending in .gguf (then `wconv convert` makes an HF directory)")
+        }
+        var scheme: BNBScheme?
+        if case .bitsAndBytes(let s)? = options.requantize { scheme = s }
+        return try job.planSafetensors(scheme: scheme).outputPlan
+    }
+
+    /// Opens the inputs, matches the adapter to the base and checks the options.
+    static func prepare(base basePath: String, adapter adapterPath: String, output: String,
+                        options: MergeOptions, progress: Progress?) throws -> (Job, MergeInput) {
         let base = try MergeInput(path: basePath)
         let adapter = try PEFTAdapter(directory: adapterPath)
-        var report = MergeReport()
 
         // The weights the delta goes into.
         var source = base
@@ -166,18 +204,13 @@ public enum LoRAMerge {
 
         let job = Job(source: source, reference: base, adapter: adapter, modules: modules, options: options, outType: outType,
                       progress: progress)
-        if toGGUF {
-            try job.writeGGUF(to: output, report: &report)
-        } else {
-            guard case .hf(let directory) = source.input else {
-                throw MergeError.outputKind("a GGUF base merges into GGUF: give an output ending in .gguf (then `wconv convert` makes an HF directory)")
-            }
-            if case .bitsAndBytes(let scheme)? = options.requantize {
-                try job.writeBitsAndBytes(directory, scheme: scheme, to: output, report: &report)
-            } else {
-                try job.writeDense(directory, to: output, report: &report)
-            }
-        }
+        return (job, base)
+    }
+
+    /// The report's common part and the verification, once the output is written.
+    static func finish(_ job: Job, base: MergeInput, output: String, report: MergeReport) throws -> MergeReport {
+        var report = report
+        let (source, adapter, modules, options, progress) = (job.source, job.adapter, job.modules, job.options, job.progress)
         report.mergedModules = modules.count
         if options.mergeInto == .dequantized && base.isQuantized {
             report.warnings.append("merged into the dequantized base: the model equals base + adapter exactly, and keeps the base's quantization error in dense weights (--merge-into original --original-base DIR adds the delta to the unquantized weights instead)")
@@ -273,12 +306,88 @@ public enum LoRAMerge {
 
         // MARK: HF directory, dense
 
-        func writeDense(_ directory: HFModelDirectory, to output: String, report: inout MergeReport) throws {
-            var specs: [SafetensorsTensorSpec] = []
-            for t in source.tensors {
-                specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
+        /// The safetensors layout of an HF output, dense (`scheme` nil) or bitsandbytes.
+        struct SafetensorsPlan {
+            let shards: SafetensorsShardPlan
+            /// Double-quant offsets (mean absmax) by weight name.
+            let offsets: [String: Float]
+            let outputPlan: OutputPlan
+        }
+
+        /// The largest stored size of one input tensor (the weights the delta goes into), for
+        /// ``OutputPlan/peakInputBytes``; a bitsandbytes weight counts as one byte per value.
+        func peakInputBytes() -> Int {
+            source.tensors.map { t in
+                switch t.storage {
+                case .dense(let d): d.byteCount(elementCount: t.elementCount) ?? 0
+                case .ggml(let g): GGUFTensorDescriptor.byteCount(dimensions: t.shape.isEmpty ? [1] : t.shape.reversed(), type: g) ?? 0
+                case .bitsAndBytes: t.elementCount
+                }
+            }.max() ?? 0
+        }
+
+        /// Whether `t` becomes a bitsandbytes weight when requantizing.
+        func isQuantizedTarget(_ t: MergeInput.Tensor) -> Bool {
+            if case .bitsAndBytes = t.storage { return true }
+            guard case .dense(let d) = t.storage else { return false }
+            return BNBWriteLayout.isQuantizedLinear(name: t.name, shape: t.shape, dtype: d)
+        }
+
+        func planSafetensors(scheme: BNBScheme?) throws -> SafetensorsPlan {
+            let fourBit: BNB4BitType? = scheme == .nf4 ? .nf4 : scheme == .fp4 ? .fp4 : nil
+            let kind: FourBit.Kind = scheme == .fp4 ? .fp4 : .nf4
+            if scheme != nil && scheme != .int8 {
+                do { try FourBit.validate(blockSize: options.blockSize) } catch { throw Failure(.usage, error.description) }
             }
-            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+            // Double quantization records mean(absmax) in the quant-state JSON, whose length fixes
+            // the layout: a first pass computes it from the merged values.
+            var offsets: [String: Float] = [:]
+            if fourBit != nil && options.doubleQuant {
+                for t in source.tensors where isQuantizedTarget(t) {
+                    progress?(0, source.tensors.count, "planning \(t.name)")
+                    let values = try mergedValues(t).values
+                    let absmax = values.withUnsafeBufferPointer { Self.blockAbsmax($0, blockSize: options.blockSize) }
+                    offsets[t.name] = absmax.withUnsafeBufferPointer { DoubleQuantizedAbsmax.mean($0) }
+                }
+            }
+            var specs: [SafetensorsTensorSpec] = []
+            var origin: [String: (type: String, elements: Int)] = [:]
+            for t in source.tensors {
+                let first = specs.count
+                if scheme != nil && isQuantizedTarget(t) {
+                    if let fourBit {
+                        let json = BNB4BitTensor.quantStateJSON(kind: kind, blockSize: options.blockSize, dtype: outType, shape: t.shape,
+                                                                nestedOffset: options.doubleQuant ? offsets[t.name] : nil)
+                        specs += BNBWriteLayout.fourBitSpecs(weight: t.name, shape: t.shape, type: fourBit, blockSize: options.blockSize,
+                                                             doubleQuant: options.doubleQuant, quantStateByteCount: json.utf8.count)
+                    } else {
+                        guard t.shape.count == 2 else { throw Failure(.unsupported, "tensor \(t.name): int8 needs a 2-D weight") }
+                        specs += BNBWriteLayout.int8Specs(module: BNBWriteLayout.moduleName(ofWeight: t.name), rows: t.shape[0], columns: t.shape[1])
+                    }
+                } else {
+                    specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
+                }
+                // The merged float32 values, and for an adapted weight their decoded copy for the comparison.
+                let floats = t.isFloat ? (elementCount(of: t.shape) ?? 0) * (modules[t.name] == nil ? 1 : 2) : 0
+                for s in specs[first...] { origin[s.name] = (t.storage.description, floats) }
+            }
+            let shards = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize,
+                                                  metadata: Provenance.safetensorsMetadata(options.provenance))
+            var peak = 0
+            var tensors: [OutputPlan.Tensor] = []
+            for shard in shards.shards {
+                for t in shard.layout.tensors {
+                    let o = origin[t.name] ?? ("?", 0)
+                    tensors.append(OutputPlan.Tensor(name: t.name, sourceType: o.type, type: t.dtype.rawValue, shape: t.shape, byteCount: t.byteCount))
+                    peak = max(peak, o.elements * 4 + t.byteCount)
+                }
+            }
+            return SafetensorsPlan(shards: shards, offsets: offsets,
+                                   outputPlan: OutputPlan.safetensors(shards, tensors: tensors, peak: peak, peakInput: peakInputBytes()))
+        }
+
+        func writeDense(_ directory: HFModelDirectory, to output: String, report: inout MergeReport) throws {
+            let plan = try planSafetensors(scheme: nil).shards
             let out = try AtomicOutput.directory(at: output, force: options.force)
             do {
                 try writeText(BNBWriteLayout.configText(BNBWriteLayout.dequantizedConfig(directory.config.object, dtype: outType)),
@@ -318,40 +427,9 @@ public enum LoRAMerge {
         func writeBitsAndBytes(_ directory: HFModelDirectory, scheme: BNBScheme, to output: String, report: inout MergeReport) throws {
             let fourBit: BNB4BitType? = scheme == .nf4 ? .nf4 : scheme == .fp4 ? .fp4 : nil
             let kind: FourBit.Kind = scheme == .fp4 ? .fp4 : .nf4
-            do { try FourBit.validate(blockSize: options.blockSize) } catch { throw Failure(.usage, error.description) }
-            func quantized(_ t: MergeInput.Tensor) -> Bool {
-                if case .bitsAndBytes = t.storage { return true }
-                guard case .dense(let d) = t.storage else { return false }
-                return BNBWriteLayout.isQuantizedLinear(name: t.name, shape: t.shape, dtype: d)
-            }
-            // Double quantization records mean(absmax) in the quant-state JSON, whose length fixes
-            // the layout: a first pass computes it from the merged values.
-            var offsets: [String: Float] = [:]
-            if fourBit != nil && options.doubleQuant {
-                for t in source.tensors where quantized(t) {
-                    progress?(0, source.tensors.count, "planning \(t.name)")
-                    let values = try mergedValues(t).values
-                    let absmax = values.withUnsafeBufferPointer { Self.blockAbsmax($0, blockSize: options.blockSize) }
-                    offsets[t.name] = absmax.withUnsafeBufferPointer { DoubleQuantizedAbsmax.mean($0) }
-                }
-            }
-            var specs: [SafetensorsTensorSpec] = []
-            for t in source.tensors {
-                if quantized(t) {
-                    if let fourBit {
-                        let json = BNB4BitTensor.quantStateJSON(kind: kind, blockSize: options.blockSize, dtype: outType, shape: t.shape,
-                                                                nestedOffset: options.doubleQuant ? offsets[t.name] : nil)
-                        specs += BNBWriteLayout.fourBitSpecs(weight: t.name, shape: t.shape, type: fourBit, blockSize: options.blockSize,
-                                                             doubleQuant: options.doubleQuant, quantStateByteCount: json.utf8.count)
-                    } else {
-                        guard t.shape.count == 2 else { throw Failure(.unsupported, "tensor \(t.name): int8 needs a 2-D weight") }
-                        specs += BNBWriteLayout.int8Specs(module: BNBWriteLayout.moduleName(ofWeight: t.name), rows: t.shape[0], columns: t.shape[1])
-                    }
-                } else {
-                    specs.append(SafetensorsTensorSpec(name: t.name, dtype: t.isFloat ? outType : (t.storage.denseDType ?? .u8), shape: t.shape))
-                }
-            }
-            let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+            let planned = try planSafetensors(scheme: scheme)
+            let (plan, offsets) = (planned.shards, planned.offsets)
+            func quantized(_ t: MergeInput.Tensor) -> Bool { isQuantizedTarget(t) }
             // Compute dtype float32: BitsAndBytesConfig's default.
             let quantization = fourBit.map { BNBQuantizationConfig.fourBit($0, doubleQuant: options.doubleQuant, computeDType: .f32) }
                 ?? BNBQuantizationConfig.int8()
@@ -444,7 +522,17 @@ public enum LoRAMerge {
             let generated: [Float]?
         }
 
-        func writeGGUF(to output: String, report: inout MergeReport) throws {
+        /// A GGUF output decided: tensors, metadata, descriptors.
+        struct GGUFMergePlan {
+            let planned: [GGUFTensorPlan]
+            let metadata: GGUFMetadata
+            let descriptors: [GGUFTensorDescriptor]
+            let fallbacks: [String]
+            let denseType: GGMLType
+            let outputPlan: OutputPlan
+        }
+
+        func planGGUF(output: String) throws -> GGUFMergePlan {
             let arch = source.architecture
             let config = source.config
             let denseType: GGMLType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
@@ -512,6 +600,7 @@ public enum LoRAMerge {
                 throw Failure(.internalError, "safetensors input")
             }
             metadata.set(GGUFKeys.General.fileType, .uint32(UInt32(fileTypeValue)))
+            if let provenance = options.provenance { metadata.setProvenance(provenance) }
 
             var descriptors: [GGUFTensorDescriptor] = []
             for p in planned {
@@ -520,6 +609,28 @@ public enum LoRAMerge {
                 }
                 descriptors.append(d)
             }
+            var peak = 0
+            let tensors = zip(planned, descriptors).map { p, d in
+                let sourceType = p.tensor?.storage.description ?? GGMLType.f32.name
+                let adapted = p.tensor.map { modules[$0.name] != nil } ?? false
+                let elements = p.generated == nil ? (elementCount(of: p.dimensions) ?? 0) : 0
+                // The merged float32 values, for an adapted weight their decoded copy for the
+                // comparison, and the output bytes.
+                peak = max(peak, elements * 4 * (adapted ? 2 : 1) + d.byteCount)
+                return OutputPlan.Tensor(name: p.name, sourceType: sourceType, type: p.type.name, shape: Array(p.dimensions.reversed()),
+                                         byteCount: d.byteCount)
+            }
+            let outputPlan = try withPath(output) {
+                try OutputPlan.gguf(metadata: metadata, tensors: tensors, descriptors: descriptors, alignment: GGUFHeader.defaultAlignment,
+                                    output: output, splitMaxBytes: nil, peak: peak, peakInput: peakInputBytes(), warnings: [])
+            }
+            return GGUFMergePlan(planned: planned, metadata: metadata, descriptors: descriptors, fallbacks: fallbacks,
+                                 denseType: denseType, outputPlan: outputPlan)
+        }
+
+        func writeGGUF(to output: String, report: inout MergeReport) throws {
+            let plan = try planGGUF(output: output)
+            let (planned, metadata, descriptors, fallbacks, denseType) = (plan.planned, plan.metadata, plan.descriptors, plan.fallbacks, plan.denseType)
             let writer = try withPath(output) { try GGUFWriter(metadata: metadata, tensors: descriptors) }
             var stats: [MergeReport.TensorStat] = []
             var totals: [String: (Int, Int)] = [:]

@@ -32,6 +32,9 @@ public struct ConvertOptions: Sendable {
     public var threads: Int = activeProcessorCount
     /// Called after each output tensor is written (for progress displays).
     public var progress: PipelineProgressHandler?
+    /// Recorded inside the output (GGUF `general.wconv.*` keys, safetensors `__metadata__`);
+    /// nil writes none, byte for byte as the reference tools do.
+    public var provenance: Provenance?
 
     public init() {}
 }

@@ -15,7 +15,18 @@ public enum GGUFToHF {
         let permutation: RowPermutation?
     }
 
-    public static func convert(_ model: GGUFModel, to output: String, options: ConvertOptions) throws -> ConvertReport {
+    /// The tensors of the HF checkpoint a GGUF model becomes, before anything is written.
+    struct TensorPlan {
+        let archName: String
+        let source: GGUFTensorSource
+        let hyper: LlamaHyperParameters
+        let dtype: DType
+        let planned: [PlannedHFTensor]
+        let ropeFactors: [Float]?
+        let shards: SafetensorsShardPlan
+    }
+
+    static func planTensors(_ model: GGUFModel, options: ConvertOptions) throws -> TensorPlan {
         let meta = model.metadata
         guard let archName = meta[GGUFKeys.General.architecture]?.stringValue else {
             throw PathError(path: model.path, ConvertError.missingMetadata(GGUFKeys.General.architecture))
@@ -51,6 +62,33 @@ public enum GGUFToHF {
             let permutation = headPermutation.map { RowPermutation.toHF(heads: $0 == .queryHeads ? hyper.headCount : hyper.headCountKV) }
             planned.append(PlannedHFTensor(name: name, entry: entry, dtype: dtype, permutation: permutation))
         }
+        let specs = planned.map { SafetensorsTensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.entry.shape) }
+        let shards = try SafetensorsShardPlan(specs, maxShardSize: options.splitMaxBytes ?? defaultMaxShardSize,
+                                              metadata: Provenance.safetensorsMetadata(options.provenance))
+        return TensorPlan(archName: archName, source: source, hyper: hyper, dtype: dtype, planned: planned,
+                          ropeFactors: ropeFactors, shards: shards)
+    }
+
+    /// What ``convert(_:to:options:)`` will write (the weights files), without writing anything.
+    public static func outputPlan(_ model: GGUFModel, options: ConvertOptions) throws -> OutputPlan {
+        let p = try planTensors(model, options: options)
+        var peak = 0
+        let tensors = p.planned.map { t in
+            let bytes = t.dtype.byteCount(elementCount: t.entry.elementCount) ?? 0
+            let rowLength = t.entry.shape.last ?? 1
+            let rows = max(1, t.entry.elementCount / max(1, rowLength))
+            peak = max(peak, OutputPlan.streamingBytes(rowLength: rowLength, rowBytes: bytes / rows, threads: options.threads))
+            return OutputPlan.Tensor(name: t.name, sourceType: t.entry.encoding.description, type: t.dtype.rawValue,
+                                     shape: t.entry.shape, byteCount: bytes)
+        }
+        return OutputPlan.safetensors(p.shards, tensors: tensors, peak: peak,
+                                      peakInput: p.planned.map(\.entry.byteCount).max() ?? 0)
+    }
+
+    public static func convert(_ model: GGUFModel, to output: String, options: ConvertOptions) throws -> ConvertReport {
+        let p = try planTensors(model, options: options)
+        let (archName, source, hyper, dtype, planned, ropeFactors) = (p.archName, p.source, p.hyper, p.dtype, p.planned, p.ropeFactors)
+        let meta = model.metadata
         let tied = !planned.contains { $0.name == "lm_head.weight" }
 
         let out = try AtomicOutput.directory(at: output, force: options.force)
@@ -73,12 +111,10 @@ public enum GGUFToHF {
             try writeBytes(text, to: out.path(of: fileName))
         }
 
-        let specs = planned.map { SafetensorsTensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.entry.shape) }
         let byName = Dictionary(uniqueKeysWithValues: planned.map { ($0.name, $0) })
-        let shardPlan = try SafetensorsShardPlan(specs, maxShardSize: options.splitMaxBytes ?? defaultMaxShardSize)
         let counter = ProgressCounter(options.progress, tensorCount: planned.count,
-                                      bytesTotal: specs.reduce(0) { $0 + ($1.dtype.byteCount(elementCount: elementCount(of: $1.shape) ?? 0) ?? 0) })
-        let files = try shardPlan.write(into: out.temporaryPath) { tensor, file in
+                                      bytesTotal: planned.reduce(0) { $0 + ($1.dtype.byteCount(elementCount: $1.entry.elementCount) ?? 0) })
+        let files = try p.shards.write(into: out.temporaryPath) { tensor, file in
             let p = byName[tensor.name]!
             // Errors about the tensor name the file it comes from (errors naming their own file,
             // such as a failed write, keep theirs).

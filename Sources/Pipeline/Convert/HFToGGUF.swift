@@ -85,10 +85,33 @@ public enum HFToGGUF {
                                          byteCount: bytes, permutation: permutation))
         }
 
-        let metadata = try LlamaGGUFMetadata.entries(
+        var metadata = try LlamaGGUFMetadata.entries(
             directory: directory, architecture: arch, fileType: fileType,
             tensors: planned.map { ($0.name, $0.shape) }, options: options)
+        if let provenance = options.provenance { metadata.setProvenance(provenance) }
         return GGUFPlan(metadata: metadata, tensors: planned)
+    }
+
+    /// What ``convert(_:to:options:)`` will write to `output`, without writing anything.
+    public static func outputPlan(_ directory: HFModelDirectory, output: String, options: ConvertOptions) throws -> OutputPlan {
+        let plan = try plan(directory, options: options)
+        var peak = 0, peakInput = 0
+        let tensors = plan.tensors.map { t in
+            let sourceType: String
+            switch t.source {
+            case .input(let entry):
+                sourceType = entry.encoding.description
+                peakInput = max(peakInput, entry.byteCount)
+            case .generated: sourceType = GGMLType.f32.name
+            }
+            let rowLength = t.dimensions.first ?? 1
+            let rows = max(1, (elementCount(of: t.dimensions) ?? 0) / max(1, rowLength))
+            peak = max(peak, OutputPlan.streamingBytes(rowLength: rowLength, rowBytes: t.byteCount / rows, threads: options.threads))
+            return OutputPlan.Tensor(name: t.name, sourceType: sourceType, type: t.type.name, shape: t.shape, byteCount: t.byteCount)
+        }
+        return try OutputPlan.gguf(metadata: plan.metadata, tensors: tensors, descriptors: plan.descriptors,
+                                   alignment: GGUFHeader.defaultAlignment, output: output, splitMaxBytes: options.splitMaxBytes,
+                                   peak: peak, peakInput: peakInput, warnings: [])
     }
 
     /// Converts `directory` into the GGUF file at `output` (or split parts with

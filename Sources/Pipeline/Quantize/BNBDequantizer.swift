@@ -54,7 +54,8 @@ public enum BNBDequantizer {
             specs.append(SafetensorsTensorSpec(name: group.name, dtype: outDType, shape: group.shape))
             groups[group.name] = group
         }
-        let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+        let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize,
+                                            metadata: Provenance.safetensorsMetadata(options.provenance))
 
         let out = try AtomicOutput.directory(at: output, force: options.force)
         try BNBInput.writeText(BNBWriteLayout.configText(BNBWriteLayout.dequantizedConfig(directory.config.object, dtype: dtype)),

@@ -52,6 +52,67 @@ public enum BNBQuantizer {
     /// - Throws: ``PathError``/``Failure`` for an unusable input, ``TranscodeError/nonFiniteValue(tensor:index:value:)``
     ///   for NaN/Inf weights, ``OutputError`` for an existing or unwritable output.
     public static func quantize(_ input: ModelInput, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
+        let plan = try plan(input, options: options)
+        return try write(plan, to: output, options: options)
+    }
+
+    /// Everything decided before writing: the actions, double-quant offsets, file layout and config.
+    struct Plan {
+        let directory: HFModelDirectory
+        let source: CheckpointTensorSource
+        let fourBitType: BNB4BitType?
+        let actions: [Action]
+        let offsets: [String: Float]
+        let shards: SafetensorsShardPlan
+        let config: JSONObject
+        let warnings: [String]
+    }
+
+    /// What ``quantize(_:to:options:)`` will write (the weights files), without writing anything.
+    /// With double quantization every weight is read once for its block statistics, which fix
+    /// the length of its quant_state JSON and so the layout.
+    public static func outputPlan(_ input: ModelInput, options: QuantizeOptions) throws -> OutputPlan {
+        let plan = try plan(input, options: options)
+        // Stored name → the source's type and the weight it belongs to (nil for a copied tensor,
+        // whose mapped bytes are written as they are).
+        var origin: [String: (type: String, weight: String?)] = [:]
+        var weightElements: [String: Int] = [:]
+        let stored = plan.shards.shards.flatMap(\.layout.tensors)
+        for action in plan.actions {
+            switch action {
+            case .copy(let e):
+                origin[e.name] = (e.encoding.description, nil)
+            case .fourBit(let group, let weight, let shape, _):
+                let s = group.entries.count == 1 ? group.entries[0].encoding.description : "bnb"
+                for t in stored where t.name.hasPrefix(weight) { origin[t.name] = (s, weight) }
+                weightElements[weight] = elementCount(of: shape) ?? 0
+            case .int8(let group, let module, let rows, let columns):
+                let s = group.entries.count == 1 ? group.entries[0].encoding.description : "bnb"
+                for t in stored where t.name.hasPrefix(module + ".") { origin[t.name] = (s, module) }
+                weightElements[module] = rows * columns
+            }
+        }
+        // A quantized weight holds its float32 values and all its output pieces at once.
+        var working = weightElements.mapValues { $0 * 4 }
+        var tensors: [OutputPlan.Tensor] = []
+        for t in stored {
+            let o = origin[t.name] ?? ("?", nil)
+            tensors.append(OutputPlan.Tensor(name: t.name, sourceType: o.type, type: t.dtype.rawValue, shape: t.shape, byteCount: t.byteCount))
+            if let w = o.weight { working[w, default: 0] += t.byteCount }
+        }
+        var peakInput = 0
+        for action in plan.actions {
+            switch action {
+            case .copy(let e): peakInput = max(peakInput, e.byteCount)
+            case .fourBit(let group, _, _, _), .int8(let group, _, _, _):
+                peakInput = max(peakInput, group.entries.reduce(0) { $0 + $1.byteCount })
+            }
+        }
+        return OutputPlan.safetensors(plan.shards, tensors: tensors, peak: working.values.max() ?? 0, peakInput: peakInput,
+                                      warnings: plan.warnings)
+    }
+
+    static func plan(_ input: ModelInput, options: QuantizeOptions) throws -> Plan {
         guard case .bnb(let scheme) = options.scheme else {
             throw Failure(.usage, "BNBQuantizer writes bitsandbytes formats only (nf4, fp4, int8)")
         }
@@ -135,7 +196,8 @@ public enum BNBQuantizer {
                 specs += BNBWriteLayout.int8Specs(module: module, rows: rows, columns: columns)
             }
         }
-        let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize)
+        let plan = try SafetensorsShardPlan(specs, maxShardSize: BNBWriteLayout.defaultMaxShardSize,
+                                            metadata: Provenance.safetensorsMetadata(options.provenance))
 
         // config.json: the input's, with quantization_config and dtype.
         let quantization = fourBitType.map { BNBQuantizationConfig.fourBit($0, doubleQuant: options.doubleQuant, computeDType: options.computeDType) }
@@ -143,11 +205,19 @@ public enum BNBQuantizer {
         let weightDType = configDType.flatMap { $0.isConvertibleFloat ? $0 : nil } ?? dominantDType(actions) ?? .f32
         let config = BNBWriteLayout.quantizedConfig(directory.config.object, quantization: quantization, dtype: weightDType)
 
+        return Plan(directory: directory, source: source, fourBitType: fourBitType, actions: actions, offsets: offsets,
+                    shards: plan, config: config, warnings: report.warnings)
+    }
+
+    static func write(_ plan: Plan, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
+        let (directory, source, fourBitType, actions, offsets) = (plan.directory, plan.source, plan.fourBitType, plan.actions, plan.offsets)
+        var report = QuantizeReport()
+        report.warnings = plan.warnings
         let out = try AtomicOutput.directory(at: output, force: options.force)
-        try BNBInput.writeText(BNBWriteLayout.configText(config), to: out.path(of: "config.json"))
+        try BNBInput.writeText(BNBWriteLayout.configText(plan.config), to: out.path(of: "config.json"))
         try BNBInput.copyCompanionFiles(of: directory, into: out)
-        let files = try BNBShardFiles(plan: plan, directory: out.temporaryPath)
-        let counter = ProgressCounter(options.progress, tensorCount: actions.count, bytesTotal: plan.totalSize)
+        let files = try BNBShardFiles(plan: plan.shards, directory: out.temporaryPath)
+        let counter = ProgressCounter(options.progress, tensorCount: actions.count, bytesTotal: plan.shards.totalSize)
 
         for action in actions {
             let before = report.byteCount

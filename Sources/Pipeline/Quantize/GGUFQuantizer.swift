@@ -146,6 +146,7 @@ public enum GGUFQuantizer {
         metadata.remove(GGUFKeys.Split.number)
         metadata.remove(GGUFKeys.Split.count)
         metadata.remove(GGUFKeys.Split.tensorsCount)
+        if let provenance = options.provenance { metadata.setProvenance(provenance) }
         // ggml's writer pads to its default of 32 even when the input declares another
         // alignment (and keeps that key), which gives a file ggml cannot read back; wconv writes
         // the declared alignment instead.
@@ -203,6 +204,26 @@ public enum GGUFQuantizer {
         }
         return GGUFQuantizePlan(metadata: metadata, tensors: tensors, alignment: alignment, fileType: fileType,
                                 warnings: warnings, source: source)
+    }
+
+    /// What ``write(_:to:options:)`` will write to `output` for `plan`, without writing anything;
+    /// `threads` only changes the memory estimate.
+    public static func outputPlan(_ plan: GGUFQuantizePlan, output: String, threads: Int) throws -> OutputPlan {
+        var peak = 0
+        var peakInput = 0
+        for t in plan.tensors { if case .entry(let e, _) = t.origin { peakInput = max(peakInput, e.byteCount) } }
+        let tensors = plan.tensors.map { t in
+            let rowLength = t.dimensions.first ?? 1
+            let rows = max(1, (elementCount(of: t.dimensions) ?? 0) / max(1, rowLength))
+            peak = max(peak, OutputPlan.streamingBytes(rowLength: rowLength, rowBytes: t.byteCount / rows, threads: threads))
+            return OutputPlan.Tensor(name: t.name, sourceType: t.storage.description, type: t.type.name,
+                                     shape: Array(t.dimensions.reversed()), byteCount: t.byteCount)
+        }
+        let descriptors = plan.tensors.map { GGUFTensorDescriptor(name: $0.name, dimensions: $0.dimensions, type: $0.type, byteCount: $0.byteCount) }
+        return try withPath(output) {
+            try OutputPlan.gguf(metadata: plan.metadata, tensors: tensors, descriptors: descriptors, alignment: plan.alignment,
+                                output: output, splitMaxBytes: nil, peak: peak, peakInput: peakInput, warnings: plan.warnings)
+        }
     }
 
     /// The hyper-parameters llama-quantize's rules read.
@@ -288,6 +309,7 @@ public enum GGUFDequantizer {
             convert.force = options.force
             convert.threads = options.threads
             convert.progress = options.progress
+            convert.provenance = options.provenance
             let converted = try GGUFToHF.convert(model, to: output, options: convert)
             var report = QuantizeReport()
             report.outputs = converted.outputs

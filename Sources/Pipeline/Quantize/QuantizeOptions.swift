@@ -125,6 +125,9 @@ public struct QuantizeOptions: Sendable {
     public var force = false
     /// Called after each output tensor is written (for progress displays).
     public var progress: PipelineProgressHandler?
+    /// Recorded inside the output (GGUF `general.wconv.*` keys, safetensors `__metadata__`);
+    /// nil writes none, byte for byte as llama-quantize and transformers + bitsandbytes do.
+    public var provenance: Provenance?
 
     public init(scheme: Scheme) { self.scheme = scheme }
 

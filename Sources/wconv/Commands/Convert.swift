@@ -51,6 +51,12 @@ struct Convert: ParsableCommand {
 
     @OptionGroup var reporting: OutputOptions
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
+    @OptionGroup(title: "Plan")
+    var plan: DryRunOptions
+
     func validate() throws {
         if let s = splitMaxSize, SafetensorsShardPlan.parseSize(s) == nil {
             throw ValidationError("--split-max-size must be a size such as 2GB or 500MB.")
@@ -70,8 +76,19 @@ struct Convert: ParsableCommand {
             options.progress = progress.handler
             let clock = ContinuousClock()
             let start = clock.now
+            let model = try ModelInput.open(path: input)
+            options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads,
+                                                      dryRun: plan.dryRun)
+            if plan.dryRun {
+                switch model {
+                case .hf(let dir) where output.hasSuffix(".gguf"): DryRun.print(try HFToGGUF.outputPlan(dir, output: output, options: options), output: output, json: reporting.json)
+                case .gguf(let gguf) where !output.hasSuffix(".gguf"): DryRun.print(try GGUFToHF.outputPlan(gguf, options: options), output: output, json: reporting.json)
+                default: throw Failure(.usage, "convert goes HF → GGUF (output ending in .gguf) or GGUF → HF")
+                }
+                return
+            }
             let report: ConvertReport
-            switch (try ModelInput.open(path: input), output.hasSuffix(".gguf")) {
+            switch (model, output.hasSuffix(".gguf")) {
             case (.hf(let dir), true):
                 report = try HFToGGUF.convert(dir, to: output, options: options)
             case (.gguf(let model), false):
@@ -81,6 +98,7 @@ struct Convert: ParsableCommand {
             case (.hf, false), (.safetensors, _):
                 throw Failure(.usage, "HF → HF: use `wconv quantize` or `wconv dequantize` to change dtypes")
             }
+            try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
             progress.finish()
             let types = report.typeCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")

@@ -50,6 +50,9 @@ struct ConvertAdapter: ParsableCommand {
 
     @OptionGroup var reporting: OutputOptions
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
     func validate() throws {
         if FileSystem.isDirectory(input) {
             guard output.hasSuffix(".gguf") else {
@@ -65,6 +68,9 @@ struct ConvertAdapter: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let report: LlamaCppAdapter.Report
+            let recorded = try provenance.begin("convert-adapter", options: recordedOptions, recipe: recipe,
+                                                inputs: inputPaths,
+                                                threads: activeProcessorCount)
             if FileSystem.isDirectory(input) {
                 let adapter = try PEFTAdapter(directory: input)
                 var basePath = base
@@ -75,12 +81,13 @@ struct ConvertAdapter: ParsableCommand {
                     throw Failure(.usage, "pass --base: the adapter's base model (\(adapter.config.baseModelNameOrPath ?? "not recorded")) is not a local directory, and its architecture and head counts are needed")
                 }
                 report = try LlamaCppAdapter.toGGUF(adapter, base: try AdapterBaseModel.load(path: basePath), output: output,
-                                                    outType: outtype, force: force)
+                                                    outType: outtype, force: force, provenance: recorded)
             } else {
                 guard FileSystem.exists(input) else { throw PathError(path: input, FileAccessError.notFound) }
                 report = try LlamaCppAdapter.toPEFT(gguf: input, base: try base.map(AdapterBaseModel.load(path:)), output: output,
-                                                    force: force)
+                                                    force: force, provenance: recorded)
             }
+            try provenance.finish(recorded, output: output, outputs: [output], threads: activeProcessorCount)
             for w in report.warnings { reporting.printSummary("note: \(w)") }
             let seconds = ProgressReporter.seconds(clock.now - start)
             reporting.printResult(JSONObject([

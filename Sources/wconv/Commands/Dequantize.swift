@@ -38,6 +38,9 @@ struct Dequantize: ParsableCommand {
 
     @OptionGroup var reporting: OutputOptions
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
     }
@@ -48,6 +51,7 @@ struct Dequantize: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
+            let recorded = try provenance.begin("dequantize", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads)
             let report: QuantizeReport
             switch model {
             case .gguf(let gguf):
@@ -56,14 +60,17 @@ struct Dequantize: ParsableCommand {
                 options.threads = threads
                 options.force = force
                 options.progress = progress.handler
+                options.provenance = recorded
                 report = try GGUFDequantizer.dequantize(gguf, to: output, outType: outType, options: options)
             case .hf, .safetensors:
                 var options = QuantizeOptions(scheme: .bnb(.nf4))
                 options.threads = threads
                 options.force = force
                 options.progress = progress.handler
+                options.provenance = recorded
                 report = try BNBDequantizer.dequantize(model, to: output, outType: outtype?.dtype, options: options)
             }
+            try provenance.finish(recorded, output: output, outputs: report.outputs, threads: threads)
             progress.finish()
             let seconds = QuantizeSummary.seconds(clock.now - start)
             reporting.printResult(QuantizeSummary.json(report, command: "dequantize", input: input, seconds: seconds))

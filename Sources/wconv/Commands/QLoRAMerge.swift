@@ -107,6 +107,12 @@ struct QLoRAMerge: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
+    @OptionGroup(title: "Plan")
+    var plan: DryRunOptions
+
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
 
@@ -148,6 +154,12 @@ struct QLoRAMerge: ParsableCommand {
             options.verifyText = verifyText
             options.threads = threads
             options.force = force
+            options.provenance = try provenance.begin("qlora-merge", options: recordedOptions, recipe: recipe, inputs: inputPaths, threads: threads,
+                                                      dryRun: plan.dryRun)
+            if plan.dryRun {
+                DryRun.print(try LoRAMerge.outputPlan(base: base, adapter: adapter, output: output, options: options), output: output, json: json)
+                return
+            }
             let clock = ContinuousClock()
             let start = clock.now
             let progress = ProgressReporter(command: "qlora-merge", quiet: quiet)
@@ -155,6 +167,7 @@ struct QLoRAMerge: ParsableCommand {
                 if total > 0 { progress.step(phase: "merging", done: done + 1, total: total, name: what) } else { progress.step(phase: what, done: 0, total: 0) }
             }
             progress.finish()
+            try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             for w in report.warnings where !quiet { printError("note: \(w)") }

@@ -113,6 +113,12 @@ struct Quantize: ParsableCommand {
 
     @OptionGroup var reporting: OutputOptions
 
+    @OptionGroup(title: "Provenance")
+    var provenance: ProvenanceOptions
+
+    @OptionGroup(title: "Plan")
+    var plan: DryRunOptions
+
     /// The scheme the flags select (validate() ensures exactly one).
     var scheme: QuantizeOptions.Scheme? {
         if nf4 { return .bnb(.nf4) }
@@ -186,11 +192,22 @@ struct Quantize: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
+            options.provenance = try provenance.begin("quantize", options: recordedOptions, recipe: options.recipe, inputs: [input], threads: threads,
+                                                      dryRun: plan.dryRun)
+            if plan.dryRun {
+                let outputPlan = switch scheme {
+                case .bnb: try BNBQuantizer.outputPlan(model, options: options)
+                case .ggml: try GGUFQuantizer.outputPlan(try GGUFQuantizer.plan(model, options: options), output: output, threads: threads)
+                }
+                DryRun.print(outputPlan, output: output, json: reporting.json)
+                return
+            }
             let report: QuantizeReport
             switch scheme {
             case .bnb: report = try BNBQuantizer.quantize(model, to: output, options: options)
             case .ggml: report = try GGUFQuantizer.quantize(model, to: output, options: options)
             }
+            try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             progress.finish()
             let seconds = QuantizeSummary.seconds(clock.now - start)
             reporting.printResult(QuantizeSummary.json(report, command: "quantize", input: input, seconds: seconds))
