@@ -51,7 +51,8 @@ step() {
 mkdir -p "$out/release"
 gguf="$out/release/$name.$type.gguf"
 
-# 1. Quantize. --json: the result (outputs, sizes, types) is kept as a build record.
+# 1. Quantize. --json: the result (outputs, sizes, types) is kept as a build record. The GGUF
+#    carries its provenance inside (general.wconv.*) and NAME.gguf.wconv-manifest.json beside it.
 step quantize "$wconv" quantize "$model" -o "$gguf" --type "$type" --json --quiet > "$out/quantize.json"
 
 # 2. The gate: KL divergence and top-1 agreement against the original. Exit 1 outside the

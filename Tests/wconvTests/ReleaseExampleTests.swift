@@ -38,7 +38,9 @@ import TestSupport
         // The archive is what unpack accepts.
         let u = try CLI.run(["unpack", archive, "-o", Fixtures.temporaryDirectory() + "/x"])
         #expect(u.status == 0, "\(u.stderr)")
-        #expect(u.stderr.contains("all 2 verified"))
+        // The GGUF, its provenance manifest (written beside it by quantize) and verify.json.
+        #expect(FileManager.default.fileExists(atPath: out + "/release/tiny-llama-256.Q8_0.gguf.wconv-manifest.json"))
+        #expect(u.stderr.contains("all 3 verified"))
     }
 
     @Test func failedGateStopsWithExit1() throws {
