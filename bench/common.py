@@ -23,19 +23,28 @@ LLAMA_BIN = CACHE / "llama.cpp-build" / "bin"
 
 
 def run(cmd, env=None, cwd=None):
-    """Runs `cmd`; returns (seconds, peak RSS in MB of the child).
+    """Runs `cmd`; returns (seconds, peak RSS in MB of the child)."""
+    r = run_captured(cmd, env=env, cwd=cwd)
+    return r["wall_s"], r["peak_rss_mb"]
 
-    The peak RSS comes from /usr/bin/time, not from our own wait4: Linux carries a forked
-    child's high-water mark over from the parent, so a large benchmark process would inflate
-    every peer's figure."""
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+
+def run_captured(cmd, env=None, cwd=None):
+    """Runs `cmd`; returns its wall seconds, CPU seconds (user + system), peak RSS in MB and
+    standard output and error.
+
+    CPU time and peak RSS come from /usr/bin/time, not from our own wait4: Linux carries a
+    forked child's high-water mark over from the parent, so a large benchmark process would
+    inflate every peer's figure."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as usage:
         start = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdout=subprocess.DEVNULL,
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", usage.name, *cmd], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, cwd=cwd)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
-        return seconds, int(rss.read().split()[-1]) / 1024
+        rss_kb, user, system = usage.read().split()[-3:]
+        return {"wall_s": seconds, "cpu_s": float(user) + float(system), "peak_rss_mb": int(rss_kb) / 1024,
+                "stdout": proc.stdout.decode(errors="replace"), "stderr": proc.stderr.decode(errors="replace")}
 
 
 def measure(name, cmd, repeat, before=None, **kw):

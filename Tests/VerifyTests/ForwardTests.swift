@@ -119,6 +119,45 @@ import Verify
         #expect(maxAbsDifference(fast, reference) <= 2e-5 * valueRange(reference))
     }
 
+    /// Wide enough that the products are split over the workers and attention takes the
+    /// batched path with heads spread over them; the result must not depend on the split.
+    @Test(arguments: [1, 2, 3])
+    func splitProductsMatchScalarReference(threads: Int) throws {
+        let config = LlamaConfig(
+            vocabularySize: 300, hiddenSize: 128, intermediateSize: 384, layerCount: 2, headCount: 4, kvHeadCount: 2,
+            headDimension: 32, rmsNormEpsilon: 1e-5, ropeTheta: 10_000, ropeScaling: .none,
+            tiedEmbeddings: false, maxPositions: 64)
+        let weights = try RandomModel.make(config: config, seed: 11)
+        var rng = SplitMix64(seed: 12)
+        let tokens = (0 ..< 48).map { _ in Int(rng.next() % 300) }   // ≥ 2M multiply-adds: split in two
+        let model = try LlamaModel(config: config, weights: weights, threadCount: threads)
+        let fast = try model.logits(for: tokens)
+        let reference = RandomModel.referenceForward(weights: weights, tokens: tokens)
+        #expect(maxAbsDifference(fast, reference) <= 2e-5 * valueRange(reference))
+    }
+
+    /// `.rows` computes exactly the asked rows of `.all`; a result held across the next call
+    /// keeps its values although the model reuses its logits buffer.
+    @Test func logitRowsAndReusedBuffer() throws {
+        let (config, weights) = try TinyLlama.weights()
+        let model = try LlamaModel(config: config, weights: weights, threadCount: 2)
+        let cache = try model.makeCache(capacity: 8)
+        let all = try model.forward(tokens: TinyLlama.tokens, startPosition: 0, cache: cache)
+        let kept = all.logits
+        let some = try model.forward(tokens: TinyLlama.tokens, startPosition: 0, cache: cache,
+                                     options: ForwardOptions(logits: .rows(4 ..< 7)))
+        #expect(some.firstRow == 4 && some.rowCount == 3 && some.logits.count == 3 * 128)
+        #expect(some.logits == Array(kept[4 * 128 ..< 7 * 128]))
+        #expect(all.logits == kept)
+        let none = try model.forward(tokens: TinyLlama.tokens, startPosition: 0, cache: cache,
+                                     options: ForwardOptions(logits: .rows(3 ..< 3)))
+        #expect(none.rowCount == 0 && none.logits.isEmpty)
+        #expect(some.logits == Array(kept[4 * 128 ..< 7 * 128]))
+        #expect(throws: VerifyError.self) {
+            try model.forward(tokens: TinyLlama.tokens, startPosition: 0, cache: cache, options: ForwardOptions(logits: .rows(6 ..< 9)))
+        }
+    }
+
     /// Streaming reads every layer once per call and the embedding matrix once; resident
     /// weights are read on the first call only.
     @Test func streamsLayersFromTheSource() throws {

@@ -18,6 +18,37 @@ import Verify
         #expect(maxAbsDifference(fast, reference) <= 1e-6 * Float(shape.inFeatures))
     }
 
+    /// Shapes big enough for the column split (≥ 64 outputs per block, ≥ 1M multiply-adds),
+    /// one row included (the sgemv path), an output count that is not a multiple of 16.
+    @Test(arguments: [(64, 256, 200, 2), (33, 96, 1000, 3), (1, 1024, 2050, 2), (40, 256, 300, 4)])
+    func splitProjectionMatchesReference(shape: (rows: Int, inFeatures: Int, outFeatures: Int, threads: Int)) {
+        let x = Self.random(shape.rows * shape.inFeatures, seed: 21)
+        let w = Self.random(shape.outFeatures * shape.inFeatures, seed: 22)
+        Matmul.setThreadCount(1)
+        let split = Matmul.project(x, rows: shape.rows, weight: w, outFeatures: shape.outFeatures, threads: shape.threads)
+        let reference = Matmul.projectReference(x, rows: shape.rows, weight: w, outFeatures: shape.outFeatures)
+        #expect(maxAbsDifference(split, reference) <= 1e-6 * Float(shape.inFeatures))
+        // Accumulating into a strided output touches only the first outFeatures columns of each row.
+        let stride = shape.outFeatures + 3
+        var y = [Float](repeating: 1, count: shape.rows * stride)
+        x.withUnsafeBufferPointer { xp in
+            w.withUnsafeBufferPointer { wp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    Matmul.projectRows(xp.baseAddress!, rows: shape.rows, inFeatures: shape.inFeatures, weight: wp.baseAddress!,
+                                       outFeatures: shape.outFeatures, into: yp.baseAddress!, yStride: shape.rows == 1 ? nil : stride,
+                                       accumulate: true, threads: shape.threads)
+                }
+            }
+        }
+        let width = shape.rows == 1 ? shape.outFeatures : stride
+        for r in 0 ..< shape.rows {
+            let row = Array(y[r * width ..< r * width + shape.outFeatures])
+            let expected = reference[r * shape.outFeatures ..< (r + 1) * shape.outFeatures].map { $0 + 1 }
+            #expect(maxAbsDifference(row, expected) <= 1e-6 * Float(shape.inFeatures))
+            if width > shape.outFeatures { #expect(y[r * width + shape.outFeatures ..< (r + 1) * width].allSatisfy { $0 == 1 }) }
+        }
+    }
+
     @Test func accumulatingProjectionAddsIntoTheOutput() {
         let x = Self.random(4 * 8, seed: 3), w = Self.random(5 * 8, seed: 4)
         var y = Self.random(4 * 5, seed: 5)
@@ -129,7 +160,7 @@ import Verify
         let k = Self.random(positions * shape.kvHeads * hd, seed: 15, scale: 2)
         let v = Self.random(positions * shape.kvHeads * hd, seed: 16)
         var out = [Float](repeating: .nan, count: q.count)
-        var scores = [Float](repeating: .nan, count: Attention.scratchRows(queryCount: shape.queries, heads: shape.heads) * positions)
+        var scores = [Float](repeating: .nan, count: Attention.scratchRows(queryCount: shape.queries, heads: shape.heads, threads: 2) * positions)
         q.withUnsafeBufferPointer { qp in
             k.withUnsafeBufferPointer { kp in
                 v.withUnsafeBufferPointer { vp in

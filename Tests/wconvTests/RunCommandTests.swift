@@ -42,6 +42,11 @@ import TestSupport
             #expect(out["prompt_tokens"] as? [Int] == golden["prompt_tokens"] as? [Int], "\(path)")
             #expect(out["tokens"] as? [Int] == golden["generated"] as? [Int], "\(path)")
             if model == "tiny-llama-spm" { #expect(out["text"] as? String == golden["generated_text"] as? String) }
+            // Timings of the prompt's forward call (what bench/verify_bench.py reads).
+            let timings = try #require(out["timings"] as? [String: Any])
+            let evalSeconds = try #require(timings["prompt_eval_seconds"] as? Double)
+            #expect(evalSeconds > 0 && (timings["prompt_eval_cpu_seconds"] as? Double ?? -1) >= 0)
+            #expect(timings["threads"] as? Int == 2)
         }
     }
 

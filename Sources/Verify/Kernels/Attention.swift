@@ -21,21 +21,27 @@ public enum Attention {
     /// Below this many queries the per-head vector loop beats the BLAS path.
     static let batchThreshold = 8
 
-    /// Floats of score scratch ``causal(queries:queryCount:startPosition:keys:values:heads:kvHeads:headDimension:scores:scoreStride:output:threads:)``
-    /// needs: `rows × scoreStride` with `scoreStride ≥ context`.
-    public static func scratchRows(queryCount: Int, heads: Int) -> Int {
-        queryCount < batchThreshold ? heads : min(queryCount, blockRows)
+    /// Rows of score scratch ``causal(queries:queryCount:startPosition:keys:values:heads:kvHeads:headDimension:scores:scoreStride:output:threads:)``
+    /// needs with the same `threads`: it takes `rows × scoreStride` floats with
+    /// `scoreStride ≥ context` (one block of query rows per worker, or a row per head).
+    public static func scratchRows(queryCount: Int, heads: Int, threads: Int) -> Int {
+        queryCount < batchThreshold ? heads : batchWorkers(heads: heads, threads: threads) * min(queryCount, blockRows)
     }
+
+    /// Workers of the batched path: heads are split between them.
+    static func batchWorkers(heads: Int, threads: Int) -> Int { max(1, min(threads, heads)) }
 
     /// Computes attention for `queryCount` query rows.
     ///
     /// Prompt batches go through BLAS per head and per block of query rows (`sgemm` for
-    /// q·kᵀ over the visible keys, a masked softmax on `threads` workers, `sgemm` for p·v);
-    /// one or a few queries (generation) use a vector loop with heads spread over `threads`.
+    /// q·kᵀ over the visible keys, a masked softmax, `sgemm` for p·v), heads spread over
+    /// `threads` workers that each call BLAS (so OpenBLAS should be single-threaded, see
+    /// ``Matmul/setThreadCount(_:)``); one or a few queries (generation) use a vector loop with
+    /// heads spread over `threads`.
     /// - Parameters:
     ///   - queries: `[queryCount, heads · hd]` (already rotated).
     ///   - keys, values: `[startPosition + queryCount, kvHeads · hd]` (keys rotated).
-    ///   - scores: scratch of `scratchRows(queryCount:heads:) · scoreStride` floats, with
+    ///   - scores: scratch of `scratchRows(queryCount:heads:threads:) · scoreStride` floats, with
     ///     `scoreStride ≥ startPosition + queryCount`.
     ///   - output: `[queryCount, heads · hd]`.
     public static func causal(
@@ -81,7 +87,8 @@ public enum Attention {
 
     /// The BLAS path: for each head and block of query rows `[t0, t1)`, scores against the
     /// `startPosition + t1` keys the block can see, row-wise causal softmax (masked entries set
-    /// to 0), then the weighted sum of values. BLAS is called from this thread only.
+    /// to 0), then the weighted sum of values. Worker `w` takes heads `w, w + workers, …` and
+    /// the scratch rows `w · blockRows ..< (w + 1) · blockRows`.
     private static func batched(
         queries: UnsafePointer<Float>, queryCount: Int, startPosition: Int,
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
@@ -91,28 +98,33 @@ public enum Attention {
         let group = heads / kvHeads
         let qStride = heads * hd, kvStride = kvHeads * hd
         let scale = scale(headDimension: hd)
-        for h in 0 ..< heads {
-            let kvOffset = (h / group) * hd
-            for t0 in stride(from: 0, to: queryCount, by: blockRows) {
-                let t1 = min(queryCount, t0 + blockRows), rows = t1 - t0
-                let visibleKeys = startPosition + t1
-                // scores[r, j] = scale · q[t0 + r] · k[j]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(visibleKeys), Int32(hd),
-                            scale, queries + t0 * qStride + h * hd, Int32(qStride), keys + kvOffset, Int32(kvStride),
-                            0, scores, Int32(visibleKeys))
-                nonisolated(unsafe) let s = scores
-                parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
-                    for r in range {
-                        let row = s + r * visibleKeys
-                        let visible = startPosition + t0 + r + 1
-                        Softmax.apply(row, count: visible)
-                        (row + visible).update(repeating: 0, count: visibleKeys - visible)
+        let workers = batchWorkers(heads: heads, threads: threads)
+        let slot = min(queryCount, blockRows) * (startPosition + queryCount)
+        nonisolated(unsafe) let (q, k, v, s, out) = (queries, keys, values, scores, output)
+        parallelChunks(count: workers, threads: workers) { range in
+            for w in range {
+                let scores = s + w * slot
+                for h in stride(from: w, to: heads, by: workers) {
+                    let kvOffset = (h / group) * hd
+                    for t0 in stride(from: 0, to: queryCount, by: blockRows) {
+                        let t1 = min(queryCount, t0 + blockRows), rows = t1 - t0
+                        let visibleKeys = startPosition + t1
+                        // scores[r, j] = scale · q[t0 + r] · k[j]
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(visibleKeys), Int32(hd),
+                                    scale, q + t0 * qStride + h * hd, Int32(qStride), k + kvOffset, Int32(kvStride),
+                                    0, scores, Int32(visibleKeys))
+                        for r in 0 ..< rows {
+                            let row = scores + r * visibleKeys
+                            let visible = startPosition + t0 + r + 1
+                            Softmax.apply(row, count: visible)
+                            (row + visible).update(repeating: 0, count: visibleKeys - visible)
+                        }
+                        // out[t0 + r] = Σ_j p[r, j] · v[j]
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(visibleKeys),
+                                    1, scores, Int32(visibleKeys), v + kvOffset, Int32(kvStride),
+                                    0, out + t0 * qStride + h * hd, Int32(qStride))
                     }
                 }
-                // out[t0 + r] = Σ_j p[r, j] · v[j]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(visibleKeys),
-                            1, scores, Int32(visibleKeys), values + kvOffset, Int32(kvStride),
-                            0, output + t0 * qStride + h * hd, Int32(qStride))
             }
         }
     }

@@ -1,11 +1,17 @@
 internal import COpenBLAS
+import TensorCore
 
 /// Matrix products against weights stored the HF way, `[out, in]` row-major.
 ///
 /// Every projection of the forward pass is `Y[rows, out] = X[rows, in] · Wᵀ`, which is one
 /// `cblas_sgemm(RowMajor, NoTrans, Trans, …)`: BLAS reads `W` in its stored layout, no copy.
-/// BLAS is called from one thread only; OpenBLAS runs its own worker threads (see
-/// ``setThreadCount(_:)``), so calling it inside `parallelChunks` would oversubscribe the cores.
+/// Two ways to use several cores, never both at once (that would oversubscribe them): call
+/// from one thread with OpenBLAS's own pool sized by ``setThreadCount(_:)``, or — what the
+/// forward pass does — set OpenBLAS to one thread and pass `threads` so the product is split
+/// over our workers. The forward pass prefers the latter because OpenBLAS's idle workers spin
+/// (`sched_yield`) for a while after every call, competing with the element-wise steps that run
+/// on our workers between products (measured: up to a third of the CPU time of a 512-token
+/// prompt on 2 cores went to that spinning).
 public enum Matmul {
     /// Sets how many threads OpenBLAS uses for the products that follow (process-wide).
     public static func setThreadCount(_ count: Int) {
@@ -21,14 +27,44 @@ public enum Matmul {
     ///   - weight: `[outFeatures, inFeatures]` row-major (HF `nn.Linear.weight`).
     ///   - y: `[rows, outFeatures]` with row stride `yStride` (≥ outFeatures).
     ///   - accumulate: add into `y` instead of overwriting it (residual connections).
+    ///   - threads: with more than one, the output features are split into that many column
+    ///     blocks, each computed by its own worker with one BLAS call; OpenBLAS should then run
+    ///     single-threaded (``setThreadCount(_:)`` with 1), else the workers oversubscribe the
+    ///     cores. Each output element is the same dot product whichever block computes it.
     public static func projectRows(
         _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
         weight: UnsafePointer<Float>, outFeatures: Int,
-        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, accumulate: Bool = false
+        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, accumulate: Bool = false, threads: Int = 1
     ) {
         guard rows > 0, outFeatures > 0 else { return }
         let ldc = yStride ?? outFeatures
         precondition(inFeatures > 0 && ldc >= outFeatures, "Matmul: bad dimensions")
+        // Blocks of at least 64 outputs (a multiple of every sgemm kernel's column unroll), and
+        // only when there is enough work to pay for waking a worker (~1M multiply-adds).
+        let blocks = min(threads, outFeatures / 64, max(1, rows * outFeatures * inFeatures / 1_000_000))
+        if blocks <= 1 {
+            block(x, rows: rows, inFeatures: inFeatures, weight: weight, outFeatures: outFeatures, into: y, ldc: ldc,
+                  accumulate: accumulate)
+            return
+        }
+        nonisolated(unsafe) let (xs, ws, ys) = (x, weight, y)
+        parallelChunks(count: blocks, threads: blocks) { range in
+            for b in range {
+                // Column block [start, end), rounded to multiples of 16.
+                let start = (outFeatures * b / blocks) & ~15
+                let end = b == blocks - 1 ? outFeatures : (outFeatures * (b + 1) / blocks) & ~15
+                block(xs, rows: rows, inFeatures: inFeatures, weight: ws + start * inFeatures, outFeatures: end - start,
+                      into: ys + start, ldc: ldc, accumulate: accumulate)
+            }
+        }
+    }
+
+    /// One BLAS call: `Y[:, 0 ..< outFeatures] (+)= X · Wᵀ` with row stride `ldc`.
+    private static func block(
+        _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>, outFeatures: Int,
+        into y: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+        guard outFeatures > 0 else { return }
         if rows == 1 {
             // One token (generation): sgemv reads W once; sgemm would first pack all of W.
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures),
@@ -43,7 +79,7 @@ public enum Matmul {
     }
 
     /// Array form of ``projectRows(_:rows:inFeatures:weight:outFeatures:into:yStride:accumulate:)``.
-    public static func project(_ x: [Float], rows: Int, weight: [Float], outFeatures: Int) -> [Float] {
+    public static func project(_ x: [Float], rows: Int, weight: [Float], outFeatures: Int, threads: Int = 1) -> [Float] {
         precondition(rows > 0 && !x.isEmpty && x.count % rows == 0 && outFeatures > 0, "Matmul: x is not [rows, in]")
         let inFeatures = x.count / rows
         precondition(weight.count == outFeatures * inFeatures, "Matmul: weight is not [out, in]")

@@ -10,6 +10,9 @@ public struct ForwardOptions: Sendable, Hashable {
         case last
         /// None: fill the cache only.
         case none
+        /// The positions in this range of the call's tokens (`verify` scores only the second
+        /// half of each chunk, so the output head — the largest product — runs on half the rows).
+        case rows(Range<Int>)
     }
 
     public var logits: LogitRows
@@ -55,7 +58,8 @@ public struct ForwardResult: Sendable {
     public var logits: [Float]
     /// Number of logit rows.
     public var rowCount: Int
-    /// Index (within the call's tokens) of the first logit row: 0 for `.all`, T−1 for `.last`.
+    /// Index (within the call's tokens) of the first logit row: 0 for `.all`, T−1 for `.last`,
+    /// the range's start for `.rows`.
     public var firstRow: Int
     public var vocabularySize: Int
     public var hiddenStates: HiddenStates?
@@ -73,10 +77,13 @@ public struct ForwardResult: Sendable {
 /// Batched: all `T` tokens of a call go through each projection as one `sgemm`. Weights come
 /// from a ``LlamaWeightSource`` one layer at a time into a reused buffer (or are kept after the
 /// first call with `keepLayersResident`). Activation buffers are allocated once and grow to the
-/// largest batch; nothing is allocated per token. Not thread-safe: one forward call at a time.
+/// largest batch; nothing is allocated per token. The logits array is reused too: a result
+/// released before the next call costs no allocation (one still held is copied on write, as any
+/// Swift array). Not thread-safe: one forward call at a time.
 public final class LlamaModel {
     public let config: LlamaConfig
-    /// Threads for BLAS and for attention heads.
+    /// Worker threads: each product is split over them (OpenBLAS itself is set to one thread
+    /// during a forward call), and so are attention heads and the element-wise steps.
     public var threadCount: Int
     /// `inv_freq` of RoPE — `[hd/2]`.
     public let inverseFrequencies: [Float]
@@ -88,6 +95,10 @@ public final class LlamaModel {
     private var normWeights: [Float]?
     private var headWeights: [Float]?
     private let state: RunState
+    /// The logits of the last call, handed out as ``ForwardResult/logits`` and overwritten by the
+    /// next call (`[rows, vocab]`; 100 MB for 512 rows of a 49k vocabulary, which allocating and
+    /// zeroing per call spent most of `verify`'s system time on).
+    private var logitsBuffer: [Float] = []
 
     /// - Parameters:
     ///   - config: the model shape (validated here).
@@ -143,9 +154,14 @@ public final class LlamaModel {
             throw VerifyError.tokenOutOfRange(token: token, vocabularySize: c.vocabularySize)
         }
         cache.truncate(to: start)
-        Matmul.setThreadCount(threadCount)
+        // Our workers split every product and call BLAS themselves: OpenBLAS's own pool would
+        // otherwise spin (sched_yield) between calls while these workers run the element-wise
+        // steps, two pools on the same cores. The caller's setting is restored on return.
+        let blasThreads = Matmul.threadCount
+        Matmul.setThreadCount(1)
+        defer { Matmul.setThreadCount(blasThreads) }
         let s = state
-        s.reserve(rows: T, context: start + T)
+        s.reserve(rows: T, context: start + T, threads: threadCount)
         RoPE.fillTables(inverseFrequencies: inverseFrequencies, positions: start ..< start + T, cos: s.cos, sin: s.sin)
 
         // 1. Token embeddings: x[t] = E[token t].
@@ -181,7 +197,7 @@ public final class LlamaModel {
             normalize(s.x, w.feedForwardNorm, into: s.xb, rows: T, epsilon: eps)
             project(s.xb, rows: T, w.gate, into: s.gate, outFeatures: ffn)
             project(s.xb, rows: T, w.up, into: s.up, outFeatures: ffn)
-            SwiGLU.apply(gate: s.gate, up: s.up, count: T * ffn)
+            swiGLU(s.gate, s.up, count: T * ffn)
             project(s.gate, rows: T, w.down, into: s.x, outFeatures: dim, accumulate: true)
 
             hidden?.afterLayer.append(s.copy(s.x, count: T * dim))
@@ -194,20 +210,26 @@ public final class LlamaModel {
         case .all: rows = 0 ..< T
         case .last: rows = T - 1 ..< T
         case .none: rows = T ..< T
+        case .rows(let r):
+            guard r.lowerBound >= 0, r.upperBound <= T else {
+                throw VerifyError.badConfigValue(key: "logits", reason: "rows \(r) outside the call's \(T) tokens")
+            }
+            rows = r
         }
         let normRows = hidden == nil ? rows : 0 ..< T
         normalize(s.x + normRows.lowerBound * dim, try finalNorm(), into: s.xb + normRows.lowerBound * dim,
                   rows: normRows.count, epsilon: eps)
         if hidden != nil { hidden?.finalNormed = s.copy(s.xb, count: T * dim) }
-        var logits = [Float](repeating: 0, count: rows.count * c.vocabularySize)
+        resizeLogits(to: rows.count * c.vocabularySize)
         if !rows.isEmpty {
             let head = try outputHead()
-            logits.withUnsafeMutableBufferPointer { out in
+            // beta = 0: BLAS overwrites every element, so stale values from the last call never show.
+            logitsBuffer.withUnsafeMutableBufferPointer { out in
                 project(s.xb + rows.lowerBound * dim, rows: rows.count, head, into: out.baseAddress!,
                         outFeatures: c.vocabularySize)
             }
         }
-        return ForwardResult(logits: logits, rowCount: rows.count, firstRow: rows.lowerBound,
+        return ForwardResult(logits: logitsBuffer, rowCount: rows.count, firstRow: rows.lowerBound,
                              vocabularySize: c.vocabularySize, hiddenStates: hidden)
     }
 
@@ -230,6 +252,16 @@ public final class LlamaModel {
                                options: ForwardOptions(logits: .last))
         }
         return result
+    }
+
+    /// Gives ``logitsBuffer`` `count` elements without giving back its capacity, so a prompt
+    /// batch followed by single-token steps (and the next batch) reuses one allocation.
+    private func resizeLogits(to count: Int) {
+        if logitsBuffer.count > count {
+            logitsBuffer.removeLast(logitsBuffer.count - count)
+        } else if logitsBuffer.count < count {
+            logitsBuffer.append(contentsOf: repeatElement(0, count: count - logitsBuffer.count))
+        }
     }
 
     // MARK: - Weights
@@ -276,7 +308,17 @@ public final class LlamaModel {
     ) {
         weight.withUnsafeBufferPointer { w in
             Matmul.projectRows(x, rows: rows, inFeatures: w.count / outFeatures, weight: w.baseAddress!,
-                               outFeatures: outFeatures, into: y, accumulate: accumulate)
+                               outFeatures: outFeatures, into: y, accumulate: accumulate,
+                               threads: threadCount)
+        }
+    }
+
+    /// SwiGLU in place on `gate`, split over the threads (one `expf` per element: at 512 tokens
+    /// as many as all of attention's softmax).
+    private func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        nonisolated(unsafe) let (g, u) = (gate, up)
+        parallelChunks(count: count, threads: threadCount, minimumChunk: 16_384) { range in
+            SwiGLU.apply(gate: g + range.lowerBound, up: u + range.lowerBound, count: range.count)
         }
     }
 
@@ -324,8 +366,8 @@ final class RunState {
         scores = Self.allocate(0)
     }
 
-    /// Makes room for `needed` rows and a `context`-long score row per head.
-    func reserve(rows needed: Int, context: Int) {
+    /// Makes room for `needed` rows and the attention scratch of `threads` workers over `context` keys.
+    func reserve(rows needed: Int, context: Int, threads: Int) {
         let c = config
         if needed > rows {
             rows = needed
@@ -339,7 +381,7 @@ final class RunState {
             cos = Self.allocate(needed * c.headDimension / 2)
             sin = Self.allocate(needed * c.headDimension / 2)
         }
-        let scoreRows = Attention.scratchRows(queryCount: needed, heads: c.headCount)
+        let scoreRows = Attention.scratchRows(queryCount: needed, heads: c.headCount, threads: threads)
         if context > scoreStride || scoreRows > self.scoreRows {
             // Grow geometrically so token-by-token generation reallocates O(log n) times.
             if context > scoreStride { scoreStride = max(context, scoreStride * 2, 64) }

@@ -2,6 +2,9 @@ import ArgumentParser
 import Formats
 import TensorCore
 import Verify
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +18,12 @@ struct Run: ParsableCommand {
         --logits writes the float32 logits of every prompt position as a .npy array \
         [positions, vocab]. --adapter applies a PEFT LoRA adapter (adapter_config.json + \
         adapter_model.safetensors) to the weights as they are loaded: W + (alpha/r)·B·A.
+
+        --json also reports timings: prompt_eval_seconds is the wall time of the one forward \
+        call over the prompt (streaming every layer's weights from the file into float32, the \
+        layers, the output head for the rows asked for), prompt_eval_cpu_seconds the CPU time \
+        of all threads in it; opening the model and loading the tokenizer are not included. \
+        `-n 0` evaluates the prompt only.
 
         Examples:
           wconv run smollm2.q8_0.gguf --prompt "The capital of France is" -n 16
@@ -84,8 +93,12 @@ struct Run: ParsableCommand {
             let eos = ignoreEos ? nil : tokenizer?.vocabulary.eosTokenID.map { Int($0) }
 
             let cache = try llama.makeCache(capacity: ids.count + max(n, 1))
+            let clock = ContinuousClock()
+            let promptStart = clock.now, promptCPUStart = processCPUSeconds()
             var step = try llama.forward(tokens: ids, startPosition: 0, cache: cache,
                                          options: ForwardOptions(logits: logits == nil ? .last : .all))
+            let promptSeconds = ReleaseFormat.seconds(clock.now - promptStart), promptCPU = processCPUSeconds() - promptCPUStart
+            let generationStart = clock.now
             if let path = logits {
                 try NPYArray(floats: step.logits, shape: [ids.count, vocab]).write(to: path, force: force)
             }
@@ -99,12 +112,20 @@ struct Run: ParsableCommand {
                 last = step.row(0)
             }
 
+            let generationSeconds = ReleaseFormat.seconds(clock.now - generationStart)
             let text = tokenizer?.decode(generated)
             if json {
                 var object = JSONObject()
                 object["prompt_tokens"] = .array(ids.map { .int(Int64($0)) })
                 object["tokens"] = .array(generated.map { .int(Int64($0)) })
                 object["text"] = text.map { .string($0) } ?? .null
+                var timings = JSONObject()
+                timings["prompt_eval_seconds"] = .double(promptSeconds)
+                timings["prompt_eval_cpu_seconds"] = .double(promptCPU)
+                timings["prompt_tokens_per_second"] = .double(Double(ids.count) / max(promptSeconds, 1e-9))
+                timings["generation_seconds"] = .double(generationSeconds)
+                timings["threads"] = .int(Int64(threads))
+                object["timings"] = .object(timings)
                 print(JSONValue.object(object).serialized(.python(indent: 2, sortKeys: false)))
             } else if let text {
                 print(text)
@@ -114,3 +135,12 @@ struct Run: ParsableCommand {
         }
     }
 }
+
+/// CPU time (user + system) of every thread of this process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    func value(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return value(usage.ru_utime) + value(usage.ru_stime)
+}
+

@@ -55,14 +55,8 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int = activeProcessorCount
 
-    @Option(help: "Fail (exit 1) when the mean KL divergence exceeds this.")
-    var maxKld: Double?
-
-    @Option(help: "Fail (exit 1) when the top-1 agreement (0…1) is below this.")
-    var minTop1: Double?
-
-    @Option(help: "Fail (exit 1) when PPL(CAND) / PPL(REF) exceeds this.")
-    var maxPplRatio: Double?
+    @OptionGroup(title: "Thresholds")
+    var thresholds: ThresholdOptions
 
     @Option(help: "Relative error of the hidden states above which a layer counts as diverging.")
     var layerTolerance: Double = VerifyOptions.defaultLayerTolerance
@@ -99,7 +93,6 @@ struct VerifyCommand: ParsableCommand {
         case (1, true, true): throw ValidationError("--baseline and --save-baseline cannot be combined.")
         default: throw ValidationError("Give at most two models: REF and CAND.")
         }
-        if baseline != nil && saveBaseline != nil { throw ValidationError("--baseline and --save-baseline cannot be combined.") }
         if text != nil && tokens != nil { throw ValidationError("Give either --text or --tokens, not both.") }
         if baseline != nil && (text != nil || tokens != nil) {
             throw ValidationError("--baseline carries its own tokens; drop --text / --tokens.")
@@ -108,23 +101,12 @@ struct VerifyCommand: ParsableCommand {
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1.") }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if topK < 1 { throw ValidationError("--top-k must be at least 1.") }
-        if let minTop1, !(0 ... 1).contains(minTop1) { throw ValidationError("--min-top1 is a fraction between 0 and 1.") }
-        if let maxKld, !(maxKld >= 0) { throw ValidationError("--max-kld must be a non-negative number.") }
-        if let maxPplRatio, !(maxPplRatio > 0) { throw ValidationError("--max-ppl-ratio must be positive.") }
         if !(layerTolerance >= 0) { throw ValidationError("--layer-tolerance must be a non-negative number.") }
     }
 
     func run() throws {
         try runCommand {
-            var options = VerifyOptions()
-            options.contextLength = ctx ?? 512
-            options.threads = threads
-            options.thresholds = VerifyThresholds(maxMeanKLD: maxKld, minTop1Agreement: minTop1, maxPerplexityRatio: maxPplRatio)
-            options.compareTensors = !noTensors
-            options.compareLayers = !noLayers
-            options.layerTolerance = layerTolerance
-            options.baselineTopK = topK
-            options.maxChunks = chunks
+            let options = verifyOptions
             let reporter = ProgressReporter(command: "verify", quiet: quiet)
             let progress: VerifyProgress? = reporter.mode == .silent ? nil : { phase, done, total in
                 reporter.step(phase: phase, done: done, total: total)
@@ -182,6 +164,20 @@ struct VerifyCommand: ParsableCommand {
         }
     }
 
+    /// What the flags ask of ``ModelVerifier``.
+    var verifyOptions: VerifyOptions {
+        var options = VerifyOptions()
+        options.contextLength = ctx ?? options.contextLength
+        options.threads = threads
+        options.thresholds = thresholds.values
+        options.compareTensors = !noTensors
+        options.compareLayers = !noLayers
+        options.layerTolerance = layerTolerance
+        options.baselineTopK = topK
+        options.maxChunks = chunks
+        return options
+    }
+
     /// The ids to score and the BOS that starts each chunk (when the tokenizer adds one).
     func evaluationTokens(_ reference: LlamaCheckpoint) throws -> ([Int], Int?) {
         // Without a tokenizer, a token file still works (no BOS substitution then).
@@ -194,6 +190,31 @@ struct VerifyCommand: ParsableCommand {
             String(decoding: try withPath(path) { try FileSystem.readFile(path) }, as: UTF8.self)
         } ?? EvaluationText.default
         return (tokenizer.encode(body, addSpecialTokens: true), bos)
+    }
+}
+
+/// `--max-kld`, `--min-top1`, `--max-ppl-ratio`: the release gate of `verify`, as one option
+/// group (parsed, validated and turned into ``VerifyThresholds`` in one place, so a command that
+/// gates on a verification offers the same flags with the same checks).
+struct ThresholdOptions: ParsableArguments {
+    @Option(help: "Fail (exit 1) when the mean KL divergence exceeds this.")
+    var maxKld: Double?
+
+    @Option(help: "Fail (exit 1) when the top-1 agreement (0…1) is below this.")
+    var minTop1: Double?
+
+    @Option(help: "Fail (exit 1) when PPL(CAND) / PPL(REF) exceeds this.")
+    var maxPplRatio: Double?
+
+    func validate() throws {
+        if let maxKld, !(maxKld >= 0) { throw ValidationError("--max-kld must be a non-negative number.") }
+        if let minTop1, !(0 ... 1).contains(minTop1) { throw ValidationError("--min-top1 is a fraction between 0 and 1.") }
+        if let maxPplRatio, !(maxPplRatio > 0) { throw ValidationError("--max-ppl-ratio must be positive.") }
+    }
+
+    /// The thresholds given (nil: not checked).
+    var values: VerifyThresholds {
+        VerifyThresholds(maxMeanKLD: maxKld, minTop1Agreement: minTop1, maxPerplexityRatio: maxPplRatio)
     }
 }
 
