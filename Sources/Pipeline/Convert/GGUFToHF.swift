@@ -23,6 +23,10 @@ public enum GGUFToHF {
         guard let arch = ArchitectureDescription.forGGUF(architecture: archName) else {
             throw PathError(path: model.path, ConvertError.unsupportedArchitecture(archName))
         }
+        // The config.json written below is LLaMA's; other families convert HF → GGUF only so far.
+        guard arch.runsLlamaBlock else {
+            throw PathError(path: model.path, Failure(.unsupported, "GGUF → HF is implemented for llama only so far; \(archName) converts HF → GGUF"))
+        }
         let source = GGUFTensorSource(model)
         let hyper = try LlamaHyperParameters(metadata: meta, arch: archName, path: model.path)
 

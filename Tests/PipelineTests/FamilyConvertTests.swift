@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import Formats
+import Pipeline
+import TensorCore
+import TestSupport
+
+/// HF → GGUF for the model families beyond LLaMA, each checked byte for byte against llama.cpp's
+/// converter output (testdata/golden/families, made by testdata/scripts/make_family_fixtures.py;
+/// testdata/README.md §8 says how, including the forced `tokenizer.ggml.pre` names).
+@Suite struct FamilyConvertTests {
+    struct Family: CustomStringConvertible, Sendable {
+        let name: String
+        let vocabPre: String?
+        var description: String { name }
+    }
+
+    static let families = [
+        Family(name: "mistral", vocabPre: nil),
+    ]
+
+    @Test(arguments: families)
+    func hfToGGUFEqualsLlamaCppConverterByteForByte(family: Family) throws {
+        let dir = try HFModelDirectory(path: Fixtures.path("families/\(family.name)"))
+        let out = Fixtures.temporaryDirectory() + "/\(family.name).gguf"
+        var options = ConvertOptions()
+        options.outType = .f32
+        options.vocabPre = family.vocabPre
+        options.threads = 2
+        try HFToGGUF.convert(dir, to: out, options: options)
+        let goldenPath = Fixtures.path("golden/families/\(family.name).f32.gguf")
+        let ours = try Data(contentsOf: URL(fileURLWithPath: out))
+        let golden = try Data(contentsOf: URL(fileURLWithPath: goldenPath))
+        if ours != golden {
+            // Say what differs before failing: keys first, then tensors.
+            let a = try GGUFFile(path: out), b = try GGUFFile(path: goldenPath)
+            #expect(a.metadata.keys == b.metadata.keys)
+            for kv in b.metadata.entries { #expect(a.metadata[kv.key] == kv.value, "\(kv.key)") }
+            #expect(a.tensors.map(\.name) == b.tensors.map(\.name))
+            for t in b.tensors {
+                if let mine = a.tensor(named: t.name) {
+                    #expect(mine.dimensions == t.dimensions, "\(t.name)")
+                    #expect(Array(try a.bytes(of: mine)) == Array(try b.bytes(of: t)), "\(t.name)")
+                }
+            }
+        }
+        #expect(ours == golden)
+    }
+
+    @Test(arguments: ["persimmon", "opt"])
+    func familiesWithoutALlamaCppArchitectureAreRefusedByName(name: String) throws {
+        let dir = try HFModelDirectory(path: Fixtures.path("families/\(name)"))
+        let out = Fixtures.temporaryDirectory() + "/\(name).gguf"
+        do {
+            try HFToGGUF.convert(dir, to: out, options: ConvertOptions())
+            Issue.record("converted \(name) to GGUF")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains(name == "opt" ? "OPT" : "Persimmon"), "\(message)")
+            #expect(message.contains("safetensors"), "\(message)")
+            #expect((error as? any ClassifiedError)?.kind == .unsupported)
+        }
+        #expect(!FileSystem.exists(out))
+    }
+
+    @Test func splitPartsAndRegroupingMoveTheRightRows() {
+        // 2 KV groups of (2 query heads, k, v), head_dim 1: rows q0 q1 k0 v0 q2 q3 k1 v1.
+        #expect(TensorLayoutChange.fusedQKVRowOrder(rows: 8, heads: 4, kvHeads: 2) == [0, 1, 4, 5, 2, 6, 3, 7])
+        // One group (Falcon 7B) is the identity.
+        #expect(TensorLayoutChange.fusedQKVRowOrder(rows: 12, heads: 4, kvHeads: 1) == Array(0 ..< 12))
+        #expect(TensorLayoutChange.fusedQKVRowOrder(rows: 7, heads: 4, kvHeads: 2) == nil)
+    }
+}
+
+/// The safetensors paths need no architecture description: bitsandbytes quantization and
+/// dequantization run on a family llama.cpp has no name for (Persimmon) and on a class wconv has
+/// never heard of.
+@Suite struct UnknownArchitectureTests {
+    /// tiny-llama-spm's weights under an architecture name no description covers.
+    static func unknownArchitectureModel() throws -> String {
+        let dir = Fixtures.temporaryDirectory("wconv-unknown-arch")
+        let source = Fixtures.path("tiny-llama-spm")
+        for name in try FileManager.default.contentsOfDirectory(atPath: source) where name != "config.json" {
+            try FileManager.default.copyItem(atPath: source + "/" + name, toPath: dir + "/" + name)
+        }
+        let config = try String(contentsOfFile: source + "/config.json", encoding: .utf8)
+            .replacingOccurrences(of: "LlamaForCausalLM", with: "SomethingNewForCausalLM")
+        try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    @Test(arguments: ["persimmon", "unknown"])
+    func bitsandbytesQuantizeAndDequantizeNeedNoDescription(model: String) throws {
+        let input = model == "unknown" ? try Self.unknownArchitectureModel() : Fixtures.path("families/\(model)")
+        let hf = try HFModelDirectory(path: input)
+        #expect(ArchitectureDescription.forHF(architecture: try #require(try hf.config.architecture)) == nil)
+
+        let tmp = Fixtures.temporaryDirectory("wconv-unknown-arch-out")
+        var options = QuantizeOptions(scheme: .bnb(.nf4))
+        options.threads = 2
+        let report = try BNBQuantizer.quantize(try ModelInput.open(path: input), to: tmp + "/nf4", options: options)
+        #expect((report.totals["nf4"]?.tensorCount ?? 0) > 0)
+
+        _ = try BNBDequantizer.dequantize(try ModelInput.open(path: tmp + "/nf4"), to: tmp + "/f32", outType: .f32, options: options)
+        let original = try SafetensorsCheckpoint(path: input)
+        let restored = try SafetensorsCheckpoint(path: tmp + "/f32")
+        #expect(restored.tensors.map(\.name).sorted() == original.tensors.map(\.name).sorted())
+        for t in original.tensors {
+            let r = try #require(restored.tensor(named: t.name))
+            #expect(r.shape == t.shape, "\(t.name)")
+            #expect(r.dtype == .f32, "\(t.name)")
+        }
+        let config = try HFConfig(path: tmp + "/f32/config.json")
+        #expect(try config.architecture == hf.config.architecture)
+    }
+
+    @Test func ggufOutputNamesWhatIsMissing() throws {
+        let dir = try HFModelDirectory(path: try Self.unknownArchitectureModel())
+        #expect {
+            try HFToGGUF.convert(dir, to: Fixtures.temporaryDirectory() + "/x.gguf", options: ConvertOptions())
+        } throws: { error in
+            "\(error)".contains("SomethingNewForCausalLM") && (error as? any ClassifiedError)?.kind == .unsupported
+        }
+    }
+}
