@@ -17,6 +17,7 @@ import TestSupport
 
     static let families = [
         Family(name: "mistral", vocabPre: nil),
+        Family(name: "qwen2", vocabPre: "qwen2"),
     ]
 
     @Test(arguments: families)
