@@ -18,6 +18,7 @@ import TestSupport
     static let families = [
         Family(name: "mistral", vocabPre: nil),
         Family(name: "qwen2", vocabPre: "qwen2"),
+        Family(name: "gpt2", vocabPre: "gpt-2"),
     ]
 
     @Test(arguments: families)
