@@ -19,6 +19,7 @@ import TestSupport
         Family(name: "mistral", vocabPre: nil),
         Family(name: "qwen2", vocabPre: "qwen2"),
         Family(name: "gpt2", vocabPre: "gpt-2"),
+        Family(name: "phi-1_5", vocabPre: "phi-2"),
     ]
 
     @Test(arguments: families)
