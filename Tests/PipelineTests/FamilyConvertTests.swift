@@ -20,6 +20,8 @@ import TestSupport
         Family(name: "qwen2", vocabPre: "qwen2"),
         Family(name: "gpt2", vocabPre: "gpt-2"),
         Family(name: "phi-1_5", vocabPre: "phi-2"),
+        Family(name: "falcon-7b", vocabPre: "falcon"),
+        Family(name: "falcon-40b", vocabPre: "falcon"),
     ]
 
     @Test(arguments: families)
