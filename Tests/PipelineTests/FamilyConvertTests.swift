@@ -22,6 +22,7 @@ import TestSupport
         Family(name: "phi-1_5", vocabPre: "phi-2"),
         Family(name: "falcon-7b", vocabPre: "falcon"),
         Family(name: "falcon-40b", vocabPre: "falcon"),
+        Family(name: "mpt", vocabPre: "mpt"),
     ]
 
     @Test(arguments: families)
