@@ -174,7 +174,7 @@ public struct ArchitectureDescription: Sendable {
 
 extension ArchitectureDescription {
     /// Every family wconv can move between HF and GGUF.
-    public static let all: [ArchitectureDescription] = [.llama, .qwen2, .gpt2, .phi2, .falcon, .mpt]
+    public static let all: [ArchitectureDescription] = [.llama, .qwen2, .gpt2, .phi2, .falcon, .mpt, .baichuan]
 
     /// Families wconv knows by name for which llama.cpp has no GGUF architecture (no converter
     /// class, no graph): HF `architectures[0]` → family name. They get every safetensors path
