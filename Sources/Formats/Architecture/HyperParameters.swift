@@ -47,6 +47,20 @@ public enum HyperParameter: Sendable {
     case computed(@Sendable (HFConfig, _ arch: String) throws -> [GGUFKeyValue])
 }
 
+extension HyperParameter {
+    /// `<arch>.rope.dimension_count` = hidden_size / num_attention_heads, or config `head_dim`
+    /// when `preferringHeadDim` and present (LLaMA; Baichuan always divides).
+    public static func ropeDimensionCount(preferringHeadDim: Bool) -> HyperParameter {
+        .computed { config, arch in
+            let heads = try config.numAttentionHeads
+            guard heads > 0 else { throw HyperParameterError(key: "num_attention_heads", expected: "a positive integer") }
+            let headDim = preferringHeadDim ? try config.headDim : nil
+            let dim = try headDim ?? (config.hiddenSize / heads)
+            return [GGUFKeyValue(GGUFKeys.Architecture.ropeDimensionCount(arch), .uint32(UInt32(truncatingIfNeeded: dim)))]
+        }
+    }
+}
+
 /// A missing or mistyped config value the metadata mapping needs.
 public struct HyperParameterError: ClassifiedError {
     public let key: String

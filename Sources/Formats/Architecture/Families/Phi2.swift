@@ -4,7 +4,7 @@ extension ArchitectureDescription {
     public static let phi2 = ArchitectureDescription(
         ggufName: "phi2",
         hfArchitectures: ["PhiForCausalLM"],
-        tensorRules: [
+        tensorRules: TensorNameRule.separateQKV(permuted: false) + [
             TensorNameRule(hf: "model.embed_tokens.weight", gguf: "token_embd.weight"),
             TensorNameRule(hf: "model.final_layernorm.weight", gguf: "output_norm.weight"),
             TensorNameRule(hf: "model.final_layernorm.bias", gguf: "output_norm.bias"),
@@ -12,12 +12,6 @@ extension ArchitectureDescription {
             TensorNameRule(hf: "lm_head.bias", gguf: "output.bias"),
             TensorNameRule(hf: "model.layers.{bid}.input_layernorm.weight", gguf: "blk.{bid}.attn_norm.weight"),
             TensorNameRule(hf: "model.layers.{bid}.input_layernorm.bias", gguf: "blk.{bid}.attn_norm.bias"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.q_proj.weight", gguf: "blk.{bid}.attn_q.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.q_proj.bias", gguf: "blk.{bid}.attn_q.bias"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.k_proj.weight", gguf: "blk.{bid}.attn_k.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.k_proj.bias", gguf: "blk.{bid}.attn_k.bias"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.v_proj.weight", gguf: "blk.{bid}.attn_v.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.v_proj.bias", gguf: "blk.{bid}.attn_v.bias"),
             TensorNameRule(hf: "model.layers.{bid}.self_attn.dense.weight", gguf: "blk.{bid}.attn_output.weight"),
             TensorNameRule(hf: "model.layers.{bid}.self_attn.dense.bias", gguf: "blk.{bid}.attn_output.bias"),
             TensorNameRule(hf: "model.layers.{bid}.mlp.fc1.weight", gguf: "blk.{bid}.ffn_up.weight"),
