@@ -23,6 +23,7 @@ import TestSupport
         Family(name: "falcon-7b", vocabPre: "falcon"),
         Family(name: "falcon-40b", vocabPre: "falcon"),
         Family(name: "mpt", vocabPre: "mpt"),
+        Family(name: "qwen-7b", vocabPre: "qwen2"),
         Family(name: "baichuan2-7b", vocabPre: nil),
         Family(name: "baichuan2-13b", vocabPre: nil),
     ]

@@ -95,11 +95,22 @@ public struct ArchitectureDescription: Sendable {
     public let hyperParameters: [HyperParameter]
     /// How this family's config names the attention head counts; used by the transforms.
     public let headCountKeys: HeadCountKeys
+    /// Where the converter reads the vocabulary from.
+    public let vocabulary: VocabularySource
+
+    /// Where a family's tokenizer comes from.
+    public enum VocabularySource: Sendable, Hashable {
+        /// tokenizer.json / tokenizer.model, as for most families.
+        case huggingFace
+        /// Qwen-7B's `qwen.tiktoken` (``QwenTiktokenVocabulary``).
+        case qwenTiktoken
+    }
 
     public init(
         ggufName: String, hfArchitectures: [String], tensorRules: [TensorNameRule], ignoredHFSuffixes: [String] = [],
-        hyperParameters: [HyperParameter], headCountKeys: HeadCountKeys = .standard
+        hyperParameters: [HyperParameter], headCountKeys: HeadCountKeys = .standard, vocabulary: VocabularySource = .huggingFace
     ) {
+        self.vocabulary = vocabulary
         self.ggufName = ggufName
         self.hfArchitectures = hfArchitectures
         self.tensorRules = tensorRules
@@ -174,7 +185,7 @@ public struct ArchitectureDescription: Sendable {
 
 extension ArchitectureDescription {
     /// Every family wconv can move between HF and GGUF.
-    public static let all: [ArchitectureDescription] = [.llama, .qwen2, .gpt2, .phi2, .falcon, .mpt, .baichuan]
+    public static let all: [ArchitectureDescription] = [.llama, .qwen2, .gpt2, .phi2, .falcon, .mpt, .qwen, .baichuan]
 
     /// Families wconv knows by name for which llama.cpp has no GGUF architecture (no converter
     /// class, no graph): HF `architectures[0]` → family name. They get every safetensors path

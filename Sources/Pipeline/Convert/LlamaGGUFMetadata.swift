@@ -20,7 +20,7 @@ public enum LlamaGGUFMetadata {
         kv.append(GGUFKeyValue(GGUFKeys.General.quantizationVersion, .uint32(2)))
         // gguf-py keeps a key's first position when it is written again (phi writes
         // add_bos_token with its hyper-parameters; the tokenizer section only updates it).
-        for entry in try VocabularyMetadata.entries(directory: directory, vocabPre: options.vocabPre) {
+        for entry in try VocabularyMetadata.entries(directory: directory, vocabPre: options.vocabPre, source: arch.vocabulary) {
             if let i = kv.firstIndex(where: { $0.key == entry.key }) { kv[i].value = entry.value } else { kv.append(entry) }
         }
         return GGUFMetadata(kv)
