@@ -132,3 +132,31 @@ import TestSupport
         }
     }
 }
+
+/// Which weights `quantize --nf4` turns into 4-bit ones, per family: the Linear weights that
+/// transformers 5.24.0 + bitsandbytes 0.50.2 replace with `Linear4bit` when loading the fixture
+/// with `BitsAndBytesConfig(load_in_4bit=True)` on the CPU (listed by module name from that run).
+@Suite struct FamilyBNBTests {
+    static let transformersQuantizes: [String: [String]] = [
+        "opt": ["self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj", "self_attn.out_proj", "fc1", "fc2"].map { "model.decoder.layers.{bid}.\($0)" },
+        "mpt": ["attn.Wqkv", "attn.out_proj", "ffn.up_proj", "ffn.down_proj"].map { "transformer.blocks.{bid}.\($0)" },
+        "phi-1_5": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.dense", "mlp.fc1", "mlp.fc2"].map { "model.layers.{bid}.\($0)" },
+        "persimmon": ["self_attn.query_key_value", "self_attn.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"].map { "model.layers.{bid}.\($0)" },
+    ]
+
+    @Test(arguments: ["opt", "mpt", "phi-1_5", "persimmon"])
+    func quantizesTheWeightsTransformersQuantizes(family: String) throws {
+        let input = try HFModelDirectory(path: Fixtures.path("families/\(family)"))
+        let expected = Set(try #require(Self.transformersQuantizes[family]).flatMap { m in
+            (0 ..< 2).map { m.replacingOccurrences(of: "{bid}", with: String($0)) + ".weight" }
+        })
+        let chosen = Set(input.tensors.filter { BNBWriteLayout.isQuantizedLinear(name: $0.name, shape: $0.shape, dtype: $0.dtype) }.map(\.name))
+        #expect(chosen == expected)
+
+        let out = Fixtures.temporaryDirectory("wconv-family-bnb") + "/nf4"
+        var options = QuantizeOptions(scheme: .bnb(.nf4))
+        options.threads = 2
+        let report = try BNBQuantizer.quantize(try ModelInput.open(path: input.path), to: out, options: options)
+        #expect(report.totals["nf4"]?.tensorCount == expected.count)
+    }
+}
