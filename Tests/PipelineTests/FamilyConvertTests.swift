@@ -160,3 +160,52 @@ import TestSupport
         #expect(report.totals["nf4"]?.tensorCount == expected.count)
     }
 }
+
+/// GGUF → HF for the families it is implemented for beyond LLaMA (Qwen2).
+@Suite struct FamilyGGUFToHFTests {
+    @Test func qwen2GoldenGivesBackTheCheckpointsTensors() throws {
+        // llama.cpp's f32 GGUF → HF must give back the fixture's f16 tensors exactly (widened to f32).
+        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/qwen2.f32.gguf"))
+        let out = Fixtures.temporaryDirectory() + "/hf"
+        var options = ConvertOptions()
+        options.threads = 2
+        try GGUFToHF.convert(gguf, to: out, options: options)
+        let original = try SafetensorsCheckpoint(path: Fixtures.path("families/qwen2"))
+        let restored = try SafetensorsCheckpoint(path: out)
+        #expect(Set(restored.tensors.map(\.name)) == Set(original.tensors.map(\.name)))
+        for t in original.tensors {
+            let r = try #require(restored.tensor(named: t.name))
+            #expect(r.shape == t.shape, "\(t.name)")
+            var a = [Float](repeating: 0, count: t.elementCount), b = a
+            a.withUnsafeMutableBufferPointer { DenseFloat.decode(original.bytes(of: t), dtype: t.dtype, into: $0) }
+            b.withUnsafeMutableBufferPointer { DenseFloat.decode(restored.bytes(of: r), dtype: r.dtype, into: $0) }
+            #expect(a == b, "\(t.name)")
+        }
+        let config = try HFConfig(path: out + "/config.json")
+        #expect(try config.architecture == "Qwen2ForCausalLM")
+        #expect(try config.numKeyValueHeads == 2)
+        #expect(try config.tieWordEmbeddings == false)
+
+        // And back: the same GGUF tensors as the converter's.
+        var back = ConvertOptions()
+        back.outType = .f32
+        back.vocabPre = "qwen2"
+        back.threads = 2
+        try HFToGGUF.convert(try HFModelDirectory(path: out), to: out + ".gguf", options: back)
+        let a = try GGUFFile(path: out + ".gguf"), b = try GGUFFile(path: Fixtures.path("golden/families/qwen2.f32.gguf"))
+        #expect(a.tensors.map(\.name) == b.tensors.map(\.name))
+        for t in b.tensors {
+            let mine = try #require(a.tensor(named: t.name))
+            #expect(Array(try a.bytes(of: mine)) == Array(try b.bytes(of: t)), "\(t.name)")
+        }
+    }
+
+    @Test func otherFamiliesSayGGUFToHFIsNotThereYet() throws {
+        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/gpt2.f32.gguf"))
+        #expect {
+            try GGUFToHF.convert(gguf, to: Fixtures.temporaryDirectory() + "/hf", options: ConvertOptions())
+        } throws: { error in
+            "\(error)".contains("gpt2") && (error as? any ClassifiedError)?.kind == .unsupported
+        }
+    }
+}
