@@ -35,6 +35,7 @@ public struct AdapterBaseModel: Sendable {
             return try withPath(configPath) {
                 guard let name = try config.architecture else { throw ConvertError.missingArchitecture }
                 guard let arch = ArchitectureDescription.forHF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
+                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
                 return AdapterBaseModel(architecture: arch, headCount: try config.numAttentionHeads,
                                         kvHeadCount: try config.numKeyValueHeads, tiedEmbeddings: try config.tieWordEmbeddings,
                                         path: path)
@@ -47,6 +48,7 @@ public struct AdapterBaseModel: Sendable {
                 throw ConvertError.missingMetadata(GGUFKeys.General.architecture)
             }
             guard let arch = ArchitectureDescription.forGGUF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
+                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
             guard let heads = meta[GGUFKeys.Architecture.headCount(name)]?.intValue else {
                 throw ConvertError.missingMetadata(GGUFKeys.Architecture.headCount(name))
             }

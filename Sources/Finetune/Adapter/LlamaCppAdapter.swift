@@ -259,6 +259,7 @@ public enum LlamaCppAdapter {
             guard let arch = ArchitectureDescription.forGGUF(architecture: archName) else {
                 throw ConvertError.unsupportedArchitecture(archName)
             }
+            guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(archName) }
             if let base, base.architecture.ggufName != archName {
                 throw AdapterError.moduleNotInBase(module: "(all)", reason: "the adapter is for \(archName), the base is \(base.architecture.ggufName)")
             }

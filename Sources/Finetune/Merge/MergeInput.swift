@@ -91,6 +91,7 @@ public final class MergeInput: @unchecked Sendable {
             let arch = try withPath(configPath) { () throws -> ArchitectureDescription in
                 guard let name = try directory.config.architecture else { throw ConvertError.missingArchitecture }
                 guard let arch = ArchitectureDescription.forHF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
+                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
                 return arch
             }
             architecture = arch
@@ -124,6 +125,7 @@ public final class MergeInput: @unchecked Sendable {
                     throw ConvertError.missingMetadata(GGUFKeys.General.architecture)
                 }
                 guard let arch = ArchitectureDescription.forGGUF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
+                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
                 return (arch, try Self.llamaConfig(gguf: meta, source: source, architecture: name))
             }
             architecture = arch

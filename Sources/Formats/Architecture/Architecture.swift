@@ -6,26 +6,83 @@ public enum HeadPermutation: Sendable, Hashable {
     case keyValueHeads
 }
 
+/// What the converter does to a tensor's data besides renaming it.
+public enum TensorTransform: Sendable, Hashable {
+    /// Reorder rows per head between HF's and llama.cpp's rotary layouts (``RowPermutation``).
+    case permute(HeadPermutation)
+    /// A Conv1D weight stored `[in, out]` (GPT-2) becomes a Linear-style `[out, in]`.
+    case transpose
+    /// Falcon's fused `query_key_value`, grouped per KV head (the group's query heads, one key
+    /// head, one value head), is rewritten as all query heads, then all key heads, then all
+    /// value heads. Head counts come from ``ArchitectureDescription/headCounts(_:)``.
+    case regroupFusedQKV
+    /// A fused tensor split by rows into equal parts (Baichuan's `W_pack` → q | k | v), each
+    /// with its own GGUF name pattern and optional permutation, emitted in this order.
+    case split([SplitPart])
+}
+
+/// One piece of a ``TensorTransform/split(_:)``.
+public struct SplitPart: Sendable, Hashable {
+    public let gguf: String
+    public let permutation: HeadPermutation?
+
+    public init(gguf: String, permutation: HeadPermutation? = nil) {
+        self.gguf = gguf
+        self.permutation = permutation
+    }
+}
+
 /// One tensor name correspondence between a Hugging Face checkpoint and GGUF.
 ///
 /// `{bid}` in either pattern stands for the block (layer) number. Suffixes (`.weight`, `.bias`)
 /// are part of the rule so that each may differ in treatment.
 public struct TensorNameRule: Sendable, Hashable {
     public let hf: String
+    /// The GGUF name pattern; for a split, the pattern of its first part.
     public let gguf: String
-    public let permutation: HeadPermutation?
+    public let transform: TensorTransform?
+
+    /// The head permutation of a plain renaming rule.
+    public var permutation: HeadPermutation? {
+        if case .permute(let p) = transform { p } else { nil }
+    }
+
+    /// Whether the data goes through unchanged or with a streamed row permutation only
+    /// (the only rules the name lookups below expose to per-tensor users such as verify and merge).
+    public var isRowwise: Bool {
+        switch transform {
+        case nil, .permute: true
+        default: false
+        }
+    }
 
     public init(hf: String, gguf: String, permutation: HeadPermutation? = nil) {
         self.hf = hf
         self.gguf = gguf
-        self.permutation = permutation
+        self.transform = permutation.map { .permute($0) }
+    }
+
+    public init(hf: String, transform: TensorTransform, gguf: String = "") {
+        self.hf = hf
+        if case .split(let parts) = transform { self.gguf = parts.first?.gguf ?? gguf } else { self.gguf = gguf }
+        self.transform = transform
     }
 }
 
+/// One GGUF tensor produced from an HF tensor by ``ArchitectureDescription/ggufTensors(forHF:)``.
+public struct MappedTensor: Sendable {
+    public let name: String
+    public let transform: TensorTransform?
+    /// For a part of a split: which part, and how many parts there are.
+    public let part: (index: Int, count: Int)?
+}
+
 /// Everything wconv needs to know about one model family to move it between formats:
-/// which HF classes it covers, what llama.cpp calls it, and how its tensors are named.
+/// which HF classes it covers, what llama.cpp calls it, how its tensors are named and
+/// transformed, and how config.json becomes `<arch>.*` metadata.
 ///
-/// Adding a family is adding a description (llama.cpp's `tensor_mapping.py` plays this role).
+/// Adding a family is adding a description (llama.cpp's `tensor_mapping.py` and per-family
+/// `set_gguf_parameters` play this role). The families live in `Families/`, one file each.
 public struct ArchitectureDescription: Sendable {
     /// `general.architecture` in GGUF.
     public let ggufName: String
@@ -34,20 +91,66 @@ public struct ArchitectureDescription: Sendable {
     public let tensorRules: [TensorNameRule]
     /// HF tensor name suffixes the converter drops (buffers saved by old checkpoints).
     public let ignoredHFSuffixes: [String]
+    /// The `<arch>.*` hyper-parameters (and `general.file_type`) in the converter's order.
+    public let hyperParameters: [HyperParameter]
+    /// How this family's config names the attention head counts; used by the transforms.
+    public let headCountKeys: HeadCountKeys
+    /// Where the converter reads the vocabulary from.
+    public let vocabulary: VocabularySource
 
-    /// The GGUF name and permutation for an HF tensor name; nil if no rule matches.
+    /// Where a family's tokenizer comes from.
+    public enum VocabularySource: Sendable, Hashable {
+        /// tokenizer.json / tokenizer.model, as for most families.
+        case huggingFace
+        /// Qwen-7B's `qwen.tiktoken` (``QwenTiktokenVocabulary``).
+        case qwenTiktoken
+    }
+
+    public init(
+        ggufName: String, hfArchitectures: [String], tensorRules: [TensorNameRule], ignoredHFSuffixes: [String] = [],
+        hyperParameters: [HyperParameter], headCountKeys: HeadCountKeys = .standard, vocabulary: VocabularySource = .huggingFace
+    ) {
+        self.vocabulary = vocabulary
+        self.ggufName = ggufName
+        self.hfArchitectures = hfArchitectures
+        self.tensorRules = tensorRules
+        self.ignoredHFSuffixes = ignoredHFSuffixes
+        self.hyperParameters = hyperParameters
+        self.headCountKeys = headCountKeys
+    }
+
+    /// The GGUF name and permutation for an HF tensor name; nil if no rule matches or the
+    /// rule needs more than a row permutation (see ``ggufTensors(forHF:)``).
     public func ggufName(forHF name: String) -> (name: String, permutation: HeadPermutation?)? {
         for rule in tensorRules {
             if let block = Self.match(name, pattern: rule.hf) {
+                guard rule.isRowwise else { return nil }
                 return (Self.fill(rule.gguf, block: block), rule.permutation)
             }
         }
         return nil
     }
 
-    /// The HF name and permutation for a GGUF tensor name; nil if no rule matches.
-    public func hfName(forGGUF name: String) -> (name: String, permutation: HeadPermutation?)? {
+    /// The GGUF tensors an HF tensor becomes (several for a split), with their transforms;
+    /// nil if no rule matches.
+    public func ggufTensors(forHF name: String) -> [MappedTensor]? {
         for rule in tensorRules {
+            guard let block = Self.match(name, pattern: rule.hf) else { continue }
+            if case .split(let parts) = rule.transform {
+                return parts.enumerated().map { i, part in
+                    MappedTensor(name: Self.fill(part.gguf, block: block), transform: part.permutation.map { .permute($0) },
+                                 part: (i, parts.count))
+                }
+            }
+            return [MappedTensor(name: Self.fill(rule.gguf, block: block), transform: rule.transform, part: nil)]
+        }
+        return nil
+    }
+
+    /// The HF name and permutation for a GGUF tensor name; nil if no rule matches or the
+    /// rule needs more than a row permutation.
+    public func hfName(forGGUF name: String) -> (name: String, permutation: HeadPermutation?)? {
+        for rule in tensorRules where rule.isRowwise {
             if let block = Self.match(name, pattern: rule.gguf) {
                 return (Self.fill(rule.hf, block: block), rule.permutation)
             }
@@ -81,37 +184,16 @@ public struct ArchitectureDescription: Sendable {
 }
 
 extension ArchitectureDescription {
-    /// LLaMA and the families llama.cpp converts as `llama`: LLaMA 1/2/3, Mistral, Yi, SmolLM,
-    /// TinyLlama and their fine-tunes (Alpaca, Vicuna, Guanaco, …).
-    public static let llama = ArchitectureDescription(
-        ggufName: "llama",
-        hfArchitectures: ["LlamaForCausalLM", "LLaMAForCausalLM", "MistralForCausalLM"],
-        tensorRules: [
-            TensorNameRule(hf: "model.embed_tokens.weight", gguf: "token_embd.weight"),
-            TensorNameRule(hf: "model.norm.weight", gguf: "output_norm.weight"),
-            TensorNameRule(hf: "lm_head.weight", gguf: "output.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.input_layernorm.weight", gguf: "blk.{bid}.attn_norm.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.q_proj.weight", gguf: "blk.{bid}.attn_q.weight", permutation: .queryHeads),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.q_proj.bias", gguf: "blk.{bid}.attn_q.bias", permutation: .queryHeads),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.k_proj.weight", gguf: "blk.{bid}.attn_k.weight", permutation: .keyValueHeads),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.k_proj.bias", gguf: "blk.{bid}.attn_k.bias", permutation: .keyValueHeads),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.v_proj.weight", gguf: "blk.{bid}.attn_v.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.v_proj.bias", gguf: "blk.{bid}.attn_v.bias"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.o_proj.weight", gguf: "blk.{bid}.attn_output.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.self_attn.o_proj.bias", gguf: "blk.{bid}.attn_output.bias"),
-            TensorNameRule(hf: "model.layers.{bid}.post_attention_layernorm.weight", gguf: "blk.{bid}.ffn_norm.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.mlp.gate_proj.weight", gguf: "blk.{bid}.ffn_gate.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.mlp.up_proj.weight", gguf: "blk.{bid}.ffn_up.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.mlp.down_proj.weight", gguf: "blk.{bid}.ffn_down.weight"),
-            TensorNameRule(hf: "model.layers.{bid}.mlp.gate_proj.bias", gguf: "blk.{bid}.ffn_gate.bias"),
-            TensorNameRule(hf: "model.layers.{bid}.mlp.up_proj.bias", gguf: "blk.{bid}.ffn_up.bias"),
-            TensorNameRule(hf: "model.layers.{bid}.mlp.down_proj.bias", gguf: "blk.{bid}.ffn_down.bias"),
-        ],
-        ignoredHFSuffixes: [".rotary_emb.inv_freq", ".attention.masked_bias", ".attention.bias"]
-    )
-
     /// Every family wconv can move between HF and GGUF.
-    public static let all: [ArchitectureDescription] = [.llama]
+    public static let all: [ArchitectureDescription] = [.llama, .qwen2, .gpt2, .phi2, .falcon, .mpt, .qwen, .baichuan]
+
+    /// Families wconv knows by name for which llama.cpp has no GGUF architecture (no converter
+    /// class, no graph): HF `architectures[0]` → family name. They get every safetensors path
+    /// (dtype conversion, bitsandbytes quantization, dequantization) but no GGUF output.
+    public static let withoutGGUF: [String: String] = [
+        "PersimmonForCausalLM": "Persimmon",
+        "OPTForCausalLM": "OPT",
+    ]
 
     /// The description covering an HF `architectures[0]` class name.
     public static func forHF(architecture: String) -> ArchitectureDescription? {
@@ -122,4 +204,8 @@ extension ArchitectureDescription {
     public static func forGGUF(architecture: String) -> ArchitectureDescription? {
         all.first { $0.ggufName == architecture }
     }
+
+    /// Whether verify's forward pass and QLoRA run this family's block; today only LLaMA's
+    /// (the other families convert, but their blocks are issue 7's part 3).
+    public var runsLlamaBlock: Bool { ggufName == ArchitectureDescription.llama.ggufName }
 }

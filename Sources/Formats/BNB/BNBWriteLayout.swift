@@ -12,14 +12,22 @@ public enum BNBWriteLayout {
     /// transformers replaces every `nn.Linear` except the output head (`lm_head`, found by
     /// `get_keys_to_not_convert`) with a bitsandbytes layer; embeddings and norms are not Linear
     /// and keep their dtype. A checkpoint does not say which tensors are Linear weights, so the
-    /// rule is decided from names and shapes: a floating-point **2-D `.weight` under
-    /// `model.layers.`**. In the LLaMA family (and Mistral, Qwen2, Gemma, Phi-3 …) the only 2-D
-    /// weights inside the decoder layers are the Linear projections (q/k/v/o, gate/up/down, or
-    /// fused qkv/gate_up), norms are 1-D, and the embedding and head live outside `model.layers`.
+    /// rule is decided from names and shapes: a floating-point **2-D `.weight` under a block
+    /// prefix** of ``linearBlockPrefixes``. In the LLaMA family (and Mistral, Qwen2, Gemma, Phi,
+    /// Persimmon …, `model.layers.`), OPT (`model.decoder.layers.`) and MPT (`transformer.blocks.`)
+    /// the only 2-D weights inside the blocks are the Linear projections, norms are 1-D, and the
+    /// embeddings and head live outside the blocks (transformers 5.24 + bitsandbytes 0.50.2
+    /// quantize exactly these on the fixtures in testdata/families). `transformer.h.` is left out:
+    /// GPT-2's Conv1D weights are transposed before quantization, and transformers quantizes no
+    /// Falcon layer (`FalconLinear` is not an `nn.Linear` by type), so both need a rule of their own.
     /// Biases (1-D) stay as they are, as transformers keeps them.
     public static func isQuantizedLinear(name: String, shape: [Int], dtype: DType) -> Bool {
-        name.hasPrefix("model.layers.") && name.hasSuffix(".weight") && shape.count == 2 && dtype.isConvertibleFloat
+        linearBlockPrefixes.contains { name.hasPrefix($0) } && name.hasSuffix(".weight") && shape.count == 2
+            && dtype.isConvertibleFloat
     }
+
+    /// Where the decoder blocks' Linear layers live, per checkpoint layout.
+    public static let linearBlockPrefixes = ["model.layers.", "model.decoder.layers.", "transformer.blocks."]
 
     /// The entries of a 4-bit weight `P`, in the order transformers' state dict lists them
     /// (`P`, `.absmax`, `.quant_map`, `.nested_absmax`, `.nested_quant_map`, `.quant_state.…`).

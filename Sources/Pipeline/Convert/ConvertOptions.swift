@@ -58,10 +58,14 @@ public enum ConvertError: ClassifiedError, Hashable {
     case unsupportedDType(tensor: String, dtype: String)
     case duplicateOutputTensor(String)
     case missingMetadata(String)
+    case noGGUFArchitecture(family: String, hfArchitecture: String)
+    case badLayout(tensor: String, String)
+    /// The family converts, but verify and QLoRA do not run its block yet.
+    case blockNotSupported(String)
 
     public var kind: ErrorKind {
         switch self {
-        case .unsupportedArchitecture, .unsupportedDType: .unsupported
+        case .unsupportedArchitecture, .unsupportedDType, .noGGUFArchitecture, .blockNotSupported: .unsupported
         default: .malformedInput
         }
     }
@@ -76,6 +80,12 @@ public enum ConvertError: ClassifiedError, Hashable {
         case .unsupportedDType(let t, let d): "tensor \(t) has dtype \(d), which cannot be converted"
         case .duplicateOutputTensor(let n): "two input tensors map to \(n)"
         case .missingMetadata(let k): "GGUF metadata key \(k) is missing"
+        case .noGGUFArchitecture(let family, let hf):
+            "\(family) (\(hf)) has no llama.cpp architecture, so there is no GGUF to convert to; "
+                + "the safetensors paths work for it (convert --outtype between f32/f16/bf16, quantize to bitsandbytes, dequantize)"
+        case .badLayout(let t, let why): "tensor \(t): \(why)"
+        case .blockNotSupported(let a):
+            "architecture \(a) converts between HF and GGUF, but verify and QLoRA run only the LLaMA block so far"
         }
     }
 }

@@ -34,6 +34,11 @@ public enum GGUFToHF {
         guard let arch = ArchitectureDescription.forGGUF(architecture: archName) else {
             throw PathError(path: model.path, ConvertError.unsupportedArchitecture(archName))
         }
+        // config.json is written for the families below; the others convert HF → GGUF only so far.
+        guard LlamaHyperParameters.hfFamilies.keys.contains(archName) else {
+            throw PathError(path: model.path, Failure(.unsupported,
+                "GGUF → HF is implemented for \(LlamaHyperParameters.hfFamilies.keys.sorted().joined(separator: " and ")) so far; \(archName) converts HF → GGUF"))
+        }
         let source = GGUFTensorSource(model)
         let hyper = try LlamaHyperParameters(metadata: meta, arch: archName, path: model.path)
 
@@ -103,7 +108,7 @@ public enum GGUFToHF {
             rope = JSONObject([("factor", .double(factor)), ("rope_theta", .double(hyper.ropeTheta)), ("rope_type", "linear")])
         }
         let vocab = try VocabularyMetadata.vocabulary(from: meta, path: model.path)
-        let config = hyper.hfConfig(dtype: dtype, tied: tied, rope: rope, bos: vocab.bos, eos: vocab.eos, pad: vocab.pad)
+        let config = hyper.hfConfig(family: archName, dtype: dtype, tied: tied, rope: rope, bos: vocab.bos, eos: vocab.eos, pad: vocab.pad)
         try writeText(config.serialized(.python(indent: 2, sortKeys: true)) + "\n", to: out.path(of: "config.json"))
         try writeText(hyper.generationConfig(bos: vocab.bos, eos: vocab.eos, pad: vocab.pad).serialized(.python(indent: 2, sortKeys: true)) + "\n",
                       to: out.path(of: "generation_config.json"))
@@ -197,8 +202,41 @@ struct LlamaHyperParameters {
 
     static func shortestDouble(_ f: Float) -> Double { Double(f.description) ?? Double(f) }
 
-    func hfConfig(dtype: DType, tied: Bool, rope: JSONObject, bos: Int?, eos: Int?, pad: Int?) -> JSONValue {
+    /// GGUF architecture → (HF class, `model_type`) of the configs ``hfConfig(family:dtype:tied:rope:bos:eos:pad:)`` writes.
+    static let hfFamilies: [String: (architecture: String, modelType: String)] = [
+        "llama": ("LlamaForCausalLM", "llama"),
+        "qwen2": ("Qwen2ForCausalLM", "qwen2"),
+    ]
+
+    func hfConfig(family: String, dtype: DType, tied: Bool, rope: JSONObject, bos: Int?, eos: Int?, pad: Int?) -> JSONValue {
         func opt(_ v: Int?) -> JSONValue { v.map { .int(Int64($0)) } ?? .null }
+        if family == "qwen2" {
+            // Qwen2's keys as transformers' Qwen2Config saves them (q/k/v biases are implied by the class).
+            var c = JSONObject()
+            c["architectures"] = ["Qwen2ForCausalLM"]
+            c["attention_dropout"] = 0.0
+            c["bos_token_id"] = opt(bos)
+            c["dtype"] = .string(dtype.torchName ?? "float32")
+            c["eos_token_id"] = opt(eos)
+            c["hidden_act"] = "silu"
+            c["hidden_size"] = .int(Int64(embeddingLength))
+            c["initializer_range"] = 0.02
+            c["intermediate_size"] = .int(Int64(feedForwardLength))
+            c["max_position_embeddings"] = .int(Int64(contextLength))
+            c["model_type"] = "qwen2"
+            c["num_attention_heads"] = .int(Int64(headCount))
+            c["num_hidden_layers"] = .int(Int64(blockCount))
+            c["num_key_value_heads"] = .int(Int64(headCountKV))
+            c["pad_token_id"] = opt(pad)
+            c["rms_norm_eps"] = .double(rmsEpsilon)
+            c["rope_parameters"] = .object(rope)
+            c["sliding_window"] = .null
+            c["tie_word_embeddings"] = .bool(tied)
+            c["use_cache"] = true
+            c["use_sliding_window"] = false
+            c["vocab_size"] = .int(Int64(vocabSize))
+            return .object(c)
+        }
         var c = JSONObject()
         c["architectures"] = ["LlamaForCausalLM"]
         c["attention_bias"] = false

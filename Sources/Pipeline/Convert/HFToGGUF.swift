@@ -20,6 +20,9 @@ public struct PlannedTensor: Sendable {
     public let dimensions: [Int]
     public let byteCount: Int
     public let permutation: RowPermutation?
+    /// A data change before transcoding (transpose, QKV regrouping, a split's rows); nil for
+    /// a plain rename. The permutation applies after it.
+    public var layout: TensorLayoutChange? = nil
 
     public var shape: [Int] { dimensions.reversed() }
 }
@@ -41,11 +44,20 @@ public enum HFToGGUF {
     public static func plan(_ directory: HFModelDirectory, options: ConvertOptions) throws -> GGUFPlan {
         let config = directory.config
         guard let hfArch = try config.architecture else { throw PathError(path: directory.path(of: "config.json"), ConvertError.missingArchitecture) }
+        if let family = ArchitectureDescription.withoutGGUF[hfArch] {
+            throw PathError(path: directory.path(of: "config.json"), ConvertError.noGGUFArchitecture(family: family, hfArchitecture: hfArch))
+        }
         guard let arch = ArchitectureDescription.forHF(architecture: hfArch) else {
             throw PathError(path: directory.path(of: "config.json"), ConvertError.unsupportedArchitecture(hfArch))
         }
-        let heads = try config.numAttentionHeads
-        let kvHeads = try config.numKeyValueHeads
+        // Read only when a tensor needs them: not every family names its head counts alike.
+        var headCounts: (heads: Int, kvHeads: Int)?
+        func heads() throws -> (heads: Int, kvHeads: Int) {
+            if let headCounts { return headCounts }
+            let counts = try withPath(directory.path(of: "config.json")) { try arch.headCounts(config) }
+            headCounts = counts
+            return counts
+        }
         let source = CheckpointTensorSource(directory.weights)
 
         // The converter walks shard files in sorted order and each file's tensors sorted by
@@ -68,21 +80,58 @@ public enum HFToGGUF {
 
         for entry in ordered {
             if arch.isIgnored(hfName: entry.name) { continue }
-            guard let (name, headPermutation) = arch.ggufName(forHF: entry.name) else {
+            guard let mapped = arch.ggufTensors(forHF: entry.name) else {
                 throw PathError(path: entry.file, ConvertError.unmappedTensor(entry.name))
             }
-            guard seen.insert(name).inserted else { throw PathError(path: entry.file, ConvertError.duplicateOutputTensor(name)) }
             guard let dtype = entry.encoding.denseType, dtype.isConvertibleFloat else {
                 throw PathError(path: entry.file, ConvertError.unsupportedDType(tensor: entry.name, dtype: entry.encoding.description))
             }
-            let type = outputType(name: name, shape: entry.shape, fileType: fileType)
-            let dims = Array(entry.shape.reversed())
-            guard let bytes = GGUFTensorDescriptor.byteCount(dimensions: dims.isEmpty ? [1] : dims, type: type) else {
-                throw PathError(path: entry.file, ConvertError.unsupportedDType(tensor: entry.name, dtype: type.name))
+            for target in mapped {
+                let name = target.name
+                guard seen.insert(name).inserted else { throw PathError(path: entry.file, ConvertError.duplicateOutputTensor(name)) }
+                var shape = entry.shape
+                var layout: TensorLayoutChange?
+                var permutation: RowPermutation?
+                switch target.transform {
+                case nil:
+                    break
+                case .permute(let which):
+                    let counts = try heads()
+                    permutation = .toGGUF(heads: which == .queryHeads ? counts.heads : counts.kvHeads)
+                case .transpose:
+                    guard shape.count == 2 else { throw PathError(path: entry.file, ConvertError.badLayout(tensor: entry.name, "a Conv1D weight must be 2-D")) }
+                    shape = [shape[1], shape[0]]
+                    layout = .transpose
+                case .regroupFusedQKV:
+                    let counts = try heads()
+                    let groups = counts.heads + 2 * counts.kvHeads
+                    guard shape.count == 2, shape[0] % groups == 0 else {
+                        throw PathError(path: entry.file, ConvertError.badLayout(
+                            tensor: entry.name, "\(shape.first ?? 0) rows are not \(counts.heads) query + 2 × \(counts.kvHeads) key/value heads"))
+                    }
+                    layout = .regroupFusedQKV(heads: counts.heads, kvHeads: counts.kvHeads)
+                case .split:
+                    break  // ggufTensors(forHF:) yields the parts with their own transforms.
+                }
+                if let part = target.part {
+                    guard let rows = shape.first, rows % part.count == 0 else {
+                        throw PathError(path: entry.file, ConvertError.badLayout(tensor: entry.name, "rows cannot be split into \(part.count) equal parts"))
+                    }
+                    let n = rows / part.count
+                    shape[0] = n
+                    layout = .rows(part.index * n ..< (part.index + 1) * n)
+                }
+                let type = outputType(name: name, shape: shape, fileType: fileType)
+                let dims = shape.isEmpty ? [1] : Array(shape.reversed())
+                guard let bytes = GGUFTensorDescriptor.byteCount(dimensions: dims, type: type) else {
+                    throw PathError(path: entry.file, ConvertError.unsupportedDType(tensor: entry.name, dtype: type.name))
+                }
+                if let permutation, !permutation.isValid(rowCount: shape.first ?? 0) {
+                    throw PathError(path: entry.file, ConvertError.badLayout(tensor: entry.name, "rows cannot be split into heads of even size"))
+                }
+                planned.append(PlannedTensor(name: name, source: .input(entry), type: type, dimensions: dims,
+                                             byteCount: bytes, permutation: permutation, layout: layout))
             }
-            let permutation = headPermutation.map { RowPermutation.toGGUF(heads: $0 == .queryHeads ? heads : kvHeads) }
-            planned.append(PlannedTensor(name: name, source: .input(entry), type: type, dimensions: dims.isEmpty ? [1] : dims,
-                                         byteCount: bytes, permutation: permutation))
         }
 
         var metadata = try LlamaGGUFMetadata.entries(
@@ -127,14 +176,28 @@ public enum HFToGGUF {
             case .input(let entry):
                 let bytes = try source.bytes(of: entry)
                 source.prefetch(entry)
-                // Errors about the tensor name the file it comes from.
-                let transcoder = try withPath(entry.file) {
-                    try RowTranscoder(
-                        tensorName: entry.name, shape: entry.shape, source: entry.encoding, target: .ggml(tensor.type),
-                        permutation: tensor.permutation, threads: options.threads)
+                let emit = { (input: UnsafeRawBufferPointer, shape: [Int], consumed: ((UnsafeRawBufferPointer) -> Void)?) throws in
+                    // Errors about the tensor name the file it comes from.
+                    let transcoder = try withPath(entry.file) {
+                        try RowTranscoder(
+                            tensorName: entry.name, shape: shape, source: entry.encoding, target: .ggml(tensor.type),
+                            permutation: tensor.permutation, threads: options.threads)
+                    }
+                    try transcoder.run(input: input, consumed: consumed) { capacity, fill in
+                        try sink.withWritableBuffer(capacity: capacity, fill)
+                    }
                 }
-                try transcoder.run(input: bytes, consumed: source.releasePages(of:)) { capacity, fill in
-                    try sink.withWritableBuffer(capacity: capacity, fill)
+                if let layout = tensor.layout {
+                    let changed = try withPath(entry.file) { try layout.apply(to: bytes, entry: entry) }
+                    switch changed {
+                    case .view(let view):
+                        try emit(view, tensor.shape, nil)
+                    case .copy(let copy):
+                        try copy.withUnsafeBytes { try emit($0, tensor.shape, nil) }
+                    }
+                    source.releasePages(of: bytes)
+                } else {
+                    try emit(bytes, entry.shape, source.releasePages(of:))
                 }
                 // After each tensor, so the last check precedes the commit: a changed input never
                 // becomes an output.

@@ -4,7 +4,16 @@ public import Formats
 /// The tokenizer part of a conversion: HF tokenizer files ⇄ GGUF `tokenizer.*` keys.
 enum VocabularyMetadata {
     /// The `tokenizer.*` entries for an HF directory, in the converter's order.
-    static func entries(directory: HFModelDirectory, vocabPre: String?) throws -> [GGUFKeyValue] {
+    static func entries(directory: HFModelDirectory, vocabPre: String?,
+                        source: ArchitectureDescription.VocabularySource = .huggingFace) throws -> [GGUFKeyValue] {
+        if source == .qwenTiktoken {
+            let tokenizerConfig = directory.path(of: "tokenizer_config.json")
+            let vocabulary = try QwenTiktokenVocabulary.load(
+                directory: directory.path, vocabSize: withPath(directory.path(of: "config.json")) { try directory.config.vocabSize },
+                pre: vocabPre, config: directory.config.object,
+                tokenizerConfig: FileSystem.exists(tokenizerConfig) ? HFConfig(path: tokenizerConfig).object : nil)
+            return vocabulary.metadata().map { GGUFKeyValue($0.key, ggufValue($0.value)) }
+        }
         let vocabulary = try withPath(directory.path) {
             let source = try HFTokenizerSource.load(directory: directory.path)
             return try GGUFVocabulary(huggingFace: source, options: HFVocabularyOptions(pre: vocabPre))

@@ -42,7 +42,7 @@ public final class LlamaCheckpoint: @unchecked Sendable {
         case .hf(let directory):
             (config, tensors) = try withPath(directory.path) {
                 if let architecture = try directory.config.architecture,
-                   ArchitectureDescription.forHF(architecture: architecture) == nil {
+                   ArchitectureDescription.forHF(architecture: architecture)?.runsLlamaBlock != true {
                     throw ModelLoadError.unsupportedArchitecture(architecture)
                 }
                 return (try LlamaConfig(hfConfig: directory.config.object), try ModelTensorTable(hf: source, config: directory.config))
