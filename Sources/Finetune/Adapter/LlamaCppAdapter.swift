@@ -1,5 +1,5 @@
 import TensorCore
-import Formats
+public import Formats
 import Pipeline
 
 /// PEFT LoRA adapters ⇄ llama.cpp's LoRA GGUF (REFERENCE §6.3).
@@ -380,12 +380,5 @@ public enum LlamaCppAdapter {
         report.tensorCount = contents.entries.count * 2
         report.alpha = alpha
         return report
-    }
-}
-
-extension PEFTLoRAConfig {
-    /// Sets a field of the JSON that has no typed property.
-    mutating func setRaw(_ key: String, _ value: JSONValue) {
-        json[key] = value
     }
 }
