@@ -201,6 +201,7 @@ import Verify
             let w = try merged.values(of: try #require(merged.tensor(named: stat.name)), threads: 2)
             let qt = try #require(quantized.tensor(named: stat.name))
             types.insert(qt.storage.description)
+            #expect(stat.outputType == qt.storage.description, "\(stat.name)")
             let q = try quantized.values(of: qt, threads: 2)
             let error = zip(w, q).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
             #expect(abs(error - stat.outputError) <= 1e-9 + 1e-6 * error, "\(stat.name)")

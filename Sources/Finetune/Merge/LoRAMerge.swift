@@ -63,6 +63,9 @@ public struct MergeReport: Sendable {
         /// ‖W − dequant(quant(W))‖: what the output encoding (the float dtype's rounding, or the
         /// requantization) changes in the merged weight.
         public var outputError: Double
+        /// The encoding the tensor was written in (`f16`, `nf4`, `int8`, `Q4_K`, `Q6_K`, …): with
+        /// a llama-quantize mix, the type the rules chose for this tensor.
+        public var outputType: String
         /// With ``MergeOptions/Target/original`` and a quantized base: ‖original − dequant(base)‖.
         public var baseQuantizationError: Double?
 
@@ -263,7 +266,9 @@ public enum LoRAMerge {
         }
 
         /// Records the stat of an adapted tensor: `decoded` is what the output will read back.
-        func stat(_ t: MergeInput.Tensor, merged: [Float], decoded: [Float], deltaNorm: Double) throws -> MergeReport.TensorStat {
+        func stat(_ t: MergeInput.Tensor, merged: [Float], decoded: [Float], deltaNorm: Double, type: String) throws
+            -> MergeReport.TensorStat
+        {
             var weight = 0.0, error = 0.0
             for i in merged.indices {
                 weight += Double(merged[i]) * Double(merged[i])
@@ -279,7 +284,8 @@ public enum LoRAMerge {
                 baseError = s.squareRoot()
             }
             return MergeReport.TensorStat(name: t.name, layer: PEFTAdapter.layerIndex(ofModule: t.name), deltaNorm: deltaNorm,
-                                          weightNorm: weight.squareRoot(), outputError: error.squareRoot(), baseQuantizationError: baseError)
+                                          weightNorm: weight.squareRoot(), outputError: error.squareRoot(), outputType: type,
+                                          baseQuantizationError: baseError)
         }
 
         // MARK: HF directory, dense
@@ -312,7 +318,7 @@ public enum LoRAMerge {
                     if module != nil {
                         var decoded = [Float](repeating: 0, count: values.count)
                         bytes.withUnsafeBytes { b in decoded.withUnsafeMutableBufferPointer { DenseFloat.decode(b, dtype: outType, into: $0) } }
-                        report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm))
+                        report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm, type: outType.rawValue))
                     }
                 }
                 try files.close()
@@ -384,7 +390,9 @@ public enum LoRAMerge {
                     }
                     let (values, module, deltaNorm) = try mergedValues(t)
                     var decoded: [Float]
+                    var written = outType.rawValue
                     if quantized(t), fourBit != nil {
+                        written = kind.rawValue
                         let q = try values.withUnsafeBufferPointer { x in
                             try BNB4BitTensor.quantize(x, shape: t.shape, dtype: outType, kind: kind, blockSize: options.blockSize,
                                                        doubleQuant: options.doubleQuant, threads: threads)
@@ -400,6 +408,7 @@ public enum LoRAMerge {
                         report.add(type: kind.rawValue, bytes: bytes)
                         decoded = module == nil ? [] : q.dequantized(threads: threads).map { Self.round($0, to: outType) }
                     } else if quantized(t) {
+                        written = "int8"
                         let rows = t.shape[0], columns = t.shape[1]
                         var cb = [Int8](repeating: 0, count: rows * columns), scb = [Float](repeating: 0, count: rows)
                         try values.withUnsafeBufferPointer { w in
@@ -431,7 +440,7 @@ public enum LoRAMerge {
                         report.add(type: outType.rawValue, bytes: bytes.count)
                         decoded = values.map { Self.round($0, to: outType) }
                     }
-                    if module != nil { report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm)) }
+                    if module != nil { report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm, type: written)) }
                 }
                 try files.close()
                 try out.commit()
@@ -598,7 +607,7 @@ public enum LoRAMerge {
                     }
                     return descriptor.byteCount
                 }
-                if keepDecoded, let t = p.tensor { stats.append(try stat(t, merged: merged, decoded: decoded, deltaNorm: deltaNorm)) }
+                if keepDecoded, let t = p.tensor { stats.append(try stat(t, merged: merged, decoded: decoded, deltaNorm: deltaNorm, type: type.name)) }
             }
             report.tensors = stats
             for (k, v) in totals { report.types[k] = (v.0, v.1) }

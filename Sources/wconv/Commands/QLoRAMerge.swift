@@ -216,7 +216,7 @@ struct QLoRAMerge: ParsableCommand {
         o["tensors"] = .array(r.tensors.map { t in
             var e = JSONObject([("name", .string(t.name)), ("layer", t.layer.map { .int(Int64($0)) } ?? .null),
                                 ("delta_norm", .double(t.deltaNorm)), ("weight_norm", .double(t.weightNorm)),
-                                ("output_error", .double(t.outputError))])
+                                ("output_error", .double(t.outputError)), ("type", .string(t.outputType))])
             if let b = t.baseQuantizationError { e["base_quantization_error"] = .double(b) }
             return .object(e)
         })
