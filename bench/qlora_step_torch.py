@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch + PEFT side of the LoRA training-step benchmark (compare with
+"""PyTorch + PEFT side of the LoRA training-step benchmark (bench/qlora_bench.py runs it beside wconv; or compare with
 `WCONV_QLORA_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter TrainingSpeedCheck`).
 
 SmolLM2-135M (the f32 HF directory made by bench/prepare_smollm2.py), batch 1 x 128 tokens with every token a
