@@ -15,6 +15,10 @@ Merge: the adapter the f32 run trained, merged into the f32 base and written as 
 time of the whole process (load, merge, write), 2 threads. wconv is timed with --no-verify (PEFT does no
 verification) and, for information, with its default forward-pass check.
 
+BENCH_REALTIME=1 runs the training steps under SCHED_FIFO (`chrt -f 1`, needs root), as bench/pack_bench.py
+does: on the shared 2-core machine both wall and CPU time of a multi-threaded step otherwise depend on the other
+processes (descheduled BLAS/OpenMP threads spin), so real-time priority measures each peer as on an idle machine.
+
 Usage: python bench/qlora_bench.py [REPEAT]   (REPEAT processes per configuration, default 2;
 QLORA_BENCH=step or merge runs one part only)
 """
@@ -40,10 +44,14 @@ text = " ".join(["The quick brown fox jumps over the lazy dog while the committe
 data.write_text(json.dumps({"text": text}) + "\n")
 
 
+REALTIME = os.environ.get("BENCH_REALTIME") == "1"
+
+
 def timed(cmd):
-    """Runs `cmd` under /usr/bin/time; returns (stdout, peak RSS MB)."""
+    """Runs `cmd` under /usr/bin/time (and SCHED_FIFO with BENCH_REALTIME=1); returns (stdout, peak RSS MB)."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], capture_output=True, text=True)
+        prefix = ["chrt", "-f", "1"] if REALTIME else []
+        proc = subprocess.run([*prefix, "/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
         return proc.stdout, int(rss.read().split()[-1]) / 1024
@@ -67,11 +75,12 @@ def torch_step(base):
     return r["median_seconds"], r["median_cpu_seconds"], max(rss, r["peak_rss_mb"]), r["loss"]
 
 
-results = {"load_average_at_start": load_avg(), "threads": THREADS, "step": {}}
+results = {"load_average_at_start": load_avg(), "threads": THREADS, "realtime": REALTIME, "step": {}}
 parts = os.environ.get("QLORA_BENCH", "step merge").split()
 adapter = tmp / "adapter-f32"
 if "step" in parts:
-    print("\n## LoRA training step, SmolLM2-135M, batch 1 x 128, r=8, 7 projections, 2 threads (medians)")
+    print("\n## LoRA training step, SmolLM2-135M, batch 1 x 128, r=8, 7 projections, 2 threads (medians)"
+          + (", SCHED_FIFO" if REALTIME else ""))
     print("| base | wconv s/step (CPU s) | PyTorch+PEFT s/step (CPU s) | wall ratio | CPU ratio "
           "| wconv peak RSS MB | PyTorch+PEFT peak RSS MB | RSS ratio |")
     print("|---|---|---|---|---|---|---|---|")
