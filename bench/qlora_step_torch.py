@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""PyTorch + PEFT side of the LoRA training-step benchmark (compare with
+"""PyTorch + PEFT side of the LoRA training-step benchmark (bench/qlora_bench.py runs it beside wconv; or compare with
 `WCONV_QLORA_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter TrainingSpeedCheck`).
 
 SmolLM2-135M (the f32 HF directory made by bench/prepare_smollm2.py), batch 1 x 128 tokens with every token a
 target, LoRA r=8 alpha=16 dropout=0.05 on all seven projections, torch.optim.AdamW (lr 1e-4), clip_grad_norm_(1.0),
 2 threads. Bases: float32, and bitsandbytes NF4 with double quantization (compute dtype float32, CPU backend).
 Each configuration runs in its own process so its peak RSS is its own; prints the median of 5 steps after 2
-warm-up steps.
+warm-up steps, wall time and process CPU time (time.process_time: all threads).
 
 Usage: python bench/qlora_step_torch.py MODEL_DIR [--threads 2]
 """
@@ -47,9 +47,9 @@ def run(model_dir, base, checkpointing, threads):
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     g = torch.Generator().manual_seed(1)
     ids = torch.cat([torch.tensor([[1]]), torch.randint(2, 49000, (1, 127), generator=g)], dim=1)
-    times = []
+    times, cpu = [], []
     for i in range(7):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -57,8 +57,10 @@ def run(model_dir, base, checkpointing, threads):
         optimizer.zero_grad()
         if i >= 2:
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
     return {"base": base, "checkpointing": checkpointing, "threads": threads, "load_seconds": load,
-            "median_seconds": statistics.median(times), "min_seconds": min(times), "loss": loss.item(),
+            "median_seconds": statistics.median(times), "min_seconds": min(times),
+            "median_cpu_seconds": statistics.median(cpu), "loss": loss.item(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -80,7 +82,8 @@ def main():
                                   checkpointing], check=True, capture_output=True, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             print(f"PyTorch+PEFT {r['base']} base, gradient checkpointing {bool(r['checkpointing'])}: "
-                  f"{r['median_seconds']:.3f} s/step (median of 5, min {r['min_seconds']:.3f}), {r['threads']} threads, "
+                  f"{r['median_seconds']:.3f} s/step (median of 5, min {r['min_seconds']:.3f}; CPU {r['median_cpu_seconds']:.3f} s), "
+                  f"{r['threads']} threads, "
                   f"load {r['load_seconds']:.2f} s, loss {r['loss']:.3f}, peak RSS {r['peak_rss_mb']:.0f} MB")
 
 

@@ -6,6 +6,6 @@ cd "$(dirname "$0")"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 PY="$(../scripts/interop-env.sh --print-python | tail -n 1)"
 export WCONV_PYTHON="$PY"
-for b in ${BENCHMARKS:-convert quantize pack verify}; do
+for b in ${BENCHMARKS:-convert quantize pack verify qlora}; do
   "$PY" "${b}_bench.py" "$@"
 done

@@ -195,7 +195,7 @@ extension QLoRAMerge {
     var requantizeRecipeName: String {
         switch requantize?.value {
         case .bitsAndBytes(let s)?: s.rawValue
-        case .ggml(let t)?: t.name
+        case .ggml(let t)?: t.rawValue
         case nil: "none"
         }
     }

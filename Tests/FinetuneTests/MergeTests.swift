@@ -148,14 +148,14 @@ import Verify
     @Test func quantizedGGUFBaseAndRequantizedGGUFOutput() throws {
         // A Q8_0 base: the converter's f32 GGUF requantized through a zero-adapter merge.
         var zero = MergeOptions()
-        zero.requantize = .ggml(.q8_0)
+        zero.requantize = .ggml(.Q8_0)
         zero.verify = false
         let q8 = Fixtures.temporaryDirectory() + "/base.q8_0.gguf"
         _ = try LoRAMerge.merge(base: Fixtures.path("golden/tiny-llama-spm.f32.gguf"), adapter: try Self.zeroAdapter(like: Self.spmAdapter),
                                 output: q8, options: zero)
         #expect(try MergeInput(path: q8).isQuantized)
         var options = MergeOptions()
-        options.requantize = .ggml(.q8_0)
+        options.requantize = .ggml(.Q8_0)
         options.threads = 2
         let out = Fixtures.temporaryDirectory() + "/merged.gguf"
         let report = try LoRAMerge.merge(base: q8, adapter: Fixtures.path(Self.spmAdapter), output: out, options: options)
@@ -167,6 +167,66 @@ import Verify
         #expect(v.meanKLD < 1e-2 && v.top1Agreement > 0.8)
         let file = try GGUFFile(path: out)
         #expect(file.metadata[GGUFKeys.General.fileType]?.intValue == 7)
+    }
+
+    /// `--requantize TYPE` (single types and llama-quantize's mixes) equals merging into an f32
+    /// GGUF and quantizing that with `wconv quantize --type TYPE` (which equals llama-quantize,
+    /// see GGUFQuantizeTests): the same tensor order, per-tensor types, metadata and blocks. The
+    /// report's output error is that of each tensor's real type.
+    @Test(arguments: [("tiny-llama-256", GGMLFileType.Q4_K_M), ("tiny-llama-256", .Q5_K_M), ("tiny-llama-256", .Q3_K_M),
+                      ("tiny-llama-256", .Q6_K), ("tiny-llama-256", .Q4_0), ("tiny-llama-spm", .Q4_K_M), ("tiny-llama-spm", .Q8_0)])
+    func requantizeEqualsMergeThenQuantize(base: String, type: GGMLFileType) throws {
+        let adapter = base == "tiny-llama-spm" ? Fixtures.path(Self.spmAdapter) : try Self.randomAdapter256()
+        var options = MergeOptions()
+        options.threads = 2
+        options.verify = false
+        options.requantize = .ggml(type)
+        let dir = Fixtures.temporaryDirectory()
+        let report = try LoRAMerge.merge(base: Fixtures.path(base), adapter: adapter, output: dir + "/q.gguf", options: options)
+        var dense = options
+        dense.requantize = nil
+        dense.outType = .f32
+        _ = try LoRAMerge.merge(base: Fixtures.path(base), adapter: adapter, output: dir + "/f32.gguf", options: dense)
+        var quantize = QuantizeOptions(scheme: .ggml(type))
+        quantize.threads = 2
+        _ = try GGUFQuantizer.quantize(try ModelInput.open(path: dir + "/f32.gguf"), to: dir + "/ref.gguf", options: quantize)
+        let ours = try Data(contentsOf: URL(fileURLWithPath: dir + "/q.gguf"))
+        #expect(ours == (try Data(contentsOf: URL(fileURLWithPath: dir + "/ref.gguf"))))
+
+        // ‖W − dequant(q(W))‖ per adapted tensor, recomputed from the two files.
+        let merged = try MergeInput(path: dir + "/f32.gguf"), quantized = try MergeInput(path: dir + "/q.gguf")
+        #expect(report.tensors.count == 7 * (base == "tiny-llama-spm" ? 2 : 1))
+        var types = Set<String>()
+        for stat in report.tensors {
+            let w = try merged.values(of: try #require(merged.tensor(named: stat.name)), threads: 2)
+            let qt = try #require(quantized.tensor(named: stat.name))
+            types.insert(qt.storage.description)
+            #expect(stat.outputType == qt.storage.description, "\(stat.name)")
+            let q = try quantized.values(of: qt, threads: 2)
+            let error = zip(w, q).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+            #expect(abs(error - stat.outputError) <= 1e-9 + 1e-6 * error, "\(stat.name)")
+            #expect(stat.outputError > 0)
+        }
+        // The mixes give some of the adapted tensors a wider type than the default.
+        if type == .Q4_K_M || type == .Q3_K_M, base == "tiny-llama-256" { #expect(types.count > 1, "\(types)") }
+    }
+
+    /// A rank-4 adapter with random A and B on all seven projections of tiny-llama-256 (rows of
+    /// 256, so the k-quant mixes apply without fallbacks).
+    static func randomAdapter256() throws -> String {
+        var rng = SplitMix64(seed: 11)
+        let r = 4
+        let shapes: [(String, Int, Int)] = [("self_attn.q_proj", 256, 256), ("self_attn.k_proj", 256, 64), ("self_attn.v_proj", 256, 64),
+                                            ("self_attn.o_proj", 256, 256), ("mlp.gate_proj", 256, 256), ("mlp.up_proj", 256, 256),
+                                            ("mlp.down_proj", 256, 256)]
+        var tensors: [(String, [Int], [Float])] = []
+        for (module, inFeatures, outFeatures) in shapes {
+            let prefix = "base_model.model.model.layers.0.\(module)"
+            tensors.append((prefix + ".lora_A.weight", [r, inFeatures], (0 ..< r * inFeatures).map { _ in 0.05 * rng.nextFloat() }))
+            tensors.append((prefix + ".lora_B.weight", [outFeatures, r], (0 ..< outFeatures * r).map { _ in 0.05 * rng.nextFloat() }))
+        }
+        let config = #"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}"#
+        return try AdapterPEFTTests.adapterDirectory(config: config, tensors: tensors)
     }
 
     /// --requantize nf4 / int8 with a zero adapter is `wconv quantize`: the transformers +

@@ -9,10 +9,15 @@
   test_llama_cpp_interop.py); the converter's own adapter is the control. It also loads the GGUF
   `wconv qlora-merge` writes, with the same logits.
 - transformers + bitsandbytes load the NF4 checkpoint `qlora-merge --requantize nf4` writes.
+- `qlora-merge --requantize TYPE` (single types and mixes) equals, byte for byte, llama-quantize run
+  on the f32 GGUF `qlora-merge --outtype f32` writes; llama.cpp loads it.
 """
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +28,7 @@ MODEL = "tiny-llama-spm"
 LORA = GOLDEN / "lora" / "tiny-llama-spm-lora"
 TOL = 1e-4
 TOL_LLAMA_CPP = 1e-3
+LLAMA_QUANTIZE = Path(os.environ.get("WCONV_CACHE", Path.home() / ".cache" / "wconv")) / "llama.cpp-build" / "bin" / "llama-quantize"
 
 
 def peft_logits(adapter, tokens) -> np.ndarray:
@@ -143,3 +149,19 @@ def test_transformers_loads_requantized_nf4(outdir):
     toks = golden_tokens(MODEL)
     logits = hf_logits(out, toks, device_map="cpu", dtype=torch.float32)
     assert np.all(np.isfinite(logits)) and logits.shape == (len(toks), 128)
+
+
+@pytest.mark.parametrize("qtype", ["Q4_K_M", "Q5_K_M", "Q8_0"])
+def test_requantized_merge_equals_llama_quantize(outdir, qtype):
+    require("qlora-merge")
+    if not LLAMA_QUANTIZE.is_file():
+        pytest.skip(f"llama-quantize not built at {LLAMA_QUANTIZE}")
+    f32 = outdir / "merged-lora.rq.f32.gguf"
+    run_wconv("qlora-merge", TESTDATA / MODEL, LORA, "-o", f32, "--outtype", "f32", "--no-verify", "--force")
+    theirs = outdir / f"merged-lora.llama-quantize.{qtype}.gguf"
+    subprocess.run([str(LLAMA_QUANTIZE), str(f32), str(theirs), qtype, "1"], check=True, capture_output=True)
+    ours = outdir / f"merged-lora.{qtype}.gguf"
+    run_wconv("qlora-merge", TESTDATA / MODEL, LORA, "-o", ours, "--requantize", qtype, "--force")
+    assert ours.read_bytes() == theirs.read_bytes(), f"{qtype}: qlora-merge --requantize differs from llama-quantize"
+    toks = golden_tokens(MODEL)
+    assert np.all(np.isfinite(llama_cpp_logits(ours, toks)))

@@ -386,10 +386,3 @@ public enum LlamaCppAdapter {
         return report
     }
 }
-
-extension PEFTLoRAConfig {
-    /// Sets a field of the JSON that has no typed property.
-    mutating func setRaw(_ key: String, _ value: JSONValue) {
-        json[key] = value
-    }
-}

@@ -1,5 +1,5 @@
 public import Verify
-import Formats
+public import Formats
 import TensorCore
 
 extension PEFTLoRAConfig {

@@ -1,3 +1,4 @@
+public import Formats
 internal import COpenBLAS
 
 /// Adding a LoRA module's delta to the weight it adapts, in float32.

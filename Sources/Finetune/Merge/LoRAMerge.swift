@@ -21,14 +21,18 @@ public struct MergeOptions: Sendable {
     public enum Requantize: Sendable, Hashable {
         /// bitsandbytes NF4 / FP4 / LLM.int8 (Hugging Face directory output).
         case bitsAndBytes(BNBScheme)
-        /// A llama.cpp type for every matrix (GGUF output): norms and 1-D tensors stay F32.
-        case ggml(GGMLType)
+        /// A llama-quantize file type (GGUF output), single-type or a mix (`Q4_K_M`): every
+        /// tensor gets the type `wconv quantize --type` (and llama-quantize) would give it in the
+        /// merged model, so the output equals merging to a dense GGUF of ``MergeOptions/outType``
+        /// and quantizing that.
+        case ggml(GGMLFileType)
     }
 
     public var mergeInto: Target = .dequantized
     /// The unquantized model the quantized base was made from (for ``Target/original``).
     public var originalBase: String?
-    /// Dtype of the output's float tensors (the 4-bit state's dtype with NF4); nil: the base's.
+    /// Dtype of the output's float tensors (the 4-bit state's dtype with NF4); nil: the base's,
+    /// or f32 with a llama.cpp ``Requantize/ggml(_:)`` type (the lossless intermediate).
     public var outType: DType?
     public var requantize: Requantize?
     /// NF4/FP4 block size and double quantization.
@@ -62,6 +66,9 @@ public struct MergeReport: Sendable {
         /// ‖W − dequant(quant(W))‖: what the output encoding (the float dtype's rounding, or the
         /// requantization) changes in the merged weight.
         public var outputError: Double
+        /// The encoding the tensor was written in (`f16`, `nf4`, `int8`, `Q4_K`, `Q6_K`, …): with
+        /// a llama-quantize mix, the type the rules chose for this tensor.
+        public var outputType: String
         /// With ``MergeOptions/Target/original`` and a quantized base: ‖original − dequant(base)‖.
         public var baseQuantizationError: Double?
 
@@ -199,7 +206,14 @@ public enum LoRAMerge {
             throw MergeError.outputKind("--requantize with a llama.cpp type writes GGUF; give an output ending in .gguf")
         default: break
         }
-        let outType = try options.outType ?? defaultOutType(source)
+        let outType: DType
+        if let t = options.outType {
+            outType = t
+        } else if case .ggml? = options.requantize {
+            outType = .f32
+        } else {
+            outType = try defaultOutType(source)
+        }
         guard outType.isConvertibleFloat else { throw MergeError.outputKind("--outtype must be f32, f16 or bf16") }
 
         let job = Job(source: source, reference: base, adapter: adapter, modules: modules, options: options, outType: outType,
@@ -285,7 +299,9 @@ public enum LoRAMerge {
         }
 
         /// Records the stat of an adapted tensor: `decoded` is what the output will read back.
-        func stat(_ t: MergeInput.Tensor, merged: [Float], decoded: [Float], deltaNorm: Double) throws -> MergeReport.TensorStat {
+        func stat(_ t: MergeInput.Tensor, merged: [Float], decoded: [Float], deltaNorm: Double, type: String) throws
+            -> MergeReport.TensorStat
+        {
             var weight = 0.0, error = 0.0
             for i in merged.indices {
                 weight += Double(merged[i]) * Double(merged[i])
@@ -301,7 +317,8 @@ public enum LoRAMerge {
                 baseError = s.squareRoot()
             }
             return MergeReport.TensorStat(name: t.name, layer: PEFTAdapter.layerIndex(ofModule: t.name), deltaNorm: deltaNorm,
-                                          weightNorm: weight.squareRoot(), outputError: error.squareRoot(), baseQuantizationError: baseError)
+                                          weightNorm: weight.squareRoot(), outputError: error.squareRoot(), outputType: type,
+                                          baseQuantizationError: baseError)
         }
 
         // MARK: HF directory, dense
@@ -410,7 +427,7 @@ public enum LoRAMerge {
                     if module != nil {
                         var decoded = [Float](repeating: 0, count: values.count)
                         bytes.withUnsafeBytes { b in decoded.withUnsafeMutableBufferPointer { DenseFloat.decode(b, dtype: outType, into: $0) } }
-                        report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm))
+                        report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm, type: outType.rawValue))
                     }
                 }
                 try files.close()
@@ -451,7 +468,9 @@ public enum LoRAMerge {
                     }
                     let (values, module, deltaNorm) = try mergedValues(t)
                     var decoded: [Float]
+                    var written = outType.rawValue
                     if quantized(t), fourBit != nil {
+                        written = kind.rawValue
                         let q = try values.withUnsafeBufferPointer { x in
                             try BNB4BitTensor.quantize(x, shape: t.shape, dtype: outType, kind: kind, blockSize: options.blockSize,
                                                        doubleQuant: options.doubleQuant, threads: threads)
@@ -467,6 +486,7 @@ public enum LoRAMerge {
                         report.add(type: kind.rawValue, bytes: bytes)
                         decoded = module == nil ? [] : q.dequantized(threads: threads).map { Self.round($0, to: outType) }
                     } else if quantized(t) {
+                        written = "int8"
                         let rows = t.shape[0], columns = t.shape[1]
                         var cb = [Int8](repeating: 0, count: rows * columns), scb = [Float](repeating: 0, count: rows)
                         try values.withUnsafeBufferPointer { w in
@@ -498,7 +518,7 @@ public enum LoRAMerge {
                         report.add(type: outType.rawValue, bytes: bytes.count)
                         decoded = values.map { Self.round($0, to: outType) }
                     }
-                    if module != nil { report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm)) }
+                    if module != nil { report.tensors.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm, type: written)) }
                 }
                 try files.close()
                 try out.commit()
@@ -524,11 +544,11 @@ public enum LoRAMerge {
 
         /// A GGUF output decided: tensors, metadata, descriptors.
         struct GGUFMergePlan {
-            let planned: [GGUFTensorPlan]
             let metadata: GGUFMetadata
-            let descriptors: [GGUFTensorDescriptor]
-            let fallbacks: [String]
-            let denseType: GGMLType
+            /// What is written, in file order: (planned tensor, type written, descriptor).
+            let written: [(plan: GGUFTensorPlan, type: GGMLType, descriptor: GGUFTensorDescriptor)]
+            let alignment: Int
+            let warnings: [String]
             let outputPlan: OutputPlan
         }
 
@@ -536,28 +556,18 @@ public enum LoRAMerge {
             let arch = source.architecture
             let config = source.config
             let denseType: GGMLType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
-            var fallbacks: [String] = []
+            // The dense merged GGUF first (the converter's types for `denseType`); a llama.cpp
+            // requantization then re-plans it as `wconv quantize` would plan that file.
             func matrixType(_ name: String, shape: [Int]) -> GGMLType {
                 // The converter's rule: 1-D tensors and norms F32, the rest the file type.
                 if shape.count <= 1 || name.hasSuffix("_norm.weight") { return .f32 }
-                guard case .ggml(let q)? = options.requantize else { return HFToGGUF.outputType(name: name, shape: shape, fileType: denseType) }
-                let rowLength = shape.last ?? 0
-                if let block = q.blockSize, rowLength % block == 0 { return q }
-                // Rows that do not fit the blocks: Q8_0 if they can, else the dense type (llama-quantize falls back too).
-                fallbacks.append(name)
-                return rowLength % 32 == 0 ? .q8_0 : denseType
+                return HFToGGUF.outputType(name: name, shape: shape, fileType: denseType)
             }
             func permutation(_ p: HeadPermutation?) -> RowPermutation? {
                 p.map { .toGGUF(heads: $0 == .queryHeads ? config.headCount : config.kvHeadCount) }
             }
             var planned: [GGUFTensorPlan] = []
             var metadata: GGUFMetadata
-            let fileTypeValue: Int
-            if case .ggml(let q)? = options.requantize {
-                fileTypeValue = Self.llamaFileType(q)
-            } else {
-                fileTypeValue = denseType == .f32 ? LlamaFileType.allF32 : denseType == .bf16 ? LlamaFileType.mostlyBF16 : LlamaFileType.mostlyF16
-            }
             switch source.input {
             case .hf(let directory):
                 // llama.cpp's converter order: shard files sorted, then names sorted (by code point).
@@ -599,66 +609,102 @@ public enum LoRAMerge {
             case .safetensors:
                 throw Failure(.internalError, "safetensors input")
             }
-            metadata.set(GGUFKeys.General.fileType, .uint32(UInt32(fileTypeValue)))
-            if let provenance = options.provenance { metadata.setProvenance(provenance) }
+            let denseFileType = denseType == .f32 ? LlamaFileType.allF32 : denseType == .bf16 ? LlamaFileType.mostlyBF16 : LlamaFileType.mostlyF16
+            metadata.set(GGUFKeys.General.fileType, .uint32(UInt32(denseFileType)))
 
-            var descriptors: [GGUFTensorDescriptor] = []
-            for p in planned {
-                guard RowCodec.canEncode(.ggml(p.type)), let d = GGUFTensorDescriptor(name: p.name, dimensions: p.dimensions, type: p.type) else {
-                    throw Failure(.unsupported, "tensor \(p.name): rows of \(p.dimensions.first ?? 0) cannot be written as \(p.type.name)")
+            // What is written, in file order: (planned tensor, type written, descriptor).
+            var written: [(plan: GGUFTensorPlan, type: GGMLType, descriptor: GGUFTensorDescriptor)] = []
+            var alignment = GGUFHeader.defaultAlignment
+            var warnings: [String] = []
+            if case .ggml(let fileType)? = options.requantize {
+                var quantize = QuantizeOptions(scheme: .ggml(fileType))
+                quantize.threads = threads
+                // A GGUF base's own quantized tensors that the merge keeps (none in LLaMA
+                // models) are decoded and encoded again like the rest.
+                quantize.allowRequantize = true
+                let layout = try GGUFQuantizer.layout(metadata: metadata, tensors: planned.map { ($0.name, $0.dimensions, $0.type) },
+                                                      options: quantize, path: source.path)
+                metadata = layout.metadata
+                alignment = layout.alignment
+                warnings += layout.warnings
+                for t in layout.tensors {
+                    written.append((planned[t.index], t.type, GGUFTensorDescriptor(name: t.name, dimensions: t.dimensions, type: t.type, byteCount: t.byteCount)))
                 }
-                descriptors.append(d)
+            } else {
+                for p in planned {
+                    guard let d = GGUFTensorDescriptor(name: p.name, dimensions: p.dimensions, type: p.type) else {
+                        throw Failure(.unsupported, "tensor \(p.name): rows of \(p.dimensions.first ?? 0) cannot be written as \(p.type.name)")
+                    }
+                    written.append((p, p.type, d))
+                }
             }
+            for w in written where !RowCodec.canEncode(.ggml(w.type)) {
+                throw Failure(.unsupported, "tensor \(w.plan.name): wconv cannot write \(w.type.name)")
+            }
+            // Last, so a requantization's re-planned metadata carries it too.
+            if let provenance = options.provenance { metadata.setProvenance(provenance) }
             var peak = 0
-            let tensors = zip(planned, descriptors).map { p, d in
+            let tensors = written.map { w in
+                let (p, d) = (w.plan, w.descriptor)
                 let sourceType = p.tensor?.storage.description ?? GGMLType.f32.name
                 let adapted = p.tensor.map { modules[$0.name] != nil } ?? false
                 let elements = p.generated == nil ? (elementCount(of: p.dimensions) ?? 0) : 0
-                // The merged float32 values, for an adapted weight their decoded copy for the
-                // comparison, and the output bytes.
-                peak = max(peak, elements * 4 * (adapted ? 2 : 1) + d.byteCount)
-                return OutputPlan.Tensor(name: p.name, sourceType: sourceType, type: p.type.name, shape: Array(p.dimensions.reversed()),
+                // The merged float32 values, their rounded copy when requantizing from f16/bf16,
+                // for an adapted weight their decoded copy for the comparison, and the output bytes.
+                let copies = 1 + (adapted ? 1 : 0) + (w.type != p.type ? 1 : 0)
+                peak = max(peak, elements * 4 * copies + d.byteCount)
+                return OutputPlan.Tensor(name: p.name, sourceType: sourceType, type: w.type.name, shape: Array(p.dimensions.reversed()),
                                          byteCount: d.byteCount)
             }
+            let descriptors = written.map(\.descriptor)
             let outputPlan = try withPath(output) {
-                try OutputPlan.gguf(metadata: metadata, tensors: tensors, descriptors: descriptors, alignment: GGUFHeader.defaultAlignment,
-                                    output: output, splitMaxBytes: nil, peak: peak, peakInput: peakInputBytes(), warnings: [])
+                try OutputPlan.gguf(metadata: metadata, tensors: tensors, descriptors: descriptors, alignment: alignment,
+                                    output: output, splitMaxBytes: nil, peak: peak, peakInput: peakInputBytes(), warnings: warnings)
             }
-            return GGUFMergePlan(planned: planned, metadata: metadata, descriptors: descriptors, fallbacks: fallbacks,
-                                 denseType: denseType, outputPlan: outputPlan)
+            return GGUFMergePlan(metadata: metadata, written: written, alignment: alignment, warnings: warnings, outputPlan: outputPlan)
         }
 
         func writeGGUF(to output: String, report: inout MergeReport) throws {
             let plan = try planGGUF(output: output)
-            let (planned, metadata, descriptors, fallbacks, denseType) = (plan.planned, plan.metadata, plan.descriptors, plan.fallbacks, plan.denseType)
-            let writer = try withPath(output) { try GGUFWriter(metadata: metadata, tensors: descriptors) }
+            let (metadata, written) = (plan.metadata, plan.written)
+            report.warnings += plan.warnings
+            let descriptors = written.map(\.descriptor)
+            let writer = try withPath(output) { try GGUFWriter(metadata: metadata, tensors: descriptors, alignment: plan.alignment) }
             var stats: [MergeReport.TensorStat] = []
             var totals: [String: (Int, Int)] = [:]
             try writer.write(toPath: output, force: options.force) { i, sink in
-                let p = planned[i]
-                progress?(i, planned.count, p.name)
-                totals[p.type.name, default: (0, 0)].0 += 1
-                totals[p.type.name, default: (0, 0)].1 += descriptors[i].byteCount
-                if let values = p.generated {
-                    try values.withUnsafeBytes { try sink.write($0) }
-                    return
-                }
-                guard let t = p.tensor else { return }
-                if !t.isMapped, case .ggml(let g) = t.storage, g == p.type {
+                let (p, type, descriptor) = written[i]
+                progress?(i, written.count, p.name)
+                totals[type.name, default: (0, 0)].0 += 1
+                totals[type.name, default: (0, 0)].1 += descriptor.byteCount
+                if let t = p.tensor, !t.isMapped, case .ggml(let g) = t.storage, g == type {
                     try sink.write(try source.storedBytes(of: t))
                     return
                 }
-                let (values, module, deltaNorm) = try mergedValues(t)
-                let rowLength = p.dimensions[0]
+                var values: [Float], module: LoRAModule? = nil, deltaNorm = 0.0
+                if let generated = p.generated {
+                    values = generated
+                } else if let t = p.tensor {
+                    (values, module, deltaNorm) = try mergedValues(t)
+                } else {
+                    return
+                }
+                let merged = values
+                // Requantizing: the quantizer reads what the dense merged file would hold.
+                if type != p.type, p.type == .f16 || p.type == .bf16 {
+                    let dtype: DType = p.type == .f16 ? .f16 : .bf16
+                    for k in values.indices { values[k] = Self.round(values[k], to: dtype) }
+                }
+                let rowLength = descriptor.dimensions[0]
                 let rows = values.count / max(1, rowLength)
-                let rowBytes = descriptors[i].byteCount / max(1, rows)
+                let rowBytes = descriptor.byteCount / max(1, rows)
                 let keepDecoded = module != nil
                 var decoded = [Float](repeating: 0, count: keepDecoded ? values.count : 0)
-                try sink.withWritableBuffer(capacity: descriptors[i].byteCount) { buffer in
+                try sink.withWritableBuffer(capacity: descriptor.byteCount) { buffer in
                     values.withUnsafeBufferPointer { v in
                         decoded.withUnsafeMutableBufferPointer { dec in
                             nonisolated(unsafe) let (src, dst, back) = (v, buffer, dec)
-                            let enc = TensorEncoding.ggml(p.type), perm = p.permutation
+                            let enc = TensorEncoding.ggml(type), perm = p.permutation
                             // Each worker encodes its own output rows (GGUF order); the decoded copy
                             // goes back to HF order for the error against the merged values.
                             parallelChunks(count: rows, threads: threads, minimumChunk: max(1, 16384 / max(1, rowLength))) { part in
@@ -675,36 +721,16 @@ public enum LoRAMerge {
                             }
                         }
                     }
-                    return descriptors[i].byteCount
+                    return descriptor.byteCount
                 }
-                if keepDecoded { stats.append(try stat(t, merged: values, decoded: decoded, deltaNorm: deltaNorm)) }
+                if keepDecoded, let t = p.tensor { stats.append(try stat(t, merged: merged, decoded: decoded, deltaNorm: deltaNorm, type: type.name)) }
             }
             report.tensors = stats
             for (k, v) in totals { report.types[k] = (v.0, v.1) }
-            if let first = fallbacks.first {
-                report.warnings.append("\(fallbacks.count) tensors have rows that do not fit the requantization blocks and were written as Q8_0 or \(denseType.name) (e.g. \(first))")
-            }
             report.outputs = [output]
         }
 
         // MARK: Helpers
-
-        /// llama.cpp's `general.file_type` for a requantized output (the single-type file types).
-        static func llamaFileType(_ t: GGMLType) -> Int {
-            switch t {
-            case .q4_0: LlamaFileType.mostlyQ4_0
-            case .q4_1: LlamaFileType.mostlyQ4_1
-            case .q5_0: LlamaFileType.mostlyQ5_0
-            case .q5_1: LlamaFileType.mostlyQ5_1
-            case .q8_0: LlamaFileType.mostlyQ8_0
-            case .q2_K: LlamaFileType.mostlyQ2_K
-            case .q3_K: LlamaFileType.mostlyQ3_K_M
-            case .q4_K: LlamaFileType.mostlyQ4_K_M
-            case .q5_K: LlamaFileType.mostlyQ5_K_M
-            case .q6_K: LlamaFileType.mostlyQ6_K
-            default: LlamaFileType.mostlyF16
-            }
-        }
 
         static func blockAbsmax(_ x: UnsafeBufferPointer<Float>, blockSize: Int) -> [Float] {
             var out: [Float] = []

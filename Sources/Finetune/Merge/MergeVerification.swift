@@ -1,5 +1,5 @@
 import TensorCore
-import Formats
+public import Formats
 public import Verify
 
 /// The float32 weights of a ``MergeInput`` for the forward pass, optionally with a LoRA

@@ -38,8 +38,7 @@ public final class LoRAModel {
     private let work: Workspace
     private var layerBuffer: LlamaLayerWeights
     private var loadedLayer: Int? = nil
-    private var headWeights: [Float]?
-    private var normWeights: [Float]?
+    private var headWeights: LlamaHeadWeights
 
     /// - Parameters:
     ///   - base: the frozen weights (``FrozenBase`` or any other source).
@@ -67,6 +66,7 @@ public final class LoRAModel {
                                                      scaling: config.ropeScaling)
         work = Workspace(config: config, rank: adapter.loraConfig.rank)
         layerBuffer = LlamaLayerWeights(config: config)
+        headWeights = LlamaHeadWeights(config: config)
     }
 
     /// The current adapter matrices.
@@ -378,42 +378,16 @@ public final class LoRAModel {
     /// Forgets the cached layer (after the base changed).
     func invalidateWeights() {
         loadedLayer = nil
-        headWeights = nil
-        normWeights = nil
+        headWeights.forget()
     }
 
-    private func finalNorm() throws -> [Float] {
-        if let normWeights { return normWeights }
-        let w = try base.finalNorm()
-        guard w.count == config.hiddenSize else {
-            throw VerifyError.tensorSize(name: "model.norm.weight", expected: config.hiddenSize, actual: w.count)
-        }
-        normWeights = w
-        return w
-    }
+    private func finalNorm() throws -> [Float] { try headWeights.finalNorm(from: base) }
 
-    private func outputHead() throws -> [Float] {
-        if let headWeights { return headWeights }
-        let w = try base.outputHead()
-        let expected = config.vocabularySize * config.hiddenSize
-        guard w.count == expected else {
-            throw VerifyError.tensorSize(name: config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
-                                         expected: expected, actual: w.count)
-        }
-        headWeights = w
-        return w
-    }
+    private func outputHead() throws -> [Float] { try headWeights.outputHead(from: base) }
 
     private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int,
                            epsilon: Float) {
-        let dim = config.hiddenSize
-        weight.withUnsafeBufferPointer { w in
-            nonisolated(unsafe) let (xs, ys, ws) = (x, y, w.baseAddress!)
-            parallelChunks(count: rows, threads: threadCount, minimumChunk: 64) { range in
-                RMSNorm.apply(xs + range.lowerBound * dim, weight: ws, into: ys + range.lowerBound * dim,
-                              rows: range.count, dim: dim, epsilon: epsilon)
-            }
-        }
+        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: threadCount)
     }
 }
 

@@ -78,6 +78,9 @@ public struct StepReport: Sendable, Hashable {
     public var targetTokens: Int
     /// Wall-clock seconds of the step.
     public var seconds: Double
+    /// CPU seconds of the whole process during the step, all threads (less sensitive than
+    /// ``seconds`` to other processes sharing the cores; includes BLAS threads' spinning).
+    public var cpuSeconds: Double
     /// Position in the data: epochs completed as a fraction (1.5 = half-way through the second).
     public var epoch: Double
 
@@ -191,7 +194,7 @@ public final class LoRATrainer {
     ///   adapter is then left unchanged).
     @discardableResult
     public func step(_ microBatches: [[TrainingExample]]) throws -> StepReport {
-        let start = monotonicSeconds()
+        let start = monotonicSeconds(), cpuStart = processCPUSeconds()
         let targets = microBatches.reduce(0) { $0 + $1.reduce(0) { $0 + $1.targetCount } }
         guard targets > 0 else { throw TrainingError.noTargets }
         let count = model.parameterCount
@@ -218,7 +221,7 @@ public final class LoRATrainer {
         let epochFraction = examples.isEmpty ? 0 : Double(epoch) + Double(position) / Double(examples.count)
         return StepReport(step: optimizer.step, totalSteps: options.totalSteps, loss: loss, learningRate: lr,
                           gradientNorm: norm, tokens: tokens, targetTokens: targets,
-                          seconds: monotonicSeconds() - start, epoch: epochFraction)
+                          seconds: monotonicSeconds() - start, cpuSeconds: processCPUSeconds() - cpuStart, epoch: epochFraction)
     }
 
     /// Mean loss over `examples` (no dropout, no update), evaluated `batchSize` at a time.
@@ -271,8 +274,13 @@ public final class LoRATrainer {
 }
 
 /// Seconds on a monotonic clock.
-func monotonicSeconds() -> Double {
+func monotonicSeconds() -> Double { clockSeconds(CLOCK_MONOTONIC) }
+
+/// CPU seconds used by the process so far (every thread).
+func processCPUSeconds() -> Double { clockSeconds(CLOCK_PROCESS_CPUTIME_ID) }
+
+private func clockSeconds(_ clock: clockid_t) -> Double {
     var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
+    clock_gettime(clock, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }

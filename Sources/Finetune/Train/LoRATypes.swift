@@ -1,4 +1,5 @@
 public import Verify
+import Formats
 
 /// The projections of a LLaMA decoder layer a LoRA adapter can attach to, named as PEFT's
 /// `target_modules` names them.

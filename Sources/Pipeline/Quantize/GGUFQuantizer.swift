@@ -39,19 +39,18 @@ public struct GGUFQuantizeTensor: Sendable {
         case generated([Float])
     }
 
-    public let name: String
-    /// ggml `ne` as written (trailing 1s trimmed, as ggml writes `n_dims`).
-    public let dimensions: [Int]
-    /// The type llama-quantize would see in its input GGUF (for an HF input: the converter's).
-    public let inputType: GGMLType
-    /// The type written.
-    public let type: GGMLType
-    /// The type the rules chose when the row length forced a fallback.
-    public let fallbackFrom: GGMLType?
-    public let byteCount: Int
+    /// Name, shape and types (`inputType`: for an HF input, the converter's type).
+    public let layout: GGUFQuantizeLayout.Tensor
     let origin: Origin
     /// How the origin's bytes are stored (a safetensors dtype for HF input).
     let storage: TensorEncoding
+
+    public var name: String { layout.name }
+    public var dimensions: [Int] { layout.dimensions }
+    public var inputType: GGMLType { layout.inputType }
+    public var type: GGMLType { layout.type }
+    public var fallbackFrom: GGMLType? { layout.fallbackFrom }
+    public var byteCount: Int { layout.byteCount }
 }
 
 /// A quantization fully decided before any byte is written: the output metadata, and every
@@ -64,6 +63,33 @@ public struct GGUFQuantizePlan: Sendable {
     /// Requantization and fallback notes.
     public let warnings: [String]
     let source: any TensorSource
+}
+
+/// The metadata and per-tensor types of a quantization, decided from names, shapes and stored
+/// types alone (see ``GGUFQuantizer/layout(metadata:tensors:options:path:)``).
+public struct GGUFQuantizeLayout: Sendable {
+    public struct Tensor: Sendable, Hashable {
+        /// Position of the tensor in the list given to `layout`.
+        public let index: Int
+        public let name: String
+        /// ggml `ne` as written (trailing 1s trimmed, as ggml writes `n_dims`).
+        public let dimensions: [Int]
+        /// The type llama-quantize sees in its input GGUF.
+        public let inputType: GGMLType
+        /// The type written: the rules' choice, or `inputType` where they leave the tensor alone.
+        public let type: GGMLType
+        /// The type the rules chose when the row length forced a fallback.
+        public let fallbackFrom: GGMLType?
+        public let byteCount: Int
+    }
+
+    /// The output metadata (the input's, `general.quantization_version` and `general.file_type` last).
+    public let metadata: GGUFMetadata
+    public let alignment: Int
+    /// In output order (llama-quantize's).
+    public let tensors: [Tensor]
+    /// Requantization and fallback notes.
+    public let warnings: [String]
 }
 
 /// GGUF quantization as llama.cpp's `llama-quantize` does it, byte for byte: the same tensor
@@ -102,7 +128,7 @@ public enum GGUFQuantizer {
             var storage: TensorEncoding
         }
         var candidates: [Candidate] = []
-        var metadata: GGUFMetadata
+        let metadata: GGUFMetadata
         let source: any TensorSource
         switch input {
         case .hf(let directory):
@@ -136,7 +162,32 @@ public enum GGUFQuantizer {
             throw PathError(path: checkpoint.path, GGUFQuantizeError.needsModelDirectory)
         }
 
-        let facts = try modelFacts(metadata, path: input.path)
+        let decided = try layout(metadata: metadata, tensors: candidates.map { ($0.name, $0.dimensions, $0.inputType) },
+                                 fileType: fileType, options: options, dequantizing: dequantizing, path: input.path)
+        let tensors = decided.tensors.map { t in
+            GGUFQuantizeTensor(layout: t, origin: candidates[t.index].origin, storage: candidates[t.index].storage)
+        }
+        return GGUFQuantizePlan(metadata: decided.metadata, tensors: tensors, alignment: decided.alignment, fileType: fileType,
+                                warnings: decided.warnings, source: source)
+    }
+
+    /// The output layout `llama-quantize --type options.scheme` gives a GGUF with this metadata
+    /// and these tensors (ggml `ne`, stored type), without reading any tensor data: the final
+    /// metadata, the alignment, and every tensor in output order with the type the rules
+    /// choose. For producers of GGUF tensors that are not in a file yet (a LoRA merge), so that
+    /// writing the layout equals writing the GGUF and quantizing it.
+    /// - Parameter path: names the input in errors.
+    /// - Throws: ``GGUFQuantizeError``, ``GGUFQuantizeRuleError``, metadata errors.
+    public static func layout(metadata: GGUFMetadata, tensors: [(name: String, dimensions: [Int], type: GGMLType)],
+                              options: QuantizeOptions, path: String) throws -> GGUFQuantizeLayout {
+        guard case .ggml(let fileType) = options.scheme else { throw GGUFQuantizeError.notAGGMLScheme }
+        return try layout(metadata: metadata, tensors: tensors, fileType: fileType, options: options, dequantizing: false, path: path)
+    }
+
+    static func layout(metadata input: GGUFMetadata, tensors candidates: [(name: String, dimensions: [Int], type: GGMLType)],
+                       fileType: GGMLFileType, options: QuantizeOptions, dequantizing: Bool, path: String) throws -> GGUFQuantizeLayout {
+        var metadata = input
+        let facts = try modelFacts(metadata, path: path)
         // llama-quantize: the input's keys in order, then these two moved to the end; a split
         // input's split.* keys dropped.
         metadata.remove(GGUFKeys.General.quantizationVersion)
@@ -152,44 +203,45 @@ public enum GGUFQuantizer {
         // the declared alignment instead.
         let alignment: Int
         if let value = metadata[GGUFKeys.General.alignment] {
-            guard case .uint32(let a) = value else { throw PathError(path: input.path, GGUFError.alignmentWrongType(value.type)) }
-            guard a > 0, a & (a - 1) == 0 else { throw PathError(path: input.path, GGUFError.alignmentNotPowerOfTwo(Int(a))) }
+            guard case .uint32(let a) = value else { throw PathError(path: path, GGUFError.alignmentWrongType(value.type)) }
+            guard a > 0, a & (a - 1) == 0 else { throw PathError(path: path, GGUFError.alignmentNotPowerOfTwo(Int(a))) }
             alignment = Int(a)
         } else {
             alignment = GGUFHeader.defaultAlignment
         }
 
-        candidates.sort { GGUFTensorTypeRules.outputOrder($0.name, $1.name) }
-        var rules = try GGUFTensorTypeRules(fileType: fileType, options: options, facts: facts, names: candidates.map(\.name))
-        var tensors: [GGUFQuantizeTensor] = []
+        let order = candidates.indices.sorted { GGUFTensorTypeRules.outputOrder(candidates[$0].name, candidates[$1].name) }
+        var rules = try GGUFTensorTypeRules(fileType: fileType, options: options, facts: facts, names: order.map { candidates[$0].name })
+        var tensors: [GGUFQuantizeLayout.Tensor] = []
         var requantized: [String: Int] = [:]
         var fallbacks: [(String, GGMLType, GGMLType)] = []
-        for c in candidates {
+        for index in order {
+            let c = candidates[index]
             let dims = Array(c.dimensions.prefix(GGUFTensorTypeRules.dimensionCount(c.dimensions)))
-            var decision = try rules.decide(name: c.name, dimensions: dims, currentType: c.inputType)
+            var decision = try rules.decide(name: c.name, dimensions: dims, currentType: c.type)
             // Dequantizing: what the rules leave alone (1-D tensors, norms) is widened to F32 if
             // it is not a float already, so the output holds no quantized blocks at all.
-            if dequantizing, decision.type == c.inputType, c.inputType.isQuantized || c.inputType == .f16 || c.inputType == .bf16,
+            if dequantizing, decision.type == c.type, c.type.isQuantized || c.type == .f16 || c.type == .bf16,
                dims.count == 1 || !GGUFTensorTypeRules.allowsQuantization(name: c.name, dimensions: dims, leaveOutputTensor: options.leaveOutputTensor) {
                 decision = GGUFTypeDecision(type: .f32)
             }
-            if decision.type != c.inputType {
+            if decision.type != c.type {
                 guard GGUFRowQuantizer.canEncode(decision.type) else {
                     throw GGUFQuantizeRuleError.cannotQuantize(tensor: c.name, type: decision.type)
                 }
-                if c.inputType.isQuantized || !c.inputType.isKnown {
+                if c.type.isQuantized || !c.type.isKnown {
                     guard options.allowRequantize || dequantizing else {
-                        throw PathError(path: input.path, GGUFQuantizeError.requantizeDisabled(tensor: c.name, type: c.inputType))
+                        throw PathError(path: path, GGUFQuantizeError.requantizeDisabled(tensor: c.name, type: c.type))
                     }
-                    requantized[c.inputType.name, default: 0] += 1
+                    requantized[c.type.name, default: 0] += 1
                 }
             }
             if let from = decision.fallbackFrom { fallbacks.append((c.name, from, decision.type)) }
             guard let bytes = GGUFTensorDescriptor.byteCount(dimensions: dims, type: decision.type) else {
                 throw GGUFQuantizeRuleError.typeDoesNotFitRows(tensor: c.name, type: decision.type, rowLength: dims.first ?? 1)
             }
-            tensors.append(GGUFQuantizeTensor(name: c.name, dimensions: dims, inputType: c.inputType, type: decision.type,
-                                              fallbackFrom: decision.fallbackFrom, byteCount: bytes, origin: c.origin, storage: c.storage))
+            tensors.append(GGUFQuantizeLayout.Tensor(index: index, name: c.name, dimensions: dims, inputType: c.type, type: decision.type,
+                                                     fallbackFrom: decision.fallbackFrom, byteCount: bytes))
         }
 
         var warnings: [String] = []
@@ -202,8 +254,7 @@ public enum GGUFQuantizer {
             warnings.append("\(fallbacks.count) of \(tensors.count) tensors fell back to another type because their rows do not "
                 + "fit the block size (e.g. \(name): \(from.name) -> \(to.name))")
         }
-        return GGUFQuantizePlan(metadata: metadata, tensors: tensors, alignment: alignment, fileType: fileType,
-                                warnings: warnings, source: source)
+        return GGUFQuantizeLayout(metadata: metadata, alignment: alignment, tensors: tensors, warnings: warnings)
     }
 
     /// What ``write(_:to:options:)`` will write to `output` for `plan`, without writing anything;

@@ -92,8 +92,7 @@ public final class LlamaModel {
     private let keepLayersResident: Bool
     private var layerBuffer: LlamaLayerWeights
     private var residentLayers: [LlamaLayerWeights] = []
-    private var normWeights: [Float]?
-    private var headWeights: [Float]?
+    private var headWeights: LlamaHeadWeights
     private let state: RunState
     /// The logits of the last call, handed out as ``ForwardResult/logits`` and overwritten by the
     /// next call (`[rows, vocab]`; 100 MB for 512 rows of a 49k vocabulary, which allocating and
@@ -116,6 +115,7 @@ public final class LlamaModel {
         self.threadCount = max(1, threadCount ?? activeProcessorCount)
         self.keepLayersResident = keepLayersResident
         layerBuffer = LlamaLayerWeights(config: config)
+        headWeights = LlamaHeadWeights(config: config)
         state = RunState(config: config)
         inverseFrequencies = RoPE.inverseFrequencies(
             headDimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
@@ -278,27 +278,9 @@ public final class LlamaModel {
         return layerBuffer
     }
 
-    private func finalNorm() throws -> [Float] {
-        if let normWeights { return normWeights }
-        let w = try weights.finalNorm()
-        guard w.count == config.hiddenSize else {
-            throw VerifyError.tensorSize(name: "model.norm.weight", expected: config.hiddenSize, actual: w.count)
-        }
-        normWeights = w
-        return w
-    }
+    private func finalNorm() throws -> [Float] { try headWeights.finalNorm(from: weights) }
 
-    private func outputHead() throws -> [Float] {
-        if let headWeights { return headWeights }
-        let w = try weights.outputHead()
-        let expected = config.vocabularySize * config.hiddenSize
-        guard w.count == expected else {
-            throw VerifyError.tensorSize(name: config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
-                                         expected: expected, actual: w.count)
-        }
-        headWeights = w
-        return w
-    }
+    private func outputHead() throws -> [Float] { try headWeights.outputHead(from: weights) }
 
     // MARK: - Helpers over the kernels
 
@@ -324,14 +306,7 @@ public final class LlamaModel {
 
     private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>,
                            rows: Int, epsilon: Float) {
-        let dim = config.hiddenSize
-        weight.withUnsafeBufferPointer { w in
-            nonisolated(unsafe) let (xs, ys, ws) = (x, y, w.baseAddress!)
-            parallelChunks(count: rows, threads: threadCount, minimumChunk: 64) { range in
-                RMSNorm.apply(xs + range.lowerBound * dim, weight: ws, into: ys + range.lowerBound * dim,
-                              rows: range.count, dim: dim, epsilon: epsilon)
-            }
-        }
+        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: threadCount)
     }
 }
 

@@ -9,22 +9,23 @@ import Glibc
 
 extension MergeOptions.Target: ExpressibleByArgument {}
 
-/// `--requantize` values: a bitsandbytes scheme or a llama.cpp block type.
+/// `--requantize` values: a bitsandbytes scheme or a llama-quantize type (`wconv quantize --type`).
 struct RequantizeArgument: ExpressibleByArgument {
     let value: MergeOptions.Requantize
-    static let ggmlTypes: [GGMLType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    /// The quantized llama-quantize types (the float ones are --outtype's).
+    static let ggmlTypes = GGMLFileType.allCases.filter { $0.defaultTensorType.isQuantized }
 
     init?(argument: String) {
         if let scheme = BNBScheme(rawValue: argument.lowercased()) {
             value = .bitsAndBytes(scheme)
-        } else if let t = Self.ggmlTypes.first(where: { $0.name.lowercased() == argument.lowercased() }) {
+        } else if let t = GGMLFileType(name: argument), Self.ggmlTypes.contains(t) {
             value = .ggml(t)
         } else {
             return nil
         }
     }
 
-    static var allValueStrings: [String] { BNBScheme.allCases.map(\.rawValue) + ggmlTypes.map(\.name) }
+    static var allValueStrings: [String] { BNBScheme.allCases.map(\.rawValue) + ggmlTypes.map(\.rawValue) }
 }
 
 struct QLoRAMerge: ParsableCommand {
@@ -52,8 +53,11 @@ struct QLoRAMerge: ParsableCommand {
 
         The output's float tensors take --outtype (default: the base's dtype). --requantize \
         quantizes the merged weights in the same pass: nf4, fp4 or int8 (bitsandbytes, HF \
-        directory, as transformers saves them) or a llama.cpp type for every matrix of a GGUF \
-        (Q8_0, Q4_K, …; norms stay F32). Rounding can wash out a small adapter: the report lists \
+        directory, as transformers saves them) or any `wconv quantize --type` of llama-quantize \
+        for a GGUF (Q8_0, Q4_0, Q6_K, the mixes Q4_K_M, Q5_K_M, Q3_K_M, …; Q4_K means Q4_K_M as \
+        in llama-quantize): each tensor gets the type llama-quantize would choose, and the file \
+        equals the one `--outtype f32` followed by `wconv quantize --type` gives (the dense \
+        intermediate is --outtype, f32 by default, never written). Rounding can wash out a small adapter: the report lists \
         per layer ‖ΔW‖, the adapter's change, beside ‖W − dequant(quant(W))‖, what the output \
         encoding changes, and warns where the second is at least half the first.
 
@@ -64,7 +68,7 @@ struct QLoRAMerge: ParsableCommand {
         Examples:
           wconv qlora-merge ./llama-nf4 ./my-lora -o ./merged --outtype bf16
           wconv qlora-merge ./llama-nf4 ./my-lora -o ./merged --merge-into original --original-base ./llama
-          wconv qlora-merge ./llama ./my-lora -o merged.Q4_K.gguf --requantize Q4_K
+          wconv qlora-merge ./llama ./my-lora -o merged.Q4_K_M.gguf --requantize Q4_K_M
           wconv qlora-merge llama.Q8_0.gguf ./my-lora -o merged.gguf --outtype f16
         """)
 
@@ -136,7 +140,7 @@ struct QLoRAMerge: ParsableCommand {
     private var requantizeName: String {
         switch requantize?.value {
         case .bitsAndBytes(let s)?: s.rawValue
-        case .ggml(let t)?: t.name
+        case .ggml(let t)?: t.rawValue
         case nil: ""
         }
     }
@@ -228,7 +232,7 @@ struct QLoRAMerge: ParsableCommand {
         o["tensors"] = .array(r.tensors.map { t in
             var e = JSONObject([("name", .string(t.name)), ("layer", t.layer.map { .int(Int64($0)) } ?? .null),
                                 ("delta_norm", .double(t.deltaNorm)), ("weight_norm", .double(t.weightNorm)),
-                                ("output_error", .double(t.outputError))])
+                                ("output_error", .double(t.outputError)), ("type", .string(t.outputType))])
             if let b = t.baseQuantizationError { e["base_quantization_error"] = .double(b) }
             return .object(e)
         })

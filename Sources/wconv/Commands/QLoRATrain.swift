@@ -339,7 +339,8 @@ final class EventSink {
                 ("event", "step"), ("step", .int(Int64(r.step))), ("total_steps", .int(Int64(r.totalSteps))),
                 ("loss", .double(r.loss)), ("lr", .double(r.learningRate)), ("grad_norm", .double(r.gradientNorm)),
                 ("tokens", .int(Int64(r.tokens))), ("tokens_per_second", .double(r.tokensPerSecond)),
-                ("epoch", .double(r.epoch)), ("seconds", .double(r.seconds)), ("eta_seconds", .double(eta)),
+                ("epoch", .double(r.epoch)), ("seconds", .double(r.seconds)), ("cpu_seconds", .double(r.cpuSeconds)),
+                ("eta_seconds", .double(eta)),
             ])).serialized(.compact))
         } else {
             progress.update("step \(r.step)/\(r.totalSteps)  loss \(fixed4(r.loss))  lr \(sci(r.learningRate))  "

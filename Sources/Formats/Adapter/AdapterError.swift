@@ -14,6 +14,8 @@ public enum AdapterError: ClassifiedError, Hashable {
     case unexpectedTensor(name: String, reason: String)
     /// A module with only one of its two matrices.
     case unpairedTensor(module: String, missing: String)
+    /// A module with LoRA matrices that `target_modules` / `layers_to_transform` do not select.
+    case notTargeted(module: String)
     /// A matrix whose shape does not fit the LoRA layout.
     case badShape(tensor: String, shape: [Int], expected: String)
     /// A matrix stored in a non-float dtype or ggml type.
@@ -51,6 +53,7 @@ public enum AdapterError: ClassifiedError, Hashable {
         case .unsupportedVariant(let v): "\(v) is not supported"
         case .unexpectedTensor(let n, let r): "tensor \(n): \(r)"
         case .unpairedTensor(let m, let missing): "module \(m) has no \(missing)"
+        case .notTargeted(let m): "module \(m) has LoRA weights but target_modules does not select it (or layers_to_transform leaves its layer out)"
         case .badShape(let t, let s, let e): "tensor \(t) has shape \(s), expected \(e)"
         case .badDType(let t, let d): "tensor \(t) is stored as \(d); adapter matrices must be f32, f16 or bf16"
         case .badPattern(let k, let p): "\"\(k)\" pattern \(p) is not a regular expression wconv can use"

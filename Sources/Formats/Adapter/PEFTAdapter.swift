@@ -1,5 +1,4 @@
 public import TensorCore
-import Formats
 
 /// One adapted module of a LoRA adapter: the pair of matrices and the factor of their product.
 ///
@@ -173,6 +172,7 @@ public final class PEFTAdapter: @unchecked Sendable {
             guard tb.shape[1] == rank else {
                 throw AdapterError.badShape(tensor: tb.name, shape: tb.shape, expected: "[out_features, \(rank)] (the rank of \(ta.name))")
             }
+            guard config.selects(module: name) else { throw AdapterError.notTargeted(module: name) }
             let expected = config.rank(forModule: name)
             guard expected == rank else {
                 throw AdapterError.badShape(tensor: ta.name, shape: ta.shape,

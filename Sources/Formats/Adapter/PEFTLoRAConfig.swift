@@ -1,4 +1,3 @@
-public import Formats
 import TensorCore
 
 /// `adapter_config.json` of a PEFT LoRA adapter (REFERENCE §6.1), as PEFT 0.21.2 reads and
@@ -187,11 +186,31 @@ public struct PEFTLoRAConfig: Sendable, Hashable {
         }
     }
 
+    /// Whether PEFT would have put an adapter on `module`: `target_modules` (when the config
+    /// has one) selects it, and `layers_to_transform` (when given) holds its layer.
+    public func selects(module: String) -> Bool {
+        if let t = json["target_modules"], !t.isNull, !targets(module: module) { return false }
+        let layers: [Int]
+        switch json["layers_to_transform"] {
+        case .int(let i)?: layers = [Int(i)]
+        case .array(let list)?: layers = list.compactMap(\.intValue)
+        default: return true
+        }
+        guard let layer = PEFTAdapter.layerIndex(ofModule: module) else { return true }
+        return layers.contains(layer)
+    }
+
     // MARK: - Writing
 
     /// The text of `adapter_config.json` as PEFT 0.21.2's `save_pretrained` writes it.
     public func serialized() -> String {
         JSONValue.object(json).serialized(.python(indent: 2, sortKeys: true))
+    }
+
+    /// Sets a field of ``json`` that has no typed property (the typed ones are overwritten by
+    /// ``syncJSON()``).
+    public mutating func setRaw(_ key: String, _ value: JSONValue) {
+        json[key] = value
     }
 
     /// Copies the typed fields into ``json``; call after changing them.

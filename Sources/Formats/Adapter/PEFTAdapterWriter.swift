@@ -1,5 +1,4 @@
 public import TensorCore
-import Formats
 
 /// Writes PEFT LoRA adapter directories that `peft.PeftModel.from_pretrained` loads:
 /// `adapter_config.json` (``PEFTLoRAConfig/serialized()``), `adapter_model.safetensors` (keys

@@ -1,0 +1,60 @@
+public import TensorCore
+
+/// The weights after the decoder layers — the final norm and the output head — read once from
+/// a ``LlamaWeightSource`` and checked against the model shape. The forward pass
+/// (``LlamaModel``) and the LoRA trainer both keep them this way.
+public struct LlamaHeadWeights: Sendable {
+    public let config: LlamaConfig
+    private var norm: [Float]?
+    private var head: [Float]?
+
+    public init(config: LlamaConfig) { self.config = config }
+
+    /// `model.norm.weight` `[dim]`.
+    /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
+    public mutating func finalNorm(from source: any LlamaWeightSource) throws -> [Float] {
+        if let norm { return norm }
+        let w = try source.finalNorm()
+        guard w.count == config.hiddenSize else {
+            throw VerifyError.tensorSize(name: "model.norm.weight", expected: config.hiddenSize, actual: w.count)
+        }
+        norm = w
+        return w
+    }
+
+    /// The output projection `[vocab, dim]` (`lm_head.weight`, or the tied embedding).
+    /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
+    public mutating func outputHead(from source: any LlamaWeightSource) throws -> [Float] {
+        if let head { return head }
+        let w = try source.outputHead()
+        let expected = config.vocabularySize * config.hiddenSize
+        guard w.count == expected else {
+            throw VerifyError.tensorSize(name: config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+                                         expected: expected, actual: w.count)
+        }
+        head = w
+        return w
+    }
+
+    /// Drops both (after the source changed).
+    public mutating func forget() {
+        norm = nil
+        head = nil
+    }
+}
+
+extension RMSNorm {
+    /// ``apply(_:weight:into:rows:dim:epsilon:)`` with the rows split over `threads` workers
+    /// (rows are independent, so the result does not depend on the count).
+    public static func apply(_ x: UnsafePointer<Float>, weight: [Float], into y: UnsafeMutablePointer<Float>,
+                             rows: Int, dim: Int, epsilon: Float, threads: Int) {
+        weight.withUnsafeBufferPointer { w in
+            guard let base = w.baseAddress else { return }
+            nonisolated(unsafe) let (xs, ys, ws) = (x, y, base)
+            parallelChunks(count: rows, threads: threads, minimumChunk: 64) { range in
+                apply(xs + range.lowerBound * dim, weight: ws, into: ys + range.lowerBound * dim,
+                      rows: range.count, dim: dim, epsilon: epsilon)
+            }
+        }
+    }
+}
