@@ -94,6 +94,28 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: gguf + ".wconv-manifest.json"))
     }
 
+    /// A directory candidate records in DIR/wconv-manifest.json, and `pack` keeps the entry in
+    /// the archive's manifest.
+    @Test func directoryCandidateAndPackKeepTheEntry() throws {
+        let scratch = Fixtures.temporaryDirectory("wconv-verify-record")
+        let dir = scratch + "/copy"
+        try FileManager.default.copyItem(atPath: Self.model, toPath: dir)
+        let c = try CLI.run(["checksum", dir])
+        try #require(c.status == 0, "\(c.stderr)")
+        let r = try CLI.run(["verify", Self.model, dir, "--max-kld", "0", "--record"] + Self.quick)
+        #expect(r.status == 0, "\(r.stderr)")
+        let recorded = try #require(try Self.object(dir + "/wconv-manifest.json")["verify"] as? [[String: Any]])
+        #expect((recorded.first?["summary"] as? [String: Any])?["mean_kld"] as? Double == 0)
+        #expect(try CLI.run(["checksum", "--check", dir]).status == 0)
+
+        let p = try CLI.run(["pack", dir, "-o", scratch + "/copy.tar.zst"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let u = try CLI.run(["unpack", scratch + "/copy.tar.zst", "-o", scratch + "/out"])
+        #expect(u.status == 0, "\(u.stderr)")
+        let unpacked = try #require(try Self.object(scratch + "/out/wconv-manifest.json")["verify"] as? [[String: Any]])
+        #expect((unpacked as NSArray) == (recorded as NSArray))
+    }
+
     @Test func recordNeedsACandidate() throws {
         let r = try CLI.run(["verify", Self.model, "--save-baseline", Fixtures.temporaryDirectory() + "/b.kld", "--record"])
         #expect(r.status == 64)
