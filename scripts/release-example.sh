@@ -56,12 +56,15 @@ gguf="$out/release/$name.$type.gguf"
 step quantize "$wconv" quantize "$model" -o "$gguf" --type "$type" --json --quiet > "$out/quantize.json"
 
 # 2. The gate: KL divergence and top-1 agreement against the original. Exit 1 outside the
-#    thresholds; the report is kept either way.
+#    thresholds; the report is kept either way. --record adds the result (the original's
+#    SHA-256s, the options, the summary) to the GGUF's manifest, so the release carries it.
 # shellcheck disable=SC2086  # VERIFY_ARGS is a list of options
 step verify "$wconv" verify "$model" "$gguf" --ctx "${CTX:-512}" --max-kld "${MAX_KLD:-0.05}" \
-    --min-top1 "${MIN_TOP1:-0.9}" ${VERIFY_ARGS:-} --json "$out/release/verify.json" > "$out/verify.txt"
+    --min-top1 "${MIN_TOP1:-0.9}" ${VERIFY_ARGS:-} --json "$out/release/verify.json" --record > "$out/verify.txt"
 
-# 3. The manifest: SHA-256 of every released file (and of every tensor of the model).
+# 3. The release manifest: SHA-256 of every released file, the GGUF's manifest (now with the
+#    verify result) included, so the result is vouched for like the weights. It comes after
+#    verify: a file changed after checksum would fail the pack.
 step checksum "$wconv" checksum "$out/release" --json > "$out/checksum.json"
 
 # 4. Pack: one tar.zst with the manifest as its first member.

@@ -36,11 +36,20 @@ import TestSupport
         let verify = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/release/verify.json"))) as? [String: Any]
         #expect(verify?["passed"] as? Bool == true)
         // The archive is what unpack accepts.
-        let u = try CLI.run(["unpack", archive, "-o", Fixtures.temporaryDirectory() + "/x"])
+        let unpacked = Fixtures.temporaryDirectory() + "/x"
+        let u = try CLI.run(["unpack", archive, "-o", unpacked])
         #expect(u.status == 0, "\(u.stderr)")
         // The GGUF, its provenance manifest (written beside it by quantize) and verify.json.
         #expect(FileManager.default.fileExists(atPath: out + "/release/tiny-llama-256.Q8_0.gguf.wconv-manifest.json"))
         #expect(u.stderr.contains("all 3 verified"))
+        // verify --record put the gate's result in the GGUF's manifest, which the archive carries.
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath:
+            unpacked + "/tiny-llama-256.Q8_0.gguf.wconv-manifest.json"))) as? [String: Any]
+        let entries = manifest?["verify"] as? [[String: Any]]
+        #expect(entries?.count == 1)
+        let summary = entries?.first?["summary"] as? [String: Any]
+        #expect(summary?["passed"] as? Bool == true)
+        #expect(summary?["mean_kld"] as? Double == verify?["mean_kld"] as? Double)
     }
 
     @Test func failedGateStopsWithExit1() throws {

@@ -199,6 +199,7 @@ public enum ModelArchive {
                                        relativeTo: root, options: ManifestOptions(threads: threads)).outputs
         var manifest = Manifest(wconvVersion: existing?.wconvVersion ?? wconvVersion, command: existing?.command,
                                 recipe: existing?.recipe, inputs: existing?.inputs ?? [], outputs: listed + hashed)
+        manifest.otherMembers = existing?.otherMembers ?? JSONObject()
         manifest.normalize()
         return (manifest, listedPaths)
     }

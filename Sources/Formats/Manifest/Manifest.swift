@@ -93,6 +93,9 @@ public struct Manifest: Sendable, Hashable {
     public var recipe: JSONValue?
     public var inputs: [ManifestFile]
     public var outputs: [ManifestFile]
+    /// Top-level members this version does not model (such as `verify`, added by `wconv verify
+    /// --record`), kept as read so a manifest that is rewritten (by `pack`) does not lose them.
+    public var otherMembers = JSONObject()
 
     public init(wconvVersion: String, command: ManifestCommand? = nil, recipe: JSONValue? = nil,
                 inputs: [ManifestFile] = [], outputs: [ManifestFile] = []) {
@@ -135,6 +138,7 @@ public struct Manifest: Sendable, Hashable {
         root["recipe"] = m.recipe ?? .null
         root["inputs"] = .array(m.inputs.map(Manifest.json(of:)))
         root["outputs"] = .array(m.outputs.map(Manifest.json(of:)))
+        for (key, value) in otherMembers where root[key] == nil { root[key] = value }
         return .object(root)
     }
 
@@ -187,7 +191,10 @@ public struct Manifest: Sendable, Hashable {
         if let r = root["recipe"], !r.isNull { recipe = r } else { recipe = nil }
         inputs = try Manifest.files(root["inputs"], key: "inputs")
         outputs = try Manifest.files(root["outputs"], key: "outputs")
+        for (key, value) in root where !Manifest.modelledMembers.contains(key) { otherMembers[key] = value }
     }
+
+    static let modelledMembers: Set<String> = ["format", "format_version", "wconv_version", "command", "recipe", "inputs", "outputs"]
 
     /// Parses the bytes of a `wconv-manifest.json`.
     public init(bytes: UnsafeRawBufferPointer) throws {

@@ -24,7 +24,8 @@ struct VerifyCommand: ParsableCommand {
         RMSE, max |Δ|, cosine and SNR of every tensor both inputs have.
 
         Exit status: 0 when every threshold given holds (or none is given), 1 when one is broken.
-        --json writes the full report (schema in docs/verify.md; - for stdout).
+        --json writes the full report (schema in docs/verify.md; - for stdout). --record adds \
+        the summary to the candidate's wconv-manifest.json (docs/manifest.md).
 
         --save-baseline FILE stores the reference's top-K log-probabilities (a few MB); \
         --baseline FILE then scores a candidate against them without running the reference \
@@ -34,6 +35,7 @@ struct VerifyCommand: ParsableCommand {
           wconv verify ./SmolLM2-135M smollm2.q8_0.gguf --max-kld 0.01 --min-top1 0.95
           wconv verify ./Llama-3-8B --save-baseline llama3.kld
           wconv verify --baseline llama3.kld llama3.q4_k_m.gguf --json report.json
+          wconv verify ./SmolLM2-135M smollm2.q8_0.gguf --max-kld 0.01 --record
         """)
 
     @Argument(help: ArgumentHelp("REF CAND, or CAND alone with --baseline, or REF alone with --save-baseline.",
@@ -79,6 +81,11 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Skip the per-layer comparison of hidden states.")
     var noLayers = false
 
+    @Flag(help: ArgumentHelp(
+        "Add the result to the candidate's wconv-manifest.json (beside a file, inside a directory).",
+        discussion: "The manifest must exist (exit 66 before anything is evaluated otherwise); the entry is written whether the thresholds hold or not, and replaces an earlier one for the same reference. Schema in docs/manifest.md."))
+    var record = false
+
     @Flag(help: "Replace existing --json and --save-baseline outputs.")
     var force = false
 
@@ -101,6 +108,9 @@ struct VerifyCommand: ParsableCommand {
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1.") }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if topK < 1 { throw ValidationError("--top-k must be at least 1.") }
+        if record && models.count == 1 && baseline == nil {
+            throw ValidationError("--record adds to the candidate's manifest; give a candidate (REF CAND or --baseline FILE CAND).")
+        }
         if !(layerTolerance >= 0) { throw ValidationError("--layer-tolerance must be a non-negative number.") }
     }
 
@@ -116,6 +126,8 @@ struct VerifyCommand: ParsableCommand {
             for path in [json, saveBaseline].compactMap({ $0 }) where path != "-" && FileSystem.exists(path) && !force {
                 throw PathError(path: path, Failure(.cannotWrite, "exists; pass --force to replace it"))
             }
+            // Likewise the manifest --record adds to (and the reference's digests it records).
+            let recorder = record ? try VerifyRecord(command: self) : nil
 
             let report: VerifyReport
             if let baselinePath = baseline {
@@ -160,6 +172,8 @@ struct VerifyCommand: ParsableCommand {
             } else {
                 print(report.table())
             }
+            // Recorded whether the gate holds or not: a failed verification is part of the history too.
+            try recorder?.write(report)
             if !report.passed { throw ExitCode(ExitStatus.checkFailed.rawValue) }
         }
     }
