@@ -52,4 +52,16 @@ import TestSupport
         #expect(try CLI.run(["convert", Fixtures.path("tiny-llama-spm"), "-o", "x.gguf", "--outtype", "q9"]).status == 64)
         #expect(try CLI.run(["convert", Fixtures.path("tiny-llama-spm"), "-o", "x.gguf", "--split-max-size", "lots"]).status == 64)
     }
+
+    @Test func hfToHFCastsAnyArchitectureWithProvenance() throws {
+        let out = Fixtures.temporaryDirectory() + "/opt-bf16"
+        let r = try CLI.run(["convert", Fixtures.path("families/opt"), "-o", out, "--outtype", "bf16", "--json", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect((json?["types"] as? [String: Any])?["BF16"] as? Int == 36)
+        #expect(FileManager.default.fileExists(atPath: out + "/wconv-manifest.json"))
+        #expect(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
+        // HF → HF has no "auto": the output dtype must be named.
+        #expect(try CLI.run(["convert", Fixtures.path("families/opt"), "-o", out + "2"]).status == 64)
+    }
 }
