@@ -37,7 +37,7 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output path (*.gguf for GGUF, otherwise an HF directory, or a .safetensors file for one).")
     var output: String
 
-    @Option(help: "Float type of the output's matrices: f32, f16, bf16 or auto (the input's 16-bit type).")
+    @Option(help: "Float type of the output's matrices: f32, f16, bf16 or auto (the input's 16-bit type; HF → HF needs f32, f16 or bf16).")
     var outtype: ConvertOptions.OutType = .auto
 
     @Option(help: "Split the output into parts of at most this size (e.g. 2GB, 500MB).")
