@@ -63,5 +63,11 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
         // HF → HF has no "auto": the output dtype must be named.
         #expect(try CLI.run(["convert", Fixtures.path("families/opt"), "-o", out + "2"]).status == 64)
+        // A safetensors file converts to a file; --dry-run names it and writes nothing.
+        let file = Fixtures.temporaryDirectory() + "/m.f32.safetensors"
+        let plan = try CLI.run(["convert", Fixtures.path("tiny-llama-spm/model.safetensors"), "-o", file, "--outtype", "f32", "--dry-run"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("m.f32.safetensors  364176 bytes"))
+        #expect(!FileManager.default.fileExists(atPath: file))
     }
 }

@@ -30,7 +30,8 @@ public enum HFToHF {
         return d
     }
 
-    static func planTensors(_ checkpoint: SafetensorsCheckpoint, options: ConvertOptions) throws -> TensorPlan {
+    /// - Parameter fileOutput: the output path when a single file is written (it names the plan's file).
+    static func planTensors(_ checkpoint: SafetensorsCheckpoint, fileOutput: String?, options: ConvertOptions) throws -> TensorPlan {
         let target = try dtype(options)
         let source = CheckpointTensorSource(checkpoint)
         let planned = source.entries.map { e in
@@ -40,8 +41,14 @@ public enum HFToHF {
         }
         let specs = planned.map { SafetensorsTensorSpec(name: $0.entry.name, dtype: $0.dtype, shape: $0.entry.shape) }
         let shards = try SafetensorsShardPlan(specs, maxShardSize: options.splitMaxBytes ?? GGUFToHF.defaultMaxShardSize,
-                                              metadata: Provenance.safetensorsMetadata(options.provenance))
+                                              metadata: Provenance.safetensorsMetadata(options.provenance),
+                                              baseName: fileOutput.map { baseName(ofFile: $0) } ?? "model")
         return TensorPlan(source: source, planned: planned, shards: shards)
+    }
+
+    static func baseName(ofFile path: String) -> String {
+        let name = FileSystem.baseName(path)
+        return name.hasSuffix(".safetensors") ? String(name.dropLast(".safetensors".count)) : name
     }
 
     static func checkpoint(_ input: ModelInput) throws -> (SafetensorsCheckpoint, HFModelDirectory?) {
@@ -53,8 +60,9 @@ public enum HFToHF {
     }
 
     /// What ``convert(_:to:options:)`` will write (the weights files), without writing anything.
-    public static func outputPlan(_ input: ModelInput, options: ConvertOptions) throws -> OutputPlan {
-        let p = try planTensors(try checkpoint(input).0, options: options)
+    public static func outputPlan(_ input: ModelInput, output: String, options: ConvertOptions) throws -> OutputPlan {
+        let (weights, directory) = try checkpoint(input)
+        let p = try planTensors(weights, fileOutput: directory == nil ? output : nil, options: options)
         var peak = 0
         let tensors = p.planned.map { t in
             let bytes = t.dtype.byteCount(elementCount: t.entry.elementCount) ?? 0
@@ -72,7 +80,7 @@ public enum HFToHF {
     /// shard, no index) into the file `output`.
     public static func convert(_ input: ModelInput, to output: String, options: ConvertOptions) throws -> ConvertReport {
         let (weights, directory) = try checkpoint(input)
-        let p = try planTensors(weights, options: options)
+        let p = try planTensors(weights, fileOutput: directory == nil ? output : nil, options: options)
         let target = try dtype(options)
         let out: AtomicOutput
         let weightsDirectory: String

@@ -86,7 +86,7 @@ struct Convert: ParsableCommand {
                 switch model {
                 case .hf(let dir) where output.hasSuffix(".gguf"): DryRun.print(try HFToGGUF.outputPlan(dir, output: output, options: options), output: output, json: reporting.json)
                 case .gguf(let gguf) where !output.hasSuffix(".gguf"): DryRun.print(try GGUFToHF.outputPlan(gguf, options: options), output: output, json: reporting.json)
-                case .hf where !output.hasSuffix(".gguf"), .safetensors where !output.hasSuffix(".gguf"): DryRun.print(try HFToHF.outputPlan(model, options: options), output: output, json: reporting.json)
+                case .hf where !output.hasSuffix(".gguf"), .safetensors where !output.hasSuffix(".gguf"): DryRun.print(try HFToHF.outputPlan(model, output: output, options: options), output: output, json: reporting.json)
                 default: throw Failure(.usage, "convert goes HF → GGUF (output ending in .gguf), GGUF → HF or HF → HF (--outtype)")
                 }
                 return
