@@ -52,4 +52,22 @@ import TestSupport
         #expect(try CLI.run(["convert", Fixtures.path("tiny-llama-spm"), "-o", "x.gguf", "--outtype", "q9"]).status == 64)
         #expect(try CLI.run(["convert", Fixtures.path("tiny-llama-spm"), "-o", "x.gguf", "--split-max-size", "lots"]).status == 64)
     }
+
+    @Test func hfToHFCastsAnyArchitectureWithProvenance() throws {
+        let out = Fixtures.temporaryDirectory() + "/opt-bf16"
+        let r = try CLI.run(["convert", Fixtures.path("families/opt"), "-o", out, "--outtype", "bf16", "--json", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect((json?["types"] as? [String: Any])?["BF16"] as? Int == 36)
+        #expect(FileManager.default.fileExists(atPath: out + "/wconv-manifest.json"))
+        #expect(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
+        // HF → HF has no "auto": the output dtype must be named.
+        #expect(try CLI.run(["convert", Fixtures.path("families/opt"), "-o", out + "2"]).status == 64)
+        // A safetensors file converts to a file; --dry-run names it and writes nothing.
+        let file = Fixtures.temporaryDirectory() + "/m.f32.safetensors"
+        let plan = try CLI.run(["convert", Fixtures.path("tiny-llama-spm/model.safetensors"), "-o", file, "--outtype", "f32", "--dry-run"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("m.f32.safetensors  364176 bytes"))
+        #expect(!FileManager.default.fileExists(atPath: file))
+    }
 }

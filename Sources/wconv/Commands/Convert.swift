@@ -7,15 +7,17 @@ extension ConvertOptions.OutType: ExpressibleByArgument {}
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a model between a Hugging Face directory and GGUF.",
+        abstract: "Convert a model between a Hugging Face directory and GGUF, or between float dtypes.",
         discussion: """
         The output's kind follows its name: a path ending in .gguf is written as GGUF, anything \
-        else as a Hugging Face model directory.
+        else as a Hugging Face model directory (or a safetensors file, from a safetensors file).
 
         HF → GGUF follows llama.cpp's convert_hf_to_gguf.py: the same metadata keys, tensor names \
         and order, the Q/K row permutation, norms and 1-D tensors kept F32, the tokenizer as GGUF \
         vocabulary. GGUF → HF is the reverse (config.json, generation_config.json, tokenizer \
-        files, model.safetensors sharded past --split-max-size).
+        files, model.safetensors sharded past --split-max-size). HF → HF (a model directory to a \
+        directory, or a .safetensors file to a file) casts the F32/F16/BF16 tensors to --outtype for \
+        any architecture, copies the others, updates config.json's dtype and copies the tokenizer files.
 
         The output is written under a temporary name and renamed when complete; an existing \
         output is kept unless --force is given. Progress goes to stderr: a bar on a terminal, \
@@ -25,16 +27,17 @@ struct Convert: ParsableCommand {
           wconv convert ./SmolLM2-135M -o smollm2.f16.gguf --outtype f16
           wconv convert smollm2.f16.gguf -o ./smollm2-hf
           wconv convert ./Llama-3-8B -o llama3.gguf --split-max-size 2GB
+          wconv convert ./SmolLM2-135M -o ./smollm2-bf16 --outtype bf16
           wconv convert ./SmolLM2-135M -o smollm2.gguf --json --quiet > result.json
         """)
 
-    @Argument(help: "Input: a Hugging Face model directory or a GGUF file.")
+    @Argument(help: "Input: a Hugging Face model directory, a safetensors file or a GGUF file.")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Output path (*.gguf for GGUF, otherwise an HF directory).")
+    @Option(name: .shortAndLong, help: "Output path (*.gguf for GGUF, otherwise an HF directory, or a .safetensors file for one).")
     var output: String
 
-    @Option(help: "Float type of the output's matrices: f32, f16, bf16 or auto (the input's 16-bit type).")
+    @Option(help: "Float type of the output's matrices: f32, f16, bf16 or auto (the input's 16-bit type; HF → HF needs f32, f16 or bf16).")
     var outtype: ConvertOptions.OutType = .auto
 
     @Option(help: "Split the output into parts of at most this size (e.g. 2GB, 500MB).")
@@ -83,7 +86,8 @@ struct Convert: ParsableCommand {
                 switch model {
                 case .hf(let dir) where output.hasSuffix(".gguf"): DryRun.print(try HFToGGUF.outputPlan(dir, output: output, options: options), output: output, json: reporting.json)
                 case .gguf(let gguf) where !output.hasSuffix(".gguf"): DryRun.print(try GGUFToHF.outputPlan(gguf, options: options), output: output, json: reporting.json)
-                default: throw Failure(.usage, "convert goes HF → GGUF (output ending in .gguf) or GGUF → HF")
+                case .hf where !output.hasSuffix(".gguf"), .safetensors where !output.hasSuffix(".gguf"): DryRun.print(try HFToHF.outputPlan(model, output: output, options: options), output: output, json: reporting.json)
+                default: throw Failure(.usage, "convert goes HF → GGUF (output ending in .gguf), GGUF → HF or HF → HF (--outtype)")
                 }
                 return
             }
@@ -95,8 +99,10 @@ struct Convert: ParsableCommand {
                 report = try GGUFToHF.convert(model, to: output, options: options)
             case (.gguf, true):
                 throw Failure(.usage, "GGUF → GGUF: use `wconv quantize` to change tensor types")
-            case (.hf, false), (.safetensors, _):
-                throw Failure(.usage, "HF → HF: use `wconv quantize` or `wconv dequantize` to change dtypes")
+            case (.hf, false), (.safetensors, false):
+                report = try HFToHF.convert(model, to: output, options: options)
+            case (.safetensors, true):
+                throw Failure(.usage, "safetensors file → GGUF: give the model directory (config.json + weights)")
             }
             try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             let seconds = Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds)
