@@ -23,6 +23,10 @@ struct Inspect: ParsableCommand {
     @Option(help: "With --json: how many elements of each metadata array to include (-1: all).")
     var arrayLimit = 16
 
+    // inspect writes nothing on stderr but errors; the flag is here so every command takes it.
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     func run() throws {
         try runCommand {
             let summary = ModelSummary(try ModelInput.open(path: path))

@@ -41,7 +41,8 @@ struct QLoRATrain: ParsableCommand {
         from the latest one and reaches the same adapter as an uninterrupted run.
 
         Progress: one line on a terminal (step, loss, tokens/s, ETA); NDJSON events on stdout \
-        when stdout is not a terminal or with --json.
+        when stdout is not a terminal or with --json. --quiet silences stderr (the progress line \
+        and the human summary), not the events on stdout.
 
         Examples:
           wconv qlora-train ./SmolLM2-135M --data chat.jsonl -o ./smol-lora --epochs 2
@@ -133,6 +134,9 @@ struct QLoRATrain: ParsableCommand {
     @Flag(help: "NDJSON events on stdout even on a terminal.")
     var json = false
 
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     @Flag(help: "Start over: replace an existing output directory and its checkpoints.")
     var force = false
 
@@ -154,7 +158,7 @@ struct QLoRATrain: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            let events = EventSink(ndjson: json || isatty(1) == 0, progressLine: isatty(2) != 0)
+            let events = EventSink(ndjson: json || isatty(1) == 0, progressLine: isatty(2) != 0, quiet: quiet)
             let lora = LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora,
                                   targets: targets.split(separator: ",").map { String($0).trimmingSpaces })
             try lora.validate()
@@ -312,39 +316,54 @@ struct QLoRATrain: ParsableCommand {
     }
 }
 
-/// Where training progress goes: NDJSON lines on stdout, or a progress line on a terminal's stderr.
+/// Where training progress goes: NDJSON lines on stdout (the result, so --quiet keeps them), or
+/// a progress line and human lines on stderr (silenced by --quiet). Events carry `event` and
+/// `command` first, like ProgressReporter's; step events are not throttled (each is a loss value
+/// a consumer keeps), the terminal line is, like the progress bar (the last step always shows).
 final class EventSink {
     let ndjson: Bool
+    let quiet: Bool
     let progress: ProgressLine
 
-    init(ndjson: Bool, progressLine: Bool) {
+    init(ndjson: Bool, progressLine: Bool, quiet: Bool = false) {
         self.ndjson = ndjson
-        progress = ProgressLine(enabled: progressLine && !ndjson)
+        self.quiet = quiet
+        progress = ProgressLine(enabled: progressLine && !ndjson && !quiet)
     }
 
     func start(_ object: JSONObject, human: String) { emit(object, human: human) }
 
     func emit(_ object: JSONObject, human: String) {
         if ndjson {
-            print(JSONValue.object(object).serialized(.compact))
-        } else {
+            print(Self.event(object))
+        } else if !quiet {
             progress.finish()
             printError(human)
         }
     }
 
+    /// `object` as one compact line with `command` after `event`.
+    static func event(_ object: JSONObject) -> String {
+        var fields: [(String, JSONValue)] = []
+        for (key, value) in object {
+            fields.append((key, value))
+            if key == "event" { fields.append(("command", "qlora-train")) }
+        }
+        return JSONValue.object(JSONObject(fields)).serialized(.compact)
+    }
+
     func step(_ r: StepReport, eta: Double) {
         if ndjson {
-            print(JSONValue.object(JSONObject([
+            print(Self.event(JSONObject([
                 ("event", "step"), ("step", .int(Int64(r.step))), ("total_steps", .int(Int64(r.totalSteps))),
                 ("loss", .double(r.loss)), ("lr", .double(r.learningRate)), ("grad_norm", .double(r.gradientNorm)),
                 ("tokens", .int(Int64(r.tokens))), ("tokens_per_second", .double(r.tokensPerSecond)),
                 ("epoch", .double(r.epoch)), ("seconds", .double(r.seconds)), ("cpu_seconds", .double(r.cpuSeconds)),
                 ("eta_seconds", .double(eta)),
-            ])).serialized(.compact))
+            ])))
         } else {
             progress.update("step \(r.step)/\(r.totalSteps)  loss \(fixed4(r.loss))  lr \(sci(r.learningRate))  "
-                + "\(Int(r.tokensPerSecond.rounded())) tok/s  ETA \(duration(eta))", force: true)
+                + "\(Int(r.tokensPerSecond.rounded())) tok/s  ETA \(ProgressReporter.duration(eta))", force: r.step == r.totalSteps)
         }
     }
 }
@@ -354,13 +373,6 @@ private func fixed4(_ v: Double) -> String {
     let scaled = Int((abs(v) * 10000).rounded())
     let frac = String(scaled % 10000)
     return (v < 0 ? "-" : "") + String(scaled / 10000) + "." + String(repeating: "0", count: 4 - frac.count) + frac
-}
-
-private func duration(_ seconds: Double) -> String {
-    let s = Int(seconds.rounded())
-    if s >= 3600 { return "\(s / 3600)h\(s % 3600 / 60)m" }
-    if s >= 60 { return "\(s / 60)m\(s % 60)s" }
-    return "\(s)s"
 }
 
 private func monotonicNow() -> Double {

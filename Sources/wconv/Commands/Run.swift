@@ -64,6 +64,10 @@ struct Run: ParsableCommand {
     @Flag(help: "Replace an existing --logits file.")
     var force = false
 
+    // The generated text goes on stdout, which --quiet leaves alone; run prints no status lines.
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     func validate() throws {
         if (prompt == nil) == (tokens == nil) { throw ValidationError("Give either --prompt or --tokens.") }
         if n < 0 { throw ValidationError("-n must not be negative.") }

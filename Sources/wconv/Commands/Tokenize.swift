@@ -42,6 +42,10 @@ struct Tokenize: ParsableCommand {
     @Flag(help: "Leave special tokens out when decoding.")
     var skipSpecial = false
 
+    // tokenize writes nothing on stderr but errors; the flag is here so every command takes it.
+    @Flag(name: .shortAndLong, help: quietHelp)
+    var quiet = false
+
     func validate() throws {
         if (input == nil) == (text == nil) { throw ValidationError("Give the input either as an argument or with --text FILE.") }
     }
