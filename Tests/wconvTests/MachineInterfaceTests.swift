@@ -90,6 +90,36 @@ import TestSupport
         #expect(r.stdout.isEmpty)
     }
 
+    /// The commands that print their result on stdout take --quiet too: stderr stays empty, the
+    /// result is still there (qlora-train's NDJSON events on a non-terminal stdout included).
+    @Test func quietOnResultCommands() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let cases: [(args: [String], stdout: (String) -> Bool)] = [
+            (["inspect", Self.tiny, "--quiet"], { !$0.isEmpty }),
+            (["inspect", Self.tiny, "-q", "--json"], { (try? Self.object($0)) != nil }),
+            (["tokenize", Self.tiny, "the quick", "-q"], { out in
+                let ids = out.split(whereSeparator: \.isWhitespace)
+                return !ids.isEmpty && ids.allSatisfy { Int($0) != nil }
+            }),
+            (["run", Self.tiny, "--prompt", "the quick", "-n", "2", "--threads", "1", "--quiet"], { !$0.isEmpty }),
+            (["qlora-train", Self.tiny, "--data", Fixtures.path("golden/lora/data/sample.jsonl"), "-o", dir + "/lora",
+              "--steps", "2", "--threads", "1", "--quiet"], { out in
+                let events = out.split(separator: "\n").compactMap { try? Self.object(String($0)) }
+                return events.compactMap { $0["event"] as? String } == ["start", "step", "step", "done"]
+                    && events.allSatisfy { $0["command"] as? String == "qlora-train" }
+            }),
+        ]
+        for c in cases {
+            let raw = try Fault.run(CLI.binary, c.args)
+            #expect(raw.status == 0, "\(c.args): \(raw.stderr)")
+            #expect(raw.stderr.isEmpty && raw.events.isEmpty, "\(c.args): \(raw.stderr)\(raw.events)")
+            #expect(c.stdout(raw.stdout), "\(c.args): \(raw.stdout)")
+        }
+        // Errors still print.
+        let r = try CLI.run(["inspect", dir + "/missing.gguf", "-q"])
+        #expect(r.status == 66 && r.stderr.hasPrefix("error: \(dir)/missing.gguf"), "\(r.stderr)")
+    }
+
     @Test func verifyAndMergeReportPhases() throws {
         let r = try CLI.run(["verify", Self.tiny, Self.tiny, "--ctx", "16", "--chunks", "2"])
         #expect(r.status == 0, "\(r.stderr)")
