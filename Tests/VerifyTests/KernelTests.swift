@@ -153,6 +153,60 @@ import Verify
 
     /// Small query counts take the per-head vector path, larger ones the blocked BLAS path
     /// (150 rows cross a block boundary).
+    /// With a sliding window (Mistral) both paths match the reference's mask too; window 1
+    /// leaves each query only itself, 200 covers everything (same as no window).
+    @Test(arguments: [(0, 6, 4, 2, 1), (5, 3, 6, 3, 4), (11, 1, 4, 1, 3), (0, 24, 4, 2, 8), (3, 150, 3, 1, 37), (7, 20, 4, 2, 200)])
+    func windowedAttentionMatchesReference(shape: (start: Int, queries: Int, heads: Int, kvHeads: Int, window: Int)) {
+        let hd = 8, positions = shape.start + shape.queries
+        let q = Self.random(shape.queries * shape.heads * hd, seed: 24, scale: 2)
+        let k = Self.random(positions * shape.kvHeads * hd, seed: 25, scale: 2)
+        let v = Self.random(positions * shape.kvHeads * hd, seed: 26)
+        let out = Self.attention(q: q, k: k, v: v, start: shape.start, queries: shape.queries, heads: shape.heads,
+                                 kvHeads: shape.kvHeads, hd: hd, window: shape.window)
+        let reference = Attention.reference(queries: q, keys: k, values: v, startPosition: shape.start,
+                                            heads: shape.heads, kvHeads: shape.kvHeads, headDimension: hd,
+                                            window: shape.window)
+        #expect(maxAbsDifference(out, reference) <= 1e-5)
+        if shape.window == 1 {
+            // Each query sees only its own key: the output is its value vector.
+            let group = shape.heads / shape.kvHeads
+            for t in 0 ..< shape.queries {
+                for h in 0 ..< shape.heads {
+                    let o = (t * shape.heads + h) * hd, vo = ((shape.start + t) * shape.kvHeads + h / group) * hd
+                    #expect(maxAbsDifference(out[o ..< o + hd], v[vo ..< vo + hd]) <= 1e-6)
+                }
+            }
+        }
+        if shape.window >= positions {
+            let full = Attention.reference(queries: q, keys: k, values: v, startPosition: shape.start,
+                                           heads: shape.heads, kvHeads: shape.kvHeads, headDimension: hd)
+            #expect(maxAbsDifference(out, full) <= 1e-5)
+        }
+    }
+
+    static func attention(q: [Float], k: [Float], v: [Float], start: Int, queries: Int, heads: Int, kvHeads: Int,
+                          hd: Int, window: Int?) -> [Float] {
+        let positions = start + queries
+        var out = [Float](repeating: .nan, count: q.count)
+        var scores = [Float](repeating: .nan, count: Attention.scratchRows(queryCount: queries, heads: heads, threads: 2) * positions)
+        q.withUnsafeBufferPointer { qp in
+            k.withUnsafeBufferPointer { kp in
+                v.withUnsafeBufferPointer { vp in
+                    scores.withUnsafeMutableBufferPointer { sp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            Attention.causal(
+                                queries: qp.baseAddress!, queryCount: queries, startPosition: start,
+                                keys: kp.baseAddress!, values: vp.baseAddress!, heads: heads, kvHeads: kvHeads,
+                                headDimension: hd, scores: sp.baseAddress!, scoreStride: positions, output: op.baseAddress!,
+                                threads: 2, window: window)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     @Test(arguments: [(0, 6, 4, 2), (5, 3, 6, 3), (11, 1, 4, 1), (0, 8, 2, 2), (7, 20, 4, 2), (3, 150, 3, 1)])
     func attentionMatchesReference(shape: (start: Int, queries: Int, heads: Int, kvHeads: Int)) {
         let hd = 12, positions = shape.start + shape.queries

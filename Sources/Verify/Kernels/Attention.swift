@@ -8,7 +8,9 @@ import TensorCore
 /// `softmax(q·kᵀ · hd^-0.5 + causal mask) · v`, softmax in float32.
 ///
 /// Query head `h` reads kv head `h / (heads / kvHeads)` (`repeat_kv`: consecutive query heads
-/// share a kv head). Query `t` sits at position `startPosition + t` and sees keys `0 ... that`.
+/// share a kv head). Query `t` sits at position `p = startPosition + t` and sees keys `0 ... p`,
+/// or with a sliding window `w` (Mistral) keys `max(0, p − w + 1) ... p`: transformers' mask
+/// keeps key j iff `j > p − w`.
 public enum Attention {
     /// The score scale `head_dim ** -0.5`, computed in Double as Python does, used as float32.
     public static func scale(headDimension: Int) -> Float {
@@ -49,12 +51,14 @@ public enum Attention {
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
         heads: Int, kvHeads: Int, headDimension hd: Int,
         scores: UnsafeMutablePointer<Float>, scoreStride: Int,
-        output: UnsafeMutablePointer<Float>, threads: Int
+        output: UnsafeMutablePointer<Float>, threads: Int, window: Int? = nil
     ) {
         precondition(heads % kvHeads == 0 && scoreStride >= startPosition + queryCount, "Attention: bad shapes")
+        precondition(window.map { $0 > 0 } ?? true, "Attention: window must be positive")
         if queryCount >= batchThreshold {
             batched(queries: queries, queryCount: queryCount, startPosition: startPosition, keys: keys, values: values,
-                    heads: heads, kvHeads: kvHeads, headDimension: hd, scores: scores, output: output, threads: threads)
+                    heads: heads, kvHeads: kvHeads, headDimension: hd, scores: scores, output: output, threads: threads,
+                    window: window)
             return
         }
         let group = heads / kvHeads
@@ -70,14 +74,15 @@ public enum Attention {
                 let row = s + h * scoreStride
                 for t in 0 ..< queryCount {
                     let visible = startPosition + t + 1
+                    let first = firstVisibleKey(position: startPosition + t, window: window)
                     let qv = q + t * qStride + h * hd
-                    for j in 0 ..< visible {
+                    for j in first ..< visible {
                         row[j] = VectorMath.dot(qv, k + j * kvStride + kvOffset, count: hd) * scale
                     }
-                    Softmax.apply(row, count: visible)
+                    Softmax.apply(row + first, count: visible - first)
                     let o = out + t * qStride + h * hd
                     o.update(repeating: 0, count: hd)
-                    for j in 0 ..< visible {
+                    for j in first ..< visible {
                         VectorMath.addScaled(row[j], v + j * kvStride + kvOffset, to: o, count: hd)
                     }
                 }
@@ -93,7 +98,7 @@ public enum Attention {
         queries: UnsafePointer<Float>, queryCount: Int, startPosition: Int,
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
         heads: Int, kvHeads: Int, headDimension hd: Int,
-        scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int
+        scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int, window: Int?
     ) {
         let group = heads / kvHeads
         let qStride = heads * hd, kvStride = kvHeads * hd
@@ -116,7 +121,10 @@ public enum Attention {
                         for r in 0 ..< rows {
                             let row = scores + r * visibleKeys
                             let visible = startPosition + t0 + r + 1
-                            Softmax.apply(row, count: visible)
+                            let first = firstVisibleKey(position: startPosition + t0 + r, window: window)
+                            // Keys before the window (and after the query) weigh 0 in p·v.
+                            row.update(repeating: 0, count: first)
+                            Softmax.apply(row + first, count: visible - first)
                             (row + visible).update(repeating: 0, count: visibleKeys - visible)
                         }
                         // out[t0 + r] = Σ_j p[r, j] · v[j]
@@ -129,10 +137,18 @@ public enum Attention {
         }
     }
 
-    /// Scalar reference on arrays: scores and weighted sums in Double, Softmax.reference.
+    /// The first key a query at `position` sees: 0 without a window, else `position − window + 1`.
+    @inline(__always)
+    static func firstVisibleKey(position: Int, window: Int?) -> Int {
+        guard let window else { return 0 }
+        return max(0, position - window + 1)
+    }
+
+    /// Scalar reference on arrays: scores and weighted sums in Double, Softmax.reference; the
+    /// window written out as transformers' mask condition `j > p − window`.
     public static func reference(
         queries: [Float], keys: [Float], values: [Float], startPosition: Int,
-        heads: Int, kvHeads: Int, headDimension hd: Int
+        heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil
     ) -> [Float] {
         let qStride = heads * hd, kvStride = kvHeads * hd
         let queryCount = queries.count / qStride
@@ -141,18 +157,20 @@ public enum Attention {
             let kvh = h / (heads / kvHeads)
             for t in 0 ..< queryCount {
                 let visible = startPosition + t + 1
-                var row = [Float](repeating: 0, count: visible)
-                for j in 0 ..< visible {
+                let position = startPosition + t
+                let keysSeen = (0 ..< visible).filter { j in window.map { j > position - $0 } ?? true }
+                var row = [Float](repeating: 0, count: keysSeen.count)
+                for (r, j) in keysSeen.enumerated() {
                     var acc = 0.0
                     for i in 0 ..< hd {
                         acc += Double(queries[t * qStride + h * hd + i]) * Double(keys[j * kvStride + kvh * hd + i])
                     }
-                    row[j] = Float(acc) * scale(headDimension: hd)
+                    row[r] = Float(acc) * scale(headDimension: hd)
                 }
                 let p = Softmax.reference(row)
                 for i in 0 ..< hd {
                     var acc = 0.0
-                    for j in 0 ..< visible { acc += Double(p[j]) * Double(values[j * kvStride + kvh * hd + i]) }
+                    for (r, j) in keysSeen.enumerated() { acc += Double(p[r]) * Double(values[j * kvStride + kvh * hd + i]) }
                     out[t * qStride + h * hd + i] = Float(acc)
                 }
             }
