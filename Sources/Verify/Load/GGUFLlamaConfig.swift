@@ -3,7 +3,11 @@ import TensorCore
 
 extension LlamaConfig {
     /// The configuration a GGUF file's metadata describes, as llama.cpp's loader reads it
-    /// (`llm_load_hparams` for `LLM_ARCH_LLAMA`).
+    /// (`llm_load_hparams` for `LLM_ARCH_LLAMA` and `LLM_ARCH_QWEN2`).
+    ///
+    /// - `qwen2` is the LLaMA block with q/k/v biases (``attentionBias``) and NEOX rotary (the
+    ///   tensors are stored unpermuted). GGUF has no sliding-window key: a Mistral file (`llama`)
+    ///   runs with full causal attention, as llama.cpp does.
     ///
     /// - `{arch}.block_count`, `.embedding_length`, `.feed_forward_length`, `.context_length`,
     ///   `.attention.head_count` and `.attention.layer_norm_rms_epsilon` are required;
@@ -27,7 +31,7 @@ extension LlamaConfig {
         guard let arch = metadata[GGUFKeys.General.architecture]?.stringValue else {
             throw ModelLoadError.missingMetadata(GGUFKeys.General.architecture)
         }
-        guard arch == ArchitectureDescription.llama.ggufName else { throw ModelLoadError.unsupportedArchitecture(arch) }
+        guard Self.ggufArchitectures.contains(arch) else { throw ModelLoadError.unsupportedArchitecture(arch) }
         func int(_ key: String) throws -> Int {
             guard let v = metadata[key]?.intValue else { throw ModelLoadError.missingMetadata(key) }
             return v
@@ -75,7 +79,14 @@ extension LlamaConfig {
             ropeTheta: metadata[K.ropeFreqBase(arch)]?.doubleValue ?? 10000,
             ropeScaling: scaling,
             tiedEmbeddings: !tensors.contains { $0.name == "output.weight" },
-            maxPositions: try int(K.contextLength(arch)))
+            maxPositions: try int(K.contextLength(arch)),
+            attentionBias: arch == ArchitectureDescription.qwen2.ggufName)
         try validate()
     }
+
+    /// The GGUF architectures the forward pass runs: LLaMA's block, and Qwen2's (LLaMA's with
+    /// q/k/v biases).
+    public static let ggufArchitectures: Set<String> = [
+        ArchitectureDescription.llama.ggufName, ArchitectureDescription.qwen2.ggufName,
+    ]
 }

@@ -7,7 +7,7 @@ public import TensorCore
 /// - HF directory (f32/f16/bf16 safetensors, sharded or not): `config.json` and the tensors as
 ///   stored; the tokenizer from the directory's tokenizer files.
 /// - GGUF (one file or a split set, any type wconv can dequantize): the configuration from the
-///   `llama.*` metadata (``LlamaConfig/init(gguf:tensors:ropeDivisors:)``), names mapped to HF,
+///   `llama.*` or `qwen2.*` metadata (``LlamaConfig/init(gguf:tensors:ropeDivisors:)``), names mapped to HF,
 ///   `attn_q`/`attn_k` rows un-permuted while read, `rope_freqs.weight` as RoPE divisors; the
 ///   tokenizer from the `tokenizer.*` metadata.
 ///
@@ -42,7 +42,7 @@ public final class LlamaCheckpoint: @unchecked Sendable {
         case .hf(let directory):
             (config, tensors) = try withPath(directory.path) {
                 if let architecture = try directory.config.architecture,
-                   ArchitectureDescription.forHF(architecture: architecture)?.runsLlamaBlock != true {
+                   !LlamaConfig.ggufArchitectures.contains(ArchitectureDescription.forHF(architecture: architecture)?.ggufName ?? "") {
                     throw ModelLoadError.unsupportedArchitecture(architecture)
                 }
                 return (try LlamaConfig(hfConfig: directory.config.object), try ModelTensorTable(hf: source, config: directory.config))
@@ -55,7 +55,10 @@ public final class LlamaCheckpoint: @unchecked Sendable {
                     divisors = try t.decodeAll(from: source, threads: 1)
                 }
                 let config = try LlamaConfig(gguf: model.metadata, tensors: source.entries, ropeDivisors: divisors)
-                let table = try ModelTensorTable(gguf: source, architecture: .llama,
+                // The config accepted the architecture, so the description exists.
+                let arch = model.metadata[GGUFKeys.General.architecture]?.stringValue ?? ""
+                let description = ArchitectureDescription.forGGUF(architecture: arch) ?? .llama
+                let table = try ModelTensorTable(gguf: source, architecture: description,
                                                  headCount: config.headCount, kvHeadCount: config.kvHeadCount)
                 return (config, table)
             }
@@ -135,6 +138,9 @@ public final class LlamaCheckpoint: @unchecked Sendable {
         case "input_layernorm.weight", "post_attention_layernorm.weight": return [c.hiddenSize]
         case "self_attn.q_proj.weight": return [c.queryDimension, c.hiddenSize]
         case "self_attn.k_proj.weight", "self_attn.v_proj.weight": return [c.kvDimension, c.hiddenSize]
+        case "self_attn.q_proj.bias" where c.attentionBias: return [c.queryDimension]
+        case "self_attn.k_proj.bias" where c.attentionBias, "self_attn.v_proj.bias" where c.attentionBias:
+            return [c.kvDimension]
         case "self_attn.o_proj.weight": return [c.hiddenSize, c.queryDimension]
         case "mlp.gate_proj.weight", "mlp.up_proj.weight": return [c.intermediateSize, c.hiddenSize]
         case "mlp.down_proj.weight": return [c.hiddenSize, c.intermediateSize]

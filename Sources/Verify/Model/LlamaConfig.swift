@@ -36,12 +36,18 @@ public struct LlamaConfig: Sendable, Hashable {
     public var tiedEmbeddings: Bool
     /// `max_position_embeddings`: the default KV-cache capacity.
     public var maxPositions: Int
+    /// Biases on the q, k and v projections (Qwen2's block; `o_proj` has none).
+    public var attentionBias: Bool
+    /// Mistral's `sliding_window`: a query at position i sees keys j with i − window < j ≤ i
+    /// (transformers' mask); nil for full causal attention.
+    public var slidingWindow: Int?
 
     public init(
         vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layerCount: Int,
         headCount: Int, kvHeadCount: Int? = nil, headDimension: Int? = nil,
         rmsNormEpsilon: Double = 1e-6, ropeTheta: Double = 10000, ropeScaling: RopeScaling = .none,
-        tiedEmbeddings: Bool = false, maxPositions: Int = 2048
+        tiedEmbeddings: Bool = false, maxPositions: Int = 2048,
+        attentionBias: Bool = false, slidingWindow: Int? = nil
     ) {
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
@@ -55,6 +61,8 @@ public struct LlamaConfig: Sendable, Hashable {
         self.ropeScaling = ropeScaling
         self.tiedEmbeddings = tiedEmbeddings
         self.maxPositions = maxPositions
+        self.attentionBias = attentionBias
+        self.slidingWindow = slidingWindow
     }
 
     /// Width of all query heads together (`headCount · headDimension`).
@@ -76,6 +84,7 @@ public struct LlamaConfig: Sendable, Hashable {
         try positive(kvHeadCount, "num_key_value_heads")
         try positive(headDimension, "head_dim")
         try positive(maxPositions, "max_position_embeddings")
+        if let slidingWindow { try positive(slidingWindow, "sliding_window") }
         guard headCount % kvHeadCount == 0 else {
             throw VerifyError.badConfigValue(
                 key: "num_key_value_heads", reason: "\(kvHeadCount) does not divide num_attention_heads \(headCount)")
@@ -121,7 +130,11 @@ public struct LlamaConfig: Sendable, Hashable {
 }
 
 extension LlamaConfig {
-    /// Reads an HF `config.json` of a `LlamaForCausalLM` (transformers 4.x or 5.x).
+    /// Reads an HF `config.json` of a `LlamaForCausalLM`, `MistralForCausalLM` or
+    /// `Qwen2ForCausalLM` (transformers 4.x or 5.x).
+    ///
+    /// Mistral's `sliding_window` becomes ``slidingWindow``; Qwen2 always has q/k/v biases
+    /// (``attentionBias``), and its own sliding window (`use_sliding_window`, per-layer) is refused.
     ///
     /// RoPE settings come from `rope_parameters` (transformers 5: `rope_theta`, `rope_type`,
     /// factors) or from the 4.x keys `rope_theta` and `rope_scaling` (`type` or `rope_type`).
@@ -161,6 +174,22 @@ extension LlamaConfig {
             }
         }
         if try bool("attention_bias") == true { throw VerifyError.unsupportedConfig("attention_bias") }
+        let architecture = value("architectures")?.arrayValue?.first?.stringValue
+        let modelType = value("model_type")?.stringValue
+        let isQwen2 = architecture == "Qwen2ForCausalLM" || (architecture == nil && modelType == "qwen2")
+        let isMistral = architecture == "MistralForCausalLM" || (architecture == nil && modelType == "mistral")
+        var window: Int? = nil
+        if isQwen2 {
+            // Qwen2 windows only layers ≥ max_window_layers, and only with use_sliding_window.
+            let layerTypes = value("layer_types")?.arrayValue ?? []
+            if try bool("use_sliding_window") == true || layerTypes.contains(where: { $0.stringValue == "sliding_attention" }) {
+                throw VerifyError.unsupportedConfig("Qwen2 use_sliding_window")
+            }
+        } else if isMistral {
+            window = try int("sliding_window")
+        } else if value("sliding_window") != nil {
+            throw VerifyError.unsupportedConfig("sliding_window outside Mistral")
+        }
         if try bool("mlp_bias") == true { throw VerifyError.unsupportedConfig("mlp_bias") }
 
         // transformers 5 keeps everything in rope_parameters; 4.x has rope_theta + rope_scaling.
@@ -218,7 +247,9 @@ extension LlamaConfig {
             ropeTheta: theta,
             ropeScaling: scaling,
             tiedEmbeddings: try bool("tie_word_embeddings") ?? false,
-            maxPositions: try int("max_position_embeddings") ?? 2048)
+            maxPositions: try int("max_position_embeddings") ?? 2048,
+            attentionBias: isQwen2,
+            slidingWindow: window)
         try validate()
     }
 }

@@ -185,12 +185,17 @@ public final class LlamaModel {
             project(s.xb, rows: T, w.query, into: s.q, outFeatures: qDim)
             project(s.xb, rows: T, w.key, into: newKeys, outFeatures: kvDim)        // straight into the cache
             project(s.xb, rows: T, w.value, into: newValues, outFeatures: kvDim)
+            // Qwen2's q/k/v biases are part of the projection, so they come before RoPE.
+            addBias(w.queryBias, to: s.q, rows: T)
+            addBias(w.keyBias, to: newKeys, rows: T)
+            addBias(w.valueBias, to: newValues, rows: T)
             RoPE.apply(s.q, rows: T, rowStride: qDim, heads: c.headCount, headDimension: hd, cos: s.cos, sin: s.sin)
             RoPE.apply(newKeys, rows: T, rowStride: kvDim, heads: c.kvHeadCount, headDimension: hd, cos: s.cos, sin: s.sin)
             Attention.causal(
                 queries: s.q, queryCount: T, startPosition: start, keys: keys, values: values,
                 heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
-                scores: s.scores, scoreStride: s.scoreStride, output: s.attention, threads: threadCount)
+                scores: s.scores, scoreStride: s.scoreStride, output: s.attention, threads: threadCount,
+                window: c.slidingWindow)
             project(s.attention, rows: T, w.output, into: s.x, outFeatures: dim, accumulate: true)
 
             // MLP block: x += down(silu(gate(xb)) * up(xb)) on xb = RMSNorm(x).
@@ -292,6 +297,17 @@ public final class LlamaModel {
             Matmul.projectRows(x, rows: rows, inFeatures: w.count / outFeatures, weight: w.baseAddress!,
                                outFeatures: outFeatures, into: y, accumulate: accumulate,
                                threads: threadCount)
+        }
+    }
+
+    /// Adds `bias` to each of `rows` rows of width `bias.count`; nothing for an empty bias.
+    private func addBias(_ bias: [Float], to y: UnsafeMutablePointer<Float>, rows: Int) {
+        guard !bias.isEmpty else { return }
+        bias.withUnsafeBufferPointer { b in
+            for r in 0 ..< rows {
+                let row = y + r * b.count
+                for i in 0 ..< b.count { row[i] += b[i] }
+            }
         }
     }
 

@@ -20,6 +20,11 @@ public struct LlamaLayerWeights: Sendable {
     public var up: [Float]
     /// `mlp.down_proj.weight` — `[dim, ffn]`.
     public var down: [Float]
+    /// `self_attn.{q,k,v}_proj.bias` — `[heads · hd]`, `[kvHeads · hd]`, `[kvHeads · hd]`; empty
+    /// when the block has none (``LlamaConfig/attentionBias``).
+    public var queryBias: [Float]
+    public var keyBias: [Float]
+    public var valueBias: [Float]
 
     /// Zero-filled buffers of the right sizes, for a source to overwrite in place.
     public init(config c: LlamaConfig) {
@@ -32,11 +37,15 @@ public struct LlamaLayerWeights: Sendable {
         gate = [Float](repeating: 0, count: c.intermediateSize * c.hiddenSize)
         up = [Float](repeating: 0, count: c.intermediateSize * c.hiddenSize)
         down = [Float](repeating: 0, count: c.hiddenSize * c.intermediateSize)
+        queryBias = [Float](repeating: 0, count: c.attentionBias ? c.queryDimension : 0)
+        keyBias = [Float](repeating: 0, count: c.attentionBias ? c.kvDimension : 0)
+        valueBias = [Float](repeating: 0, count: c.attentionBias ? c.kvDimension : 0)
     }
 
     public init(
         attentionNorm: [Float], query: [Float], key: [Float], value: [Float], output: [Float],
-        feedForwardNorm: [Float], gate: [Float], up: [Float], down: [Float]
+        feedForwardNorm: [Float], gate: [Float], up: [Float], down: [Float],
+        queryBias: [Float] = [], keyBias: [Float] = [], valueBias: [Float] = []
     ) {
         self.attentionNorm = attentionNorm
         self.query = query
@@ -47,6 +56,9 @@ public struct LlamaLayerWeights: Sendable {
         self.gate = gate
         self.up = up
         self.down = down
+        self.queryBias = queryBias
+        self.keyBias = keyBias
+        self.valueBias = valueBias
     }
 
     /// The HF tensor names of layer `index`, with the element count each must have.
@@ -54,7 +66,13 @@ public struct LlamaLayerWeights: Sendable {
         -> [(name: String, elementCount: Int, field: WritableKeyPath<LlamaLayerWeights, [Float]>)]
     {
         let p = "model.layers.\(index)."
-        return [
+        let biases: [(name: String, elementCount: Int, field: WritableKeyPath<LlamaLayerWeights, [Float]>)] =
+            c.attentionBias ? [
+                (p + "self_attn.q_proj.bias", c.queryDimension, \.queryBias),
+                (p + "self_attn.k_proj.bias", c.kvDimension, \.keyBias),
+                (p + "self_attn.v_proj.bias", c.kvDimension, \.valueBias),
+            ] : []
+        return biases + [
             (p + "input_layernorm.weight", c.hiddenSize, \.attentionNorm),
             (p + "self_attn.q_proj.weight", c.queryDimension * c.hiddenSize, \.query),
             (p + "self_attn.k_proj.weight", c.kvDimension * c.hiddenSize, \.key),
