@@ -223,7 +223,12 @@ extension FrozenBase {
     ///   tensors the forward pass cannot use.
     public static func load(modelDirectory path: String, storage: Storage, threadCount: Int = 1) throws -> FrozenBase {
         let directory = try HFModelDirectory(path: path)
-        let c = try withPath(directory.path(of: "config.json")) { try LlamaConfig(hfConfig: directory.config.object) }
+        let c = try withPath(directory.path(of: "config.json")) { () throws -> LlamaConfig in
+            let c = try LlamaConfig(hfConfig: directory.config.object)
+            // Training runs LLaMA's block only (Qwen2's q/k/v biases are verify-only for now).
+            guard !c.attentionBias else { throw VerifyError.unsupportedConfig("q/k/v projection biases (Qwen2) in training") }
+            return c
+        }
         let source = CheckpointTensorSource(directory.weights)
         let layout = try BNBCheckpointLayout(source: source, config: directory.config)
         var groups: [String: BNBTensorGroup] = [:]

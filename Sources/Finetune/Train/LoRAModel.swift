@@ -406,8 +406,11 @@ struct Batch {
     /// - Parameter allRows: every row is a "target row" (logits of a whole sequence).
     init(_ examples: [TrainingExample], config: LlamaConfig, allRows: Bool = false) throws {
         for e in examples {
-            guard !e.tokens.isEmpty, e.tokens.count <= config.maxPositions else {
-                throw TrainingError.badSequenceLength(e.tokens.count, maximum: config.maxPositions)
+            // Training runs full causal attention: with Mistral's sliding window that is the
+            // model's computation only while a sequence fits in the window.
+            let longest = min(config.maxPositions, config.slidingWindow ?? .max)
+            guard !e.tokens.isEmpty, e.tokens.count <= longest else {
+                throw TrainingError.badSequenceLength(e.tokens.count, maximum: longest)
             }
             let start = tokens.count
             for (t, token) in e.tokens.enumerated() {

@@ -138,8 +138,10 @@ public final class LoRATrainer {
         try options.validate()
         for (i, e) in examples.enumerated() {
             guard e.targetCount > 0 else { throw TrainingError.exampleWithoutTargets(index: i) }
-            guard !e.tokens.isEmpty, e.tokens.count <= model.config.maxPositions else {
-                throw TrainingError.badSequenceLength(e.tokens.count, maximum: model.config.maxPositions)
+            // Full causal attention equals Mistral's windowed one only within the window.
+            let longest = min(model.config.maxPositions, model.config.slidingWindow ?? .max)
+            guard !e.tokens.isEmpty, e.tokens.count <= longest else {
+                throw TrainingError.badSequenceLength(e.tokens.count, maximum: longest)
             }
             if let bad = e.tokens.first(where: { $0 < 0 || $0 >= model.config.vocabularySize }) {
                 throw TrainingError.tokenOutOfRange(token: bad, vocabularySize: model.config.vocabularySize)
