@@ -78,6 +78,23 @@ import TestSupport
     }
 
     /// Different formats: an HF bf16 directory against llama.cpp's Q8_0 GGUF of it.
+    /// Qwen2 (q/k/v biases, GGUF `qwen2` stored unpermuted): the HF directory against llama.cpp's
+    /// f32 conversion is the same model, biases included.
+    @Test func qwen2HFAgainstItsGGUF() throws {
+        let out = Fixtures.temporaryDirectory() + "/report.json"
+        let r = try CLI.run(["verify", Fixtures.path("families/qwen2"), Fixtures.path("golden/families/qwen2.f32.gguf"),
+                             "--max-kld", "1e-6", "--min-top1", "1", "--json", out, "--ctx", "24", "--chunks", "8",
+                             "--threads", "2"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let report = try Self.json(out)
+        let kld = try #require(report["mean_kld"] as? Double)
+        #expect(kld < 1e-9)
+        let tensors = try #require(report["tensors"] as? [[String: Any]])
+        #expect(tensors.count == 27)
+        #expect(tensors.contains { $0["name"] as? String == "model.layers.1.self_attn.k_proj.bias" })
+        #expect(tensors.allSatisfy { $0["max_abs_diff"] as? Double == 0 })
+    }
+
     @Test func hfAgainstQ8_0GGUF() throws {
         let out = Fixtures.temporaryDirectory() + "/report.json"
         let r = try CLI.run(["verify", Self.tiny, Self.q8, "--max-kld", "0.001", "--min-top1", "0.9", "--json", out] + Self.quick)
