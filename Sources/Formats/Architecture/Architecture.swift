@@ -205,7 +205,7 @@ extension ArchitectureDescription {
         all.first { $0.ggufName == architecture }
     }
 
-    /// Whether verify's forward pass and QLoRA run this family's block; today only LLaMA's
-    /// (the other families convert, but their blocks are issue 7's part 3).
+    /// Whether QLoRA (training, merge, adapter conversion) runs this family's block; today only
+    /// LLaMA's. Verify's forward pass also runs Qwen2 (`LlamaConfig.ggufArchitectures`).
     public var runsLlamaBlock: Bool { ggufName == ArchitectureDescription.llama.ggufName }
 }
