@@ -1,4 +1,5 @@
 import TensorCore
+import Quantize
 public import Verify
 
 /// A LLaMA decoder with LoRA adapters on a frozen base: the forward pass, and the backward
@@ -14,7 +15,8 @@ public import Verify
 /// With `recompute` off, each layer's intermediate activations are kept too; with it on, one
 /// set is reused and each layer's forward pass is run again during the backward pass
 /// (activation checkpointing), so activation memory no longer grows with the layer count.
-/// Base weights come from the ``LlamaWeightSource`` one layer at a time into a reused buffer.
+/// Base weights come from the ``LlamaWeightSource`` one layer at a time into a reused buffer;
+/// from a ``FrozenBase`` without recomputation, one matrix at a time just before its product.
 ///
 /// Not thread-safe: one pass at a time.
 public final class LoRAModel {
@@ -39,6 +41,11 @@ public final class LoRAModel {
     private var layerBuffer: LlamaLayerWeights
     private var loadedLayer: Int? = nil
     private var headWeights: LlamaHeadWeights
+    /// The base when it is a ``FrozenBase``: then, with recomputation off, each matrix is taken
+    /// just before its product (``withWeight(_:_:_:_:)``) instead of a whole layer up front.
+    private let frozen: FrozenBase?
+    /// The one 4-bit matrix dequantized at a time when matrices are taken one by one.
+    private var matrixBuffer: [Float] = []
 
     /// - Parameters:
     ///   - base: the frozen weights (``FrozenBase`` or any other source).
@@ -67,6 +74,7 @@ public final class LoRAModel {
         work = Workspace(config: config, rank: adapter.loraConfig.rank)
         layerBuffer = LlamaLayerWeights(config: config)
         headWeights = LlamaHeadWeights(config: config)
+        frozen = base as? FrozenBase
     }
 
     /// The current adapter matrices.
@@ -152,9 +160,9 @@ public final class LoRAModel {
             let w = try layer(l)
             let act = recompute ? work.activations[0] : work.activations[l]
             if recompute {
-                forwardLayer(l, w, batch, input: work.hidden[l].pointer, act: act, output: nil, dropoutSeed: seed)
+                try forwardLayer(l, w, batch, input: work.hidden[l].pointer, act: act, output: nil, dropoutSeed: seed)
             }
-            backwardLayer(l, w, batch, input: work.hidden[l].pointer, act: act, dropoutSeed: seed, gradients: gradients)
+            try backwardLayer(l, w, batch, input: work.hidden[l].pointer, act: act, dropoutSeed: seed, gradients: gradients)
         }
         return loss
     }
@@ -171,8 +179,8 @@ public final class LoRAModel {
         }
         for l in 0 ..< c.layerCount {
             let act = keepActivations && !recompute ? work.activations[l] : work.activations[0]
-            forwardLayer(l, try layer(l), batch, input: work.hidden[l].pointer, act: act,
-                         output: work.hidden[l + 1].pointer, dropoutSeed: dropoutSeed)
+            try forwardLayer(l, try layer(l), batch, input: work.hidden[l].pointer, act: act,
+                             output: work.hidden[l + 1].pointer, dropoutSeed: dropoutSeed)
         }
     }
 
@@ -199,7 +207,7 @@ public final class LoRAModel {
     private func forwardLayer(
         _ l: Int, _ w: LlamaLayerWeights, _ batch: Batch, input h: UnsafeMutablePointer<Float>,
         act: LayerActivations, output: UnsafeMutablePointer<Float>?, dropoutSeed: UInt64?
-    ) {
+    ) throws {
         let c = config, rows = batch.rows, dim = c.hiddenSize, qDim = c.queryDimension, kvDim = c.kvDimension
         let ffn = c.intermediateSize, hd = c.headDimension, eps = Float(c.rmsNormEpsilon)
         let xn = work.normed.pointer, scratch = work.scratch.pointer
@@ -213,11 +221,11 @@ public final class LoRAModel {
                                                             threads: threadCount)
             }
         }
-        func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ weight: [Float], _ y: UnsafeMutablePointer<Float>,
-                    accumulate: Bool = false) {
+        func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                    accumulate: Bool = false) throws {
             let (n, m) = target.features(c)
-            weight.withUnsafeBufferPointer { wp in
-                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp.baseAddress!,
+            try withWeight(l, target, w) { wp in
+                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp,
                                    lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                    scratch: scratch, y: y, accumulate: accumulate)
             }
@@ -225,9 +233,9 @@ public final class LoRAModel {
 
         // Attention block.
         normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
-        linear(.query, xn, w.query, act.q.pointer)
-        linear(.key, xn, w.key, act.k.pointer)
-        linear(.value, xn, w.value, act.v.pointer)
+        try linear(.query, xn, act.q.pointer)
+        try linear(.key, xn, act.k.pointer)
+        try linear(.value, xn, act.v.pointer)
         for s in batch.segments {
             RoPE.apply(act.q.pointer + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount,
                        headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
@@ -239,17 +247,17 @@ public final class LoRAModel {
                                       scratch: work.scores.pointer, threads: threadCount)
         }
         act.h1.pointer.update(from: h, count: rows * dim)
-        linear(.output, act.o.pointer, w.output, act.h1.pointer, accumulate: true)
+        try linear(.output, act.o.pointer, act.h1.pointer, accumulate: true)
 
         // MLP block.
         normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
-        linear(.gate, xn, w.gate, act.g.pointer)
-        linear(.up, xn, w.up, act.u.pointer)
+        try linear(.gate, xn, act.g.pointer)
+        try linear(.up, xn, act.u.pointer)
         let a = work.mlp.pointer
         SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
         if let output {
             output.update(from: act.h1.pointer, count: rows * dim)
-            linear(.down, a, w.down, output, accumulate: true)
+            try linear(.down, a, output, accumulate: true)
         } else if let op = lora(l, .down, dropoutSeed: dropoutSeed, act: act) {
             LoRALinear.adapterInput(x: a, rows: rows, inFeatures: ffn, lora: op, z: act.z[LoRATarget.down.order].pointer,
                                     scratch: scratch)
@@ -262,17 +270,17 @@ public final class LoRAModel {
     private func backwardLayer(
         _ l: Int, _ w: LlamaLayerWeights, _ batch: Batch, input h: UnsafeMutablePointer<Float>,
         act: LayerActivations, dropoutSeed: UInt64?, gradients: FloatBuffer
-    ) {
+    ) throws {
         let c = config, rows = batch.rows, qDim = c.queryDimension, kvDim = c.kvDimension
         let ffn = c.intermediateSize, hd = c.headDimension, eps = Float(c.rmsNormEpsilon), dim = c.hiddenSize
         let xn = work.normed.pointer, scratch = work.scratch.pointer, dh = work.dh.pointer, dxn = work.dxn.pointer
 
-        func linear(_ target: LoRATarget, x: UnsafePointer<Float>, dY: UnsafePointer<Float>, _ weight: [Float],
-                    dx: UnsafeMutablePointer<Float>?, accumulate: Bool) {
+        func linear(_ target: LoRATarget, x: UnsafePointer<Float>, dY: UnsafePointer<Float>,
+                    dx: UnsafeMutablePointer<Float>?, accumulate: Bool) throws {
             let (n, m) = target.features(c)
             let slot = layout.slot(LoRAKey(layer: l, target: target))
-            weight.withUnsafeBufferPointer { wp in
-                LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: wp.baseAddress!,
+            try withWeight(l, target, w) { wp in
+                LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: wp,
                                     lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                     gradA: slot.map { gradients.pointer + $0.aOffset },
                                     gradB: slot.map { gradients.pointer + $0.bOffset },
@@ -284,11 +292,11 @@ public final class LoRAModel {
         normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
         SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
-        linear(.down, x: a, dY: dh, w.down, dx: da, accumulate: false)
+        try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
         SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn,
                              threads: threadCount)
-        linear(.gate, x: xn, dY: da, w.gate, dx: dxn, accumulate: false)
-        linear(.up, x: xn, dY: du, w.up, dx: dxn, accumulate: true)
+        try linear(.gate, x: xn, dY: da, dx: dxn, accumulate: false)
+        try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
         w.feedForwardNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
                                   epsilon: eps, accumulate: true, threads: threadCount)
@@ -296,7 +304,7 @@ public final class LoRAModel {
 
         // Attention block.
         let dO = work.dO.pointer, dq = work.dq.pointer, dk = work.dk.pointer, dv = work.dv.pointer
-        linear(.output, x: act.o.pointer, dY: dh, w.output, dx: dO, accumulate: false)
+        try linear(.output, x: act.o.pointer, dY: dh, dx: dO, accumulate: false)
         for s in batch.segments {
             AttentionBackward.backward(
                 q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim, v: act.v.pointer + s.start * kvDim,
@@ -311,9 +319,9 @@ public final class LoRAModel {
         normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
         // The first layer's input is the frozen embedding: its gradient is not needed.
         let inputGradient = l > 0 ? dxn : nil
-        linear(.query, x: xn, dY: dq, w.query, dx: inputGradient, accumulate: false)
-        linear(.key, x: xn, dY: dk, w.key, dx: inputGradient, accumulate: true)
-        linear(.value, x: xn, dY: dv, w.value, dx: inputGradient, accumulate: true)
+        try linear(.query, x: xn, dY: dq, dx: inputGradient, accumulate: false)
+        try linear(.key, x: xn, dY: dk, dx: inputGradient, accumulate: true)
+        try linear(.value, x: xn, dY: dv, dx: inputGradient, accumulate: true)
         guard l > 0 else { return }
         w.attentionNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
@@ -366,13 +374,46 @@ public final class LoRAModel {
 
     // MARK: - Weights
 
+    /// Whether matrices are taken one at a time just before their product: a 4-bit matrix is
+    /// then dequantized into one reused buffer that stays in cache for the product, instead of
+    /// a whole layer (14 MB on SmolLM2) dequantized up front and read back from memory. With
+    /// recomputation on, a layer's matrices serve two passes in a row, so the layer is loaded
+    /// whole once instead. The values are the same either way, so are the results.
+    private var takesMatricesOneByOne: Bool { frozen != nil && !recompute }
+
+    /// Layer `index`'s weights; when matrices are taken one by one, only its norms are current.
     private func layer(_ index: Int) throws -> LlamaLayerWeights {
         if loadedLayer == index { return layerBuffer }
         loadedLayer = nil
+        if takesMatricesOneByOne, let frozen {
+            layerBuffer.attentionNorm = frozen.layers[index].attentionNorm
+            layerBuffer.feedForwardNorm = frozen.layers[index].feedForwardNorm
+            return layerBuffer
+        }
         try base.loadLayer(index, into: &layerBuffer)
         try layerBuffer.checkSizes(layer: index, config: config)
         loadedLayer = index
         return layerBuffer
+    }
+
+    /// Calls `body` with `target`'s matrix of layer `l` (`w` from ``layer(_:)``).
+    private func withWeight(_ l: Int, _ target: LoRATarget, _ w: LlamaLayerWeights,
+                            _ body: (UnsafePointer<Float>) -> Void) throws {
+        guard takesMatricesOneByOne, let frozen else {
+            let fields: [KeyPath<LlamaLayerWeights, [Float]>] = [\.query, \.key, \.value, \.output, \.gate, \.up, \.down]
+            w[keyPath: fields[target.order]].withUnsafeBufferPointer { body($0.baseAddress!) }
+            return
+        }
+        switch frozen.layers[l].matrices[target.order] {
+        case .dense(let values):
+            values.withUnsafeBufferPointer { body($0.baseAddress!) }
+        case .fourBit(let t):
+            if matrixBuffer.count < t.elementCount { matrixBuffer = [Float](repeating: 0, count: t.elementCount) }
+            try matrixBuffer.withUnsafeMutableBufferPointer { buffer in
+                try t.dequantize(into: UnsafeMutableBufferPointer(rebasing: buffer[..<t.elementCount]), threads: frozen.threadCount)
+                body(buffer.baseAddress!)
+            }
+        }
     }
 
     /// Forgets the cached layer (after the base changed).
