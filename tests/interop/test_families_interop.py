@@ -1,14 +1,18 @@
 """Model families beyond LLaMA (issue 7): transformers loads what wconv writes for them.
 
 GGUF -> HF for Qwen2: the llama.cpp converter's f32 GGUF of testdata/families/qwen2, converted back
-by wconv, loads as Qwen2ForCausalLM and reproduces the golden transformers logits."""
+by wconv, loads as Qwen2ForCausalLM and reproduces the golden transformers logits. HF -> GGUF for
+every family llama.cpp runs: llama-cpp-python evaluates wconv's file as it does the converter's."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
-from conftest import GOLDEN, require, run_wconv
+from conftest import GOLDEN, TESTDATA, require, run_wconv
 
 FAMILIES = GOLDEN / "families"
 
@@ -28,3 +32,45 @@ def test_qwen2_gguf_to_hf_loads_in_transformers(tmp_path):
         logits = model(torch.tensor([tokens])).logits[0].numpy()
     golden = np.load(FAMILIES / "qwen2.logits_f32.npy")
     assert np.abs(logits - golden).max() <= 1e-5
+
+
+# Families whose GGUF llama.cpp runs (testdata/golden/families/manifest.json), with the KV
+# overrides the fixture script needed: Qwen-7B's converter writes layer_norm_epsilon where
+# llama.cpp's loader reads layer_norm_rms_epsilon (the same file from wconv, by design).
+LLAMA_CPP_FAMILIES = {
+    "qwen2": None, "mistral": None, "falcon-40b": None, "falcon-7b": None, "mpt": None, "gpt2": None,
+    "phi-1_5": None, "baichuan2-7b": None, "baichuan2-13b": None,
+    "qwen-7b": {"qwen.attention.layer_norm_rms_epsilon": 1e-6},
+}
+
+_LLAMA_CHILD = """
+import json, sys
+import numpy as np
+from llama_cpp import Llama
+path, out, tokens, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+llm = Llama(model_path=path, n_ctx=64, n_batch=64, n_ubatch=64, logits_all=True, n_threads=1, seed=0,
+            type_k=0, type_v=0, flash_attn=False, kv_overrides=overrides or None, verbose=False)
+llm.eval(tokens)
+np.save(out, np.asarray(llm.scores[: len(tokens)], dtype=np.float32))
+"""
+
+
+@pytest.mark.parametrize("family", sorted(LLAMA_CPP_FAMILIES))
+def test_llama_cpp_runs_our_family_gguf(tmp_path, family):
+    """wconv's GGUF of each family (provenance included) runs in llama-cpp-python with the logits
+    llama.cpp gives on the converter's own file (same single-threaded settings as the fixture)."""
+    pytest.importorskip("llama_cpp")
+    require("convert")
+    gguf = tmp_path / f"{family}.gguf"
+    r = run_wconv("convert", str(TESTDATA / "families" / family), "-o", str(gguf), "--outtype", "f32")
+    assert r.returncode == 0, r.stderr
+    tokens = json.loads((FAMILIES / f"{family}.tokens.json").read_text())["tokens"]
+    out = tmp_path / "logits.npy"
+    # A child process: a llama.cpp abort must fail this test, not the whole session.
+    child = subprocess.run([sys.executable, "-c", _LLAMA_CHILD, str(gguf), str(out), json.dumps(tokens),
+                            json.dumps(LLAMA_CPP_FAMILIES[family] or {})], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    ours = np.load(out)
+    golden = np.load(FAMILIES / f"{family}.llamacpp_logits_f32.npy")
+    assert ours.shape == golden.shape
+    assert np.abs(ours - golden).max() <= 1e-5, f"{family}: max |Δ| {np.abs(ours - golden).max():g}"
