@@ -61,9 +61,6 @@ build_module TensorCore TensorCore
 # (Fuzz/Support/Crypto) spares building BoringSSL instrumented.
 build_files Crypto Fuzz/Support/Crypto/Crypto.swift
 build_module Formats Formats
-# Of Finetune only the PEFT adapter_config.json reader (the rest needs BLAS and the training code).
-build_files Finetune Sources/Finetune/Adapter/PEFTLoRAConfig.swift Sources/Finetune/Adapter/AdapterError.swift \
-    Sources/Finetune/LoRAScaling.swift
 
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
@@ -73,12 +70,12 @@ for target in "${targets[@]}"; do
     source="$root/Fuzz/Targets/$target.swift"
     [[ -f $source ]] || { echo "no target $target (Fuzz/Targets/$target.swift)" >&2; exit 64; }
     binary="$out/fuzz-$target"
-    if [[ -f $binary ]] && [[ -z $(find "$source" "$root/Fuzz/Support" "$out/Finetune.o" "$out/Formats.o" "$out/TensorCore.o" -newer "$binary" -print -quit) ]]; then
+    if [[ -f $binary ]] && [[ -z $(find "$source" "$root/Fuzz/Support" "$out/Formats.o" "$out/TensorCore.o" -newer "$binary" -print -quit) ]]; then
         continue
     fi
     echo "linking fuzz-$target" >&2
     # lld: gold warns about every ASan helper symbol.
     "$swiftc" "${common[@]}" -use-ld=lld -module-name "Fuzz_${target//-/_}" -I "$out" "${cmodules[@]}" \
-        "$source" "$root"/Fuzz/Support/*.swift "$out/Finetune.o" "$out/Formats.o" "$out/Crypto.o" "$out/TensorCore.o" \
+        "$source" "$root"/Fuzz/Support/*.swift "$out/Formats.o" "$out/Crypto.o" "$out/TensorCore.o" \
         "${libs[@]}" -o "$binary"
 done

@@ -44,11 +44,7 @@ private func check(_ header: GGUFHeader, fileSize: Int) {
 
 /// GGUF → HF: the tokenizer keys as Pipeline's VocabularyMetadata reads them, then the HF files.
 private func vocabulary(_ metadata: GGUFMetadata) {
-    let pairs = metadata.entries.compactMap { kv -> (key: String, value: TokenizerMetadataValue)? in
-        guard kv.key.hasPrefix("tokenizer.") else { return nil }
-        return tokenizerValue(kv.value).map { (kv.key, $0) }
-    }
-    guard let vocabulary = try? GGUFVocabulary(metadata: pairs) else { return }
+    guard let vocabulary = try? GGUFVocabulary(gguf: metadata) else { return }
     _ = vocabulary.metadata()
     _ = vocabulary.huggingFaceConfigTokenIDs()
     if let files = try? vocabulary.huggingFaceFiles() {
@@ -58,23 +54,5 @@ private func vocabulary(_ metadata: GGUFMetadata) {
                 require(false, "\(file.name) written from a GGUF vocabulary is not valid JSON: \(error)")
             }
         }
-    }
-}
-
-/// Mirrors `VocabularyMetadata.tokenizerValue` (Pipeline, internal).
-private func tokenizerValue(_ v: GGUFValue) -> TokenizerMetadataValue? {
-    switch v {
-    case .string(let s): return .string(s)
-    case .bool(let b): return .bool(b)
-    case .uint32(let u): return .uint32(u)
-    case .array(let a):
-        switch a {
-        case .string(let list): return .stringArray(Array(list))
-        case .float32(let f): return .float32Array(f)
-        case .int32(let i): return .int32Array(i)
-        default: return a.integers.map { .int32Array($0.map { Int32(truncatingIfNeeded: $0) }) }
-        }
-    default:
-        return v.intValue.map { .integer(Int64($0)) }
     }
 }

@@ -5,7 +5,6 @@
 // whether target_modules selects it. Invariants: what the reader accepts has a positive rank, a
 // finite alpha, a dropout in [0, 1) and finite scalings; the file wconv writes back parses to
 // the same config (written again, the same bytes).
-import Finetune
 import Formats
 import TensorCore
 

@@ -130,7 +130,7 @@ public enum LlamaCppAdapter {
             GGUFKeyValue(GGUFKeys.Adapter.type, .string("lora")),
         ]
         let general = try ModelMetadata.load(directory: adapter.directory, parameterCount: ParameterCount(tensors: shapes))
-        metadata += general.entries.map { GGUFKeyValue($0.key, ggufValue($0.value)) }
+        metadata += general.entries.map { GGUFKeyValue($0.key, $0.value.ggufValue) }
         metadata.append(GGUFKeyValue(GGUFKeys.Adapter.loraAlpha, .float32(Float(alpha))))
         if let tokens = adapter.config.json["alora_invocation_tokens"]?.arrayValue, !tokens.isEmpty {
             let ids = tokens.compactMap { $0.intValue }.compactMap { UInt32(exactly: $0) }
@@ -209,19 +209,6 @@ public enum LlamaCppAdapter {
         }
     }
 
-    static func ggufValue(_ v: MetadataValue) -> GGUFValue {
-        switch v {
-        case .string(let s): .string(s)
-        case .uint32(let u): .uint32(u)
-        case .int32(let i): .int32(i)
-        case .float32(let f): .float32(f)
-        case .bool(let b): .bool(b)
-        case .stringArray(let a): .array(.string(GGUFStringList(a)))
-        case .int32Array(let a): .array(.int32(a))
-        case .float32Array(let a): .array(.float32(a))
-        case .boolArray(let a): .array(.bool(a))
-        }
-    }
 
     static func formatNumber(_ d: Double) -> String {
         d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
