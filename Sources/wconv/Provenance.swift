@@ -106,6 +106,7 @@ extension Convert {
         o.string("outtype", outtype.rawValue)
         o.string("split_max_size", splitMaxSize)
         o.string("vocab_pre", vocabPre)
+        o.path("config", referenceConfig)
         return o.object
     }
 

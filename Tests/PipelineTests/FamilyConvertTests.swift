@@ -161,7 +161,7 @@ import TestSupport
     }
 }
 
-/// GGUF → HF for the families it is implemented for beyond LLaMA (Qwen2).
+/// GGUF → HF for the families beyond LLaMA.
 @Suite struct FamilyGGUFToHFTests {
     @Test func qwen2GoldenGivesBackTheCheckpointsTensors() throws {
         // llama.cpp's f32 GGUF → HF must give back the fixture's f16 tensors exactly (widened to f32).
@@ -200,12 +200,104 @@ import TestSupport
         }
     }
 
-    @Test func otherFamiliesSayGGUFToHFIsNotThereYet() throws {
-        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/gpt2.f32.gguf"))
+    struct Family: CustomStringConvertible, Sendable {
+        let name: String
+        /// The fixture's dtype, so that the HF output can be compared byte for byte.
+        let outType: ConvertOptions.OutType
+        /// Pass the fixture's own config.json (`--config`): required for remote-code families.
+        var reference = false
+        let hfClass: String
+        var description: String { name }
+    }
+
+    static let families = [
+        Family(name: "mistral", outType: .f16, hfClass: "LlamaForCausalLM"),
+        Family(name: "gpt2", outType: .f16, hfClass: "GPT2LMHeadModel"),
+        Family(name: "phi-1_5", outType: .f16, hfClass: "PhiForCausalLM"),
+        Family(name: "falcon-7b", outType: .f16, hfClass: "FalconForCausalLM"),
+        Family(name: "falcon-40b", outType: .f16, hfClass: "FalconForCausalLM"),
+        Family(name: "mpt", outType: .f16, hfClass: "MptForCausalLM"),
+        Family(name: "qwen-7b", outType: .f32, reference: true, hfClass: "QWenLMHeadModel"),
+        Family(name: "baichuan2-7b", outType: .f32, reference: true, hfClass: "BaichuanForCausalLM"),
+        Family(name: "baichuan2-13b", outType: .f32, reference: true, hfClass: "BaichuanForCausalLM"),
+    ]
+
+    /// The converter's f32 GGUF back to HF in the fixture's dtype gives the fixture's
+    /// model.safetensors byte for byte: names, dtypes, shapes and data, with GPT-2's Conv1D
+    /// transposes, Falcon's QKV regrouping (both layouts), Baichuan's W_pack split and the Q/K
+    /// permutations undone (the f16 → f32 widening is exact, so this direction is lossless).
+    @Test(arguments: families)
+    func goldenGGUFGivesBackTheCheckpointByteForByte(family: Family) throws {
+        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/\(family.name).f32.gguf"))
+        let out = Fixtures.temporaryDirectory() + "/hf"
+        var options = ConvertOptions()
+        options.threads = 2
+        options.outType = family.outType
+        if family.reference { options.hfConfig = Fixtures.path("families/\(family.name)/config.json") }
+        try GGUFToHF.convert(gguf, to: out, options: options)
+        let ours = try Data(contentsOf: URL(fileURLWithPath: out + "/model.safetensors"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("families/\(family.name)/model.safetensors")))
+        if ours != original {
+            let a = try SafetensorsCheckpoint(path: out), b = try SafetensorsCheckpoint(path: Fixtures.path("families/\(family.name)"))
+            #expect(a.tensors.map(\.name) == b.tensors.map(\.name))
+            for t in b.tensors {
+                guard let mine = a.tensor(named: t.name) else { continue }
+                #expect(mine.shape == t.shape, "\(t.name)")
+                #expect(Array(a.bytes(of: mine)) == Array(b.bytes(of: t)), "\(t.name)")
+            }
+        }
+        #expect(ours == original)
+        let config = try HFConfig(path: out + "/config.json")
+        #expect(try config.architecture == family.hfClass)
+        #expect(try config.torchDType == family.outType.dtype)
+    }
+
+    @Test func mistralComesBackAsMistralWithItsConfig() throws {
+        // The GGUF is `llama` with no window: without --config the class is LlamaForCausalLM
+        // (full attention, as llama.cpp runs it); the original config restores the window.
+        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/mistral.f32.gguf"))
+        let out = Fixtures.temporaryDirectory() + "/hf"
+        var options = ConvertOptions()
+        options.threads = 2
+        options.hfConfig = Fixtures.path("families/mistral/config.json")
+        try GGUFToHF.convert(gguf, to: out, options: options)
+        let config = try HFConfig(path: out + "/config.json")
+        #expect(try config.architecture == "MistralForCausalLM")
+        #expect(config.object["sliding_window"]?.intValue == 8)
+        #expect(config.object["dtype"]?.stringValue == "float32")
+    }
+
+    @Test(arguments: ["qwen-7b", "baichuan2-7b"])
+    func remoteCodeFamiliesNeedTheirConfig(name: String) throws {
+        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/\(name).f32.gguf"))
+        let out = Fixtures.temporaryDirectory() + "/hf"
         #expect {
-            try GGUFToHF.convert(gguf, to: Fixtures.temporaryDirectory() + "/hf", options: ConvertOptions())
+            try GGUFToHF.convert(gguf, to: out, options: ConvertOptions())
         } throws: { error in
-            "\(error)".contains("gpt2") && (error as? any ClassifiedError)?.kind == .unsupported
+            "\(error)".contains("--config") && (error as? any ClassifiedError)?.kind == .unsupported
+        }
+        #expect(!FileSystem.exists(out))
+    }
+
+    @Test func aConfigOfAnotherFamilyOrSizeIsRefused() throws {
+        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/baichuan2-7b.f32.gguf"))
+        var options = ConvertOptions()
+        options.hfConfig = Fixtures.path("families/qwen-7b/config.json")
+        #expect {
+            try GGUFToHF.convert(gguf, to: Fixtures.temporaryDirectory() + "/hf", options: options)
+        } throws: { error in
+            "\(error)".contains("QWenLMHeadModel") && (error as? any ClassifiedError)?.kind == .badValue
+        }
+        // Same class, other width.
+        let dir = Fixtures.temporaryDirectory()
+        let text = try String(contentsOfFile: Fixtures.path("families/baichuan2-7b/config.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"hidden_size\": 64", with: "\"hidden_size\": 128")
+        try text.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        options.hfConfig = dir + "/config.json"
+        #expect {
+            try GGUFToHF.convert(gguf, to: Fixtures.temporaryDirectory() + "/hf", options: options)
+        } throws: { error in
+            "\(error)".contains("hidden_size") && (error as? any ClassifiedError)?.kind == .badValue
         }
     }
 }
