@@ -28,16 +28,18 @@ import TestSupport
         Family(name: "baichuan2-13b", vocabPre: nil),
     ]
 
-    @Test(arguments: families)
-    func hfToGGUFEqualsLlamaCppConverterByteForByte(family: Family) throws {
+    /// Every family at every `--outtype` the goldens have: f32, and f16 / bf16 (the converter keeps
+    /// norms, 1-D tensors and GPT-2's position embeddings F32).
+    @Test(arguments: families, [ConvertOptions.OutType.f32, .f16, .bf16])
+    func hfToGGUFEqualsLlamaCppConverterByteForByte(family: Family, outType: ConvertOptions.OutType) throws {
         let dir = try HFModelDirectory(path: Fixtures.path("families/\(family.name)"))
         let out = Fixtures.temporaryDirectory() + "/\(family.name).gguf"
         var options = ConvertOptions()
-        options.outType = .f32
+        options.outType = outType
         options.vocabPre = family.vocabPre
         options.threads = 2
         try HFToGGUF.convert(dir, to: out, options: options)
-        let goldenPath = Fixtures.path("golden/families/\(family.name).f32.gguf")
+        let goldenPath = Fixtures.path("golden/families/\(family.name).\(outType.rawValue).gguf")
         let ours = try Data(contentsOf: URL(fileURLWithPath: out))
         let golden = try Data(contentsOf: URL(fileURLWithPath: goldenPath))
         if ours != golden {
@@ -226,9 +228,12 @@ import TestSupport
     /// model.safetensors byte for byte: names, dtypes, shapes and data, with GPT-2's Conv1D
     /// transposes, Falcon's QKV regrouping (both layouts), Baichuan's W_pack split and the Q/K
     /// permutations undone (the f16 → f32 widening is exact, so this direction is lossless).
-    @Test(arguments: families)
-    func goldenGGUFGivesBackTheCheckpointByteForByte(family: Family) throws {
-        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/\(family.name).f32.gguf"))
+    /// From the converter's f32 file, and from its f16 file for the F16 fixtures (also lossless there).
+    static let cases: [(Family, ConvertOptions.OutType)] = families.map { ($0, .f32) } + families.filter { $0.outType == .f16 }.map { ($0, .f16) }
+
+    @Test(arguments: cases)
+    func goldenGGUFGivesBackTheCheckpointByteForByte(family: Family, from: ConvertOptions.OutType) throws {
+        let gguf = try GGUFModel.open(path: Fixtures.path("golden/families/\(family.name).\(from.rawValue).gguf"))
         let out = Fixtures.temporaryDirectory() + "/hf"
         var options = ConvertOptions()
         options.threads = 2
