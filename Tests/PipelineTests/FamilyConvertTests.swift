@@ -144,22 +144,50 @@ import TestSupport
         "mpt": ["attn.Wqkv", "attn.out_proj", "ffn.up_proj", "ffn.down_proj"].map { "transformer.blocks.{bid}.\($0)" },
         "phi-1_5": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.dense", "mlp.fc1", "mlp.fc2"].map { "model.layers.{bid}.\($0)" },
         "persimmon": ["self_attn.query_key_value", "self_attn.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"].map { "model.layers.{bid}.\($0)" },
+        // Conv1D layers, quantized transposed (testdata/golden/families/bnb-manifest.json lists them).
+        "gpt2": ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"].map { "transformer.h.{bid}.\($0)" },
+        // Remote code (no transformers run possible offline): every nn.Linear of modeling_qwen.py's
+        // QWenBlock; lm_head is left out as transformers leaves the output head.
+        "qwen-7b": ["attn.c_attn", "attn.c_proj", "mlp.w1", "mlp.w2", "mlp.c_proj"].map { "transformer.h.{bid}.\($0)" },
+        // transformers quantizes no Falcon layer (FalconLinear is not nn.Linear by type).
+        "falcon-7b": [],
     ]
 
-    @Test(arguments: ["opt", "mpt", "phi-1_5", "persimmon"])
+    @Test(arguments: ["opt", "mpt", "phi-1_5", "persimmon", "gpt2", "qwen-7b", "falcon-7b"])
     func quantizesTheWeightsTransformersQuantizes(family: String) throws {
         let input = try HFModelDirectory(path: Fixtures.path("families/\(family)"))
         let expected = Set(try #require(Self.transformersQuantizes[family]).flatMap { m in
             (0 ..< 2).map { m.replacingOccurrences(of: "{bid}", with: String($0)) + ".weight" }
         })
-        let chosen = Set(input.tensors.filter { BNBWriteLayout.isQuantizedLinear(name: $0.name, shape: $0.shape, dtype: $0.dtype) }.map(\.name))
+        let architecture = try input.config.architecture
+        let chosen = Set(input.tensors.filter {
+            BNBWriteLayout.isQuantizedLinear(name: $0.name, shape: $0.shape, dtype: $0.dtype, architecture: architecture)
+        }.map(\.name))
         #expect(chosen == expected)
+        if expected.isEmpty { return }
 
         let out = Fixtures.temporaryDirectory("wconv-family-bnb") + "/nf4"
         var options = QuantizeOptions(scheme: .bnb(.nf4))
         options.threads = 2
         let report = try BNBQuantizer.quantize(try ModelInput.open(path: input.path), to: out, options: options)
         #expect(report.totals["nf4"]?.tensorCount == expected.count)
+    }
+
+    /// GPT-2 quantized by transformers 5.24 + bitsandbytes 0.50.2 itself (testdata/scripts/
+    /// make_family_bnb_goldens.py): the Conv1D weights transposed to [out, in] before quantizing,
+    /// quant_state shapes [out, in], int8 weights [out, in]; equal byte for byte.
+    @Test(arguments: [BNBScheme.nf4, .int8])
+    func gpt2IsByteIdenticalToTransformers(scheme: BNBScheme) throws {
+        let out = Fixtures.temporaryDirectory("wconv-family-bnb") + "/gpt2"
+        var options = QuantizeOptions(scheme: .bnb(scheme))
+        options.threads = 2
+        options.computeDType = .f32
+        _ = try BNBQuantizer.quantize(try ModelInput.open(path: Fixtures.path("families/gpt2")), to: out, options: options)
+        let golden = Fixtures.path("golden/families/gpt2-\(scheme.rawValue)")
+        for name in ["model.safetensors", "config.json", "generation_config.json"] {
+            let ours = try BNBTest.read(out + "/" + name), theirs = try BNBTest.read(golden + "/" + name)
+            #expect(ours == theirs, "\(name): \(BNBTest.difference(ours, theirs))")
+        }
     }
 }
 
