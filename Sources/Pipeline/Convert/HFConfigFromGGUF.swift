@@ -135,20 +135,31 @@ enum HFConfigFromGGUF {
                               bos: input.bos, eos: input.eos, pad: input.pad)
     }
 
+    /// The keys every rebuilt config has (sorted on output): special token ids, dtype, head tying,
+    /// cache, and the vocabulary size (rows of the token embedding `embeddings`).
+    static func common(_ input: Input, embeddings: String) throws -> JSONObject {
+        var c = JSONObject()
+        c["bos_token_id"] = input.opt(input.bos)
+        c["dtype"] = .string(input.dtype.torchName ?? "float32")
+        c["eos_token_id"] = input.opt(input.eos)
+        c["pad_token_id"] = input.opt(input.pad)
+        c["tie_word_embeddings"] = .bool(input.tied)
+        c["use_cache"] = true
+        c["vocab_size"] = .int(Int64(try input.rows(embeddings)))
+        return c
+    }
+
     /// GPT2LMHeadModel, with GPT2Config's keys. `n_positions` is the position table's length,
     /// `n_ctx` the GGUF's context length (the converter's source for it).
     static func gpt2(_ input: Input) throws -> JSONValue {
         let embd = try input.int("embedding_length")
         // Conv1D's c_fc is [n_embd, n_inner].
         let inner = try input.shapes["transformer.h.0.mlp.c_fc.weight"]?.last ?? input.int("feed_forward_length")
-        var c = JSONObject()
+        var c = try common(input, embeddings: "transformer.wte.weight")
         c["activation_function"] = "gelu_new"
         c["architectures"] = ["GPT2LMHeadModel"]
         c["attn_pdrop"] = 0.1
-        c["bos_token_id"] = input.opt(input.bos)
-        c["dtype"] = .string(input.dtype.torchName ?? "float32")
         c["embd_pdrop"] = 0.1
-        c["eos_token_id"] = input.opt(input.eos)
         c["initializer_range"] = 0.02
         c["layer_norm_epsilon"] = .double(try input.float("attention.layer_norm_epsilon"))
         c["model_type"] = "gpt2"
@@ -158,14 +169,10 @@ enum HFConfigFromGGUF {
         c["n_inner"] = inner == 4 * embd ? .null : .int(Int64(inner))
         c["n_layer"] = .int(Int64(try input.int("block_count")))
         c["n_positions"] = .int(Int64(try input.rows("transformer.wpe.weight")))
-        c["pad_token_id"] = input.opt(input.pad)
         c["reorder_and_upcast_attn"] = false
         c["resid_pdrop"] = 0.1
         c["scale_attn_by_inverse_layer_idx"] = false
         c["scale_attn_weights"] = true
-        c["tie_word_embeddings"] = .bool(input.tied)
-        c["use_cache"] = true
-        c["vocab_size"] = .int(Int64(try input.rows("transformer.wte.weight")))
         return .object(c)
     }
 
@@ -174,13 +181,10 @@ enum HFConfigFromGGUF {
     static func phi2(_ input: Input) throws -> JSONValue {
         let embd = try input.int("embedding_length"), heads = try input.int("attention.head_count")
         let ropeDims = try input.int("rope.dimension_count")
-        var c = JSONObject()
+        var c = try common(input, embeddings: "model.embed_tokens.weight")
         c["architectures"] = ["PhiForCausalLM"]
         c["attention_dropout"] = 0.0
-        c["bos_token_id"] = input.opt(input.bos)
-        c["dtype"] = .string(input.dtype.torchName ?? "float32")
         c["embd_pdrop"] = 0.0
-        c["eos_token_id"] = input.opt(input.eos)
         c["hidden_act"] = "gelu_new"
         c["hidden_size"] = .int(Int64(embd))
         c["initializer_range"] = 0.02
@@ -191,16 +195,12 @@ enum HFConfigFromGGUF {
         c["num_attention_heads"] = .int(Int64(heads))
         c["num_hidden_layers"] = .int(Int64(try input.int("block_count")))
         c["num_key_value_heads"] = .int(Int64(input.metadata[GGUFKeys.Architecture.headCountKV("phi2")]?.intValue ?? heads))
-        c["pad_token_id"] = input.opt(input.pad)
         c["qk_layernorm"] = false
         c["resid_pdrop"] = 0.0
         c["rope_parameters"] = .object(JSONObject([
             ("partial_rotary_factor", .double(Double(ropeDims * heads) / Double(max(1, embd)))),
             ("rope_theta", .double(input.optionalFloat("rope.freq_base") ?? 10000)), ("rope_type", "default"),
         ]))
-        c["tie_word_embeddings"] = .bool(input.tied)
-        c["use_cache"] = true
-        c["vocab_size"] = .int(Int64(try input.rows("model.embed_tokens.weight")))
         return .object(c)
     }
 
@@ -215,15 +215,12 @@ enum HFConfigFromGGUF {
             throw PathError(path: input.path, ConvertError.badLayout(
                 tensor: "blk.0.attn_qkv.weight", "\(kv) KV heads for \(heads) heads needs the new decoder architecture (attn_norm_2), which this file lacks"))
         }
-        var c = JSONObject()
+        var c = try common(input, embeddings: "transformer.word_embeddings.weight")
         c["activation"] = "gelu"
         c["alibi"] = false
         c["architectures"] = ["FalconForCausalLM"]
         c["attention_dropout"] = 0.0
         c["bias"] = .bool(input.hasBiases)
-        c["bos_token_id"] = input.opt(input.bos)
-        c["dtype"] = .string(input.dtype.torchName ?? "float32")
-        c["eos_token_id"] = input.opt(input.eos)
         c["ffn_hidden_size"] = .int(Int64(try input.rows("transformer.h.0.mlp.dense_h_to_4h.weight")))
         c["hidden_dropout"] = 0.0
         c["hidden_size"] = .int(Int64(try input.int("embedding_length")))
@@ -237,12 +234,8 @@ enum HFConfigFromGGUF {
         c["num_hidden_layers"] = .int(Int64(try input.int("block_count")))
         c["num_kv_heads"] = .int(Int64(kv))
         c["num_ln_in_parallel_attn"] = newArchitecture ? 2 : .null
-        c["pad_token_id"] = input.opt(input.pad)
         c["parallel_attn"] = true
         c["rope_parameters"] = .object(JSONObject([("rope_theta", .double(input.optionalFloat("rope.freq_base") ?? 10000)), ("rope_type", "default")]))
-        c["tie_word_embeddings"] = .bool(input.tied)
-        c["use_cache"] = true
-        c["vocab_size"] = .int(Int64(try input.rows("transformer.word_embeddings.weight")))
         return .object(c)
     }
 
@@ -267,15 +260,12 @@ enum HFConfigFromGGUF {
         attn["prefix_lm"] = false
         attn["qk_ln"] = false
         attn["softmax_scale"] = .null
-        var c = JSONObject()
+        var c = try common(input, embeddings: "transformer.wte.weight")
         c["architectures"] = ["MptForCausalLM"]
         c["attn_config"] = .object(attn)
-        c["bos_token_id"] = input.opt(input.bos)
         c["d_model"] = .int(Int64(dModel))
-        c["dtype"] = .string(input.dtype.torchName ?? "float32")
         c["emb_pdrop"] = 0.0
         c["embedding_fraction"] = 1.0
-        c["eos_token_id"] = input.opt(input.eos)
         c["expansion_ratio"] = up % max(1, dModel) == 0 ? .int(Int64(up / max(1, dModel))) : .double(Double(up) / Double(max(1, dModel)))
         c["init_device"] = "cpu"
         c["initializer_range"] = 0.02
@@ -288,11 +278,7 @@ enum HFConfigFromGGUF {
         c["n_layers"] = .int(Int64(try input.int("block_count")))
         c["no_bias"] = .bool(!input.hasBiases)
         c["norm_type"] = "low_precision_layernorm"
-        c["pad_token_id"] = input.opt(input.pad)
         c["resid_pdrop"] = 0.0
-        c["tie_word_embeddings"] = .bool(input.tied)
-        c["use_cache"] = true
-        c["vocab_size"] = .int(Int64(try input.rows("transformer.wte.weight")))
         return .object(c)
     }
 }
