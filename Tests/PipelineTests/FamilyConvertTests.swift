@@ -267,7 +267,7 @@ import TestSupport
         options.threads = 2
         options.outType = family.outType
         if family.reference { options.hfConfig = Fixtures.path("families/\(family.name)/config.json") }
-        try GGUFToHF.convert(gguf, to: out, options: options)
+        _ = try GGUFToHF.convert(gguf, to: out, options: options)
         let ours = try Data(contentsOf: URL(fileURLWithPath: out + "/model.safetensors"))
         let original = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("families/\(family.name)/model.safetensors")))
         if ours != original {
@@ -293,7 +293,7 @@ import TestSupport
         var options = ConvertOptions()
         options.threads = 2
         options.hfConfig = Fixtures.path("families/mistral/config.json")
-        try GGUFToHF.convert(gguf, to: out, options: options)
+        _ = try GGUFToHF.convert(gguf, to: out, options: options)
         let config = try HFConfig(path: out + "/config.json")
         #expect(try config.architecture == "MistralForCausalLM")
         #expect(config.object["sliding_window"]?.intValue == 8)
@@ -310,6 +310,8 @@ import TestSupport
             "\(error)".contains("--config") && (error as? any ClassifiedError)?.kind == .unsupported
         }
         #expect(!FileSystem.exists(out))
+        // --dry-run refuses as the run would.
+        #expect { try GGUFToHF.outputPlan(gguf, options: ConvertOptions()) } throws: { "\($0)".contains("--config") }
     }
 
     @Test func aConfigOfAnotherFamilyOrSizeIsRefused() throws {

@@ -1,4 +1,4 @@
-public import TensorCore
+import TensorCore
 public import Formats
 
 /// GGUF → Hugging Face model directory: the reverse of ``HFToGGUF``, so that transformers loads
@@ -166,6 +166,8 @@ public enum GGUFToHF {
     /// What ``convert(_:to:options:)`` will write (the weights files), without writing anything.
     public static func outputPlan(_ model: GGUFModel, options: ConvertOptions) throws -> OutputPlan {
         let p = try planTensors(model, options: options)
+        // A run that would refuse (a remote-code family without --config, a mismatching one) refuses here too.
+        _ = try configs(model, p, options: options)
         var peak = 0
         let tensors = p.planned.map { t in
             let bytes = t.byteCount
@@ -185,13 +187,8 @@ public enum GGUFToHF {
         let p = try planTensors(model, options: options)
         let (source, dtype, planned) = (p.source, p.dtype, p.planned)
         let meta = model.metadata
-        let vocab = try VocabularyMetadata.vocabulary(from: meta, path: model.path)
         // Build the configs before creating the output, so a refusal leaves nothing behind.
-        let configs = try HFConfigFromGGUF.make(HFConfigFromGGUF.Input(
-            metadata: meta, arch: p.arch, archName: p.archName, path: model.path,
-            shapes: Dictionary(planned.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a }),
-            dtype: dtype, ropeFactors: p.ropeFactors, bos: vocab.bos, eos: vocab.eos, pad: vocab.pad,
-            reference: options.hfConfig))
+        let configs = try configs(model, p, options: options)
 
         let out = try AtomicOutput.directory(at: output, force: options.force)
         try writeText(configs.config, to: out.path(of: "config.json"))
@@ -230,6 +227,16 @@ public enum GGUFToHF {
             report.typeCounts[p.dtype.rawValue, default: 0] += 1
         }
         return report
+    }
+
+    /// config.json and generation_config.json for the planned checkpoint.
+    static func configs(_ model: GGUFModel, _ p: TensorPlan, options: ConvertOptions) throws -> HFConfigFromGGUF.Output {
+        let vocab = try VocabularyMetadata.vocabulary(from: model.metadata, path: model.path)
+        return try HFConfigFromGGUF.make(HFConfigFromGGUF.Input(
+            metadata: model.metadata, arch: p.arch, archName: p.archName, path: model.path,
+            shapes: Dictionary(p.planned.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a }),
+            dtype: p.dtype, ropeFactors: p.ropeFactors, bos: vocab.bos, eos: vocab.eos, pad: vocab.pad,
+            reference: options.hfConfig))
     }
 
     static func transcoder(_ piece: PlannedHFTensor.Piece, dtype: DType, threads: Int) throws -> RowTranscoder {

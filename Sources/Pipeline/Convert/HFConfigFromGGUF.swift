@@ -1,5 +1,5 @@
-public import TensorCore
-public import Formats
+import TensorCore
+import Formats
 
 /// The config.json (and generation_config.json) of a GGUF → HF conversion: rebuilt from the GGUF's
 /// `<arch>.*` metadata and tensor shapes in the keys transformers 5 saves for the family's class, or

@@ -87,6 +87,11 @@ struct Convert: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
+            if referenceConfig != nil {
+                guard case .gguf = model, !output.hasSuffix(".gguf") else {
+                    throw Failure(.usage, "--config applies to GGUF → HF only (a .gguf input and a directory output)")
+                }
+            }
             options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input] + (referenceConfig.map { [$0] } ?? []), threads: threads,
                                                       dryRun: plan.dryRun)
             if plan.dryRun {
