@@ -7,6 +7,8 @@ public struct LlamaHeadWeights: Sendable {
     public let config: LlamaConfig
     private var norm: [Float]?
     private var head: [Float]?
+    private var normBias: [Float]?
+    private var headBias: [Float]?
 
     public init(config: LlamaConfig) { self.config = config }
 
@@ -36,10 +38,36 @@ public struct LlamaHeadWeights: Sendable {
         return w
     }
 
-    /// Drops both (after the source changed).
+    /// The final norm's bias `[dim]`, or empty when the block's norm has none.
+    /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
+    public mutating func finalNormBias(from source: any LlamaWeightSource) throws -> [Float] {
+        if let normBias { return normBias }
+        let b = config.block.normBias ? try source.finalNormBias() : []
+        guard b.count == (config.block.normBias ? config.hiddenSize : 0) else {
+            throw VerifyError.tensorSize(name: "model.norm.bias", expected: config.hiddenSize, actual: b.count)
+        }
+        normBias = b
+        return b
+    }
+
+    /// The output head's bias `[vocab]`, or empty when the block has none.
+    /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
+    public mutating func outputBias(from source: any LlamaWeightSource) throws -> [Float] {
+        if let headBias { return headBias }
+        let b = config.block.headBias ? try source.outputBias() : []
+        guard b.count == (config.block.headBias ? config.vocabularySize : 0) else {
+            throw VerifyError.tensorSize(name: "lm_head.bias", expected: config.vocabularySize, actual: b.count)
+        }
+        headBias = b
+        return b
+    }
+
+    /// Drops all of them (after the source changed).
     public mutating func forget() {
         norm = nil
         head = nil
+        normBias = nil
+        headBias = nil
     }
 }
 
