@@ -1,3 +1,4 @@
+import Foundation
 import Formats
 import Testing
 import TensorCore
@@ -135,6 +136,29 @@ import Verify
         let cache = try model.makeCache(capacity: 80)
         #expect(throws: VerifyError.contextOverflow(needed: 65, capacity: 64)) {
             try model.forward(tokens: Array(repeating: 5, count: 65), startPosition: 0, cache: cache)
+        }
+    }
+
+    /// A family checkpoint whose tensors disagree with its config is refused naming the stored
+    /// tensor: OPT claiming a narrower MLP than `fc1` has; GPT-2 claiming a layer it lacks.
+    @Test func familyTensorMismatchesAreNamed() throws {
+        for (family, edit, message) in [
+            ("opt", ("\"ffn_dim\": 256", "\"ffn_dim\": 128"), "model.decoder.layers.0.fc1.weight"),
+            ("gpt2", ("\"n_layer\": 2", "\"n_layer\": 3"), "no tensor 'transformer.h.2.attn.c_attn."),
+        ] {
+            let dir = Fixtures.temporaryDirectory("wconv-family-\(family)")
+            let source = Fixtures.path("families/\(family)")
+            try FileManager.default.copyItem(atPath: source + "/model.safetensors", toPath: dir + "/model.safetensors")
+            let config = try String(contentsOfFile: source + "/config.json", encoding: .utf8)
+            #expect(config.contains(edit.0))
+            try Data(config.replacingOccurrences(of: edit.0, with: edit.1).utf8).write(to: URL(fileURLWithPath: dir + "/config.json"))
+            do {
+                _ = try LlamaCheckpoint.open(path: dir).model(threads: 1).logits(for: [1, 2, 3])
+                Issue.record("\(family): a mismatched checkpoint was accepted")
+            } catch let error as PathError {
+                #expect(error.kind == .malformedInput)
+                #expect("\(error)".contains(message), "\(error)")
+            }
         }
     }
 

@@ -301,9 +301,10 @@ public final class StreamingWeights: LlamaWeightSource {
     }
 
     /// A recipe's weight, checked against the element count the block needs.
-    private func read(_ recipe: TensorRecipe, field name: String, count: Int) throws -> [Float] {
+    /// A recipe's weight, checked against the element count and row length the block needs.
+    private func read(_ recipe: TensorRecipe, field name: String, count: Int, rowLength: Int? = nil) throws -> [Float] {
         let t = try stored(recipe)
-        var whole = TensorRecipe(name: recipe.name, transposed: recipe.transposed, permutation: recipe.permutation)
+        let whole = TensorRecipe(name: recipe.name, transposed: recipe.transposed, permutation: recipe.permutation)
         let values: [Float]
         if let last = lastDecoded, last.recipe == whole {
             values = last.values
@@ -314,18 +315,22 @@ public final class StreamingWeights: LlamaWeightSource {
             t.releasePages(in: checkpoint.source)
             if recipe.rows != nil { lastDecoded = (whole, values) }
         }
-        whole.rows = recipe.rows
+        // Rows and row length after the transpose (a 1-D tensor: one element per row).
+        let shape = t.shape
+        let rowCount = shape.count == 2 && recipe.transposed ? shape[1] : (shape.first ?? 1)
+        let columns = shape.count <= 1 ? 1 : values.count / max(1, rowCount)
+        if let rowLength, columns != rowLength {
+            throw PathError(path: t.entry.file, ModelLoadError.tensorShape(
+                name: t.entry.name, expected: [count / max(1, rowLength), rowLength], actual: shape))
+        }
         var result = values
         if let rows = recipe.rows {
-            let shape = t.shape
-            let total = recipe.transposed && shape.count == 2 ? shape[1] : (shape.first ?? 1)
-            let columns = shape.count == 1 ? 1 : values.count / max(1, total)
             result = []
             result.reserveCapacity(count)
             for r in rows {
-                guard r.lowerBound >= 0, r.upperBound <= total else {
+                guard r.lowerBound >= 0, r.upperBound <= rowCount else {
                     throw PathError(path: t.entry.file, ModelLoadError.badTensorLayout(
-                        name: t.entry.name, reason: "rows \(r) of a fused tensor with \(total) rows"))
+                        name: t.entry.name, reason: "rows \(r) of a fused tensor with \(rowCount) rows"))
                 }
                 result.append(contentsOf: values[r.lowerBound * columns ..< r.upperBound * columns])
             }
@@ -336,13 +341,24 @@ public final class StreamingWeights: LlamaWeightSource {
         return result
     }
 
+    /// The input width of a layer matrix (nil for vectors), to tell `[out, in]` from `[in, out]`.
+    private func rowLength(of field: WritableKeyPath<LlamaLayerWeights, [Float]>) -> Int? {
+        switch field {
+        case \LlamaLayerWeights.query, \LlamaLayerWeights.key, \LlamaLayerWeights.value,
+             \LlamaLayerWeights.gate, \LlamaLayerWeights.up: config.hiddenSize
+        case \LlamaLayerWeights.output: config.queryDimension
+        case \LlamaLayerWeights.down: config.intermediateSize
+        default: nil
+        }
+    }
+
     private func loadLayer(_ index: Int, layout: FamilyTensorLayout, into weights: inout LlamaLayerWeights) throws {
         let recipes = layout.layer(index)
         for (name, count, field) in LlamaLayerWeights.tensorNames(layer: index, config: config) {
             guard let recipe = recipes[field] else {
                 throw VerifyError.unsupportedConfig("\(config.family.displayName): no tensor layout for '\(name)'")
             }
-            weights[keyPath: field] = try read(recipe, field: name, count: count)
+            weights[keyPath: field] = try read(recipe, field: name, count: count, rowLength: rowLength(of: field))
         }
         lastDecoded = nil
     }

@@ -78,7 +78,23 @@ struct ConfigKeys {
 
     /// `partial_rotary_factor` (transformers 5 keeps it in `rope_parameters`).
     func partialRotaryFactor() throws -> Double {
-        try double("rope_parameters.partial_rotary_factor", "partial_rotary_factor") ?? 1
+        let factor = try double("rope_parameters.partial_rotary_factor", "partial_rotary_factor") ?? 1
+        guard factor.isFinite, factor > 0, factor <= 1 else {
+            throw VerifyError.badConfigValue(key: "partial_rotary_factor", reason: "must be in (0, 1], is \(factor)")
+        }
+        return factor
+    }
+
+    /// The rotary dims of a head: `int(factor · head_dim)` as transformers computes them.
+    func rotaryDimensions(headDimension: Int) throws -> Int {
+        Int((try partialRotaryFactor() * Double(headDimension)).rounded(.towardZero))
+    }
+
+    /// `a · b` for a size read from the file, refused when it overflows.
+    func product(_ a: Int, _ b: Int, key: String) throws -> Int {
+        let (p, overflow) = a.multipliedReportingOverflow(by: b)
+        guard !overflow else { throw VerifyError.badConfigValue(key: key, reason: "\(a) × \(b) overflows") }
+        return p
     }
 }
 
@@ -104,7 +120,7 @@ extension LlamaConfig {
             let positions = try k.required("n_positions", "max_position_embeddings")
             self.init(
                 vocabularySize: try k.required("vocab_size"), hiddenSize: dim,
-                intermediateSize: try k.int("n_inner") ?? 4 * dim, layerCount: try k.required("n_layer", "num_hidden_layers"),
+                intermediateSize: try k.int("n_inner") ?? k.product(4, dim, key: "n_embd"), layerCount: try k.required("n_layer", "num_hidden_layers"),
                 headCount: heads, rmsNormEpsilon: try k.double("layer_norm_epsilon") ?? 1e-5,
                 tiedEmbeddings: try k.bool("tie_word_embeddings") ?? true, maxPositions: positions,
                 block: BlockDescription(norm: .layerNorm(bias: true),
@@ -138,7 +154,7 @@ extension LlamaConfig {
                 tiedEmbeddings: try k.bool("tie_word_embeddings") ?? false,
                 maxPositions: try k.int("max_position_embeddings") ?? 2048,
                 block: BlockDescription(norm: .layerNorm(bias: true), mlp: .plain(try k.activation("hidden_act", default: "gelu_new")),
-                                        positions: .rotary(dimensions: Int(try k.partialRotaryFactor() * Double(headDim))),
+                                        positions: .rotary(dimensions: try k.rotaryDimensions(headDimension: headDim)),
                                         residual: .parallel(separateNorms: false),
                                         qkvBias: true, outputBias: true, mlpBias: true, headBias: true),
                 family: .phi)
@@ -158,7 +174,7 @@ extension LlamaConfig {
             let bias = try k.bool("bias") ?? false
             self.init(
                 vocabularySize: try k.required("vocab_size"), hiddenSize: dim,
-                intermediateSize: try k.int("ffn_hidden_size") ?? 4 * dim,
+                intermediateSize: try k.int("ffn_hidden_size") ?? k.product(4, dim, key: "hidden_size"),
                 layerCount: try k.required("num_hidden_layers", "n_layer"), headCount: heads, kvHeadCount: kvHeads,
                 rmsNormEpsilon: try k.double("layer_norm_epsilon") ?? 1e-5, ropeTheta: try k.ropeTheta(default: 10000),
                 tiedEmbeddings: try k.bool("tie_word_embeddings") ?? true,
@@ -178,7 +194,7 @@ extension LlamaConfig {
             let bias = !(try k.bool("no_bias") ?? true)
             self.init(
                 vocabularySize: try k.required("vocab_size"), hiddenSize: dim,
-                intermediateSize: dim * (try k.int("expansion_ratio") ?? 4), layerCount: try k.required("n_layers"),
+                intermediateSize: try k.product(dim, try k.int("expansion_ratio") ?? 4, key: "expansion_ratio"), layerCount: try k.required("n_layers"),
                 headCount: heads, rmsNormEpsilon: try k.double("layer_norm_epsilon") ?? 1e-5,
                 tiedEmbeddings: true, maxPositions: try k.int("max_seq_len") ?? 2048,
                 block: BlockDescription(norm: .layerNorm(bias: bias), mlp: .plain(.geluExact),
@@ -225,7 +241,7 @@ extension LlamaConfig {
                 tiedEmbeddings: try k.bool("tie_word_embeddings") ?? false,
                 maxPositions: try k.int("max_position_embeddings") ?? 16384,
                 block: BlockDescription(norm: .layerNorm(bias: true), mlp: .plain(try k.activation("hidden_act", default: "relu2")),
-                                        positions: .rotary(dimensions: Int(try k.partialRotaryFactor() * Double(headDim))),
+                                        positions: .rotary(dimensions: try k.rotaryDimensions(headDimension: headDim)),
                                         qkvBias: true, outputBias: true, mlpBias: true, qkNorm: true),
                 family: .persimmon)
         }
