@@ -42,10 +42,7 @@ public struct LlamaHeadWeights: Sendable {
     /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
     public mutating func finalNormBias(from source: any LlamaWeightSource) throws -> [Float] {
         if let normBias { return normBias }
-        let b = config.block.normBias ? try source.finalNormBias() : []
-        guard b.count == (config.block.normBias ? config.hiddenSize : 0) else {
-            throw VerifyError.tensorSize(name: "model.norm.bias", expected: config.hiddenSize, actual: b.count)
-        }
+        let b = try Self.bias(config.block.normBias, count: config.hiddenSize, name: "model.norm.bias", source.finalNormBias)
         normBias = b
         return b
     }
@@ -54,11 +51,16 @@ public struct LlamaHeadWeights: Sendable {
     /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
     public mutating func outputBias(from source: any LlamaWeightSource) throws -> [Float] {
         if let headBias { return headBias }
-        let b = config.block.headBias ? try source.outputBias() : []
-        guard b.count == (config.block.headBias ? config.vocabularySize : 0) else {
-            throw VerifyError.tensorSize(name: "lm_head.bias", expected: config.vocabularySize, actual: b.count)
-        }
+        let b = try Self.bias(config.block.headBias, count: config.vocabularySize, name: "lm_head.bias", source.outputBias)
         headBias = b
+        return b
+    }
+
+    /// An optional bias read from the source when the block has it, checked for its size.
+    private static func bias(_ present: Bool, count: Int, name: String, _ read: () throws -> [Float]) throws -> [Float] {
+        guard present else { return [] }
+        let b = try read()
+        guard b.count == count else { throw VerifyError.tensorSize(name: name, expected: count, actual: b.count) }
         return b
     }
 
