@@ -27,7 +27,8 @@ struct FamilyTensorLayout: Sendable {
     /// nil when tied to ``embedding``.
     var head: String?
     var headBias: String? = nil
-    /// Baichuan 2's NormHead: each head row divided by its L2 norm at load.
+    /// Baichuan 2's NormHead: each head row divided by its L2 norm at load (HF checkpoints only:
+    /// llama.cpp's converter copies the head as stored and llama.cpp does not normalize it).
     var normalizeHead = false
     /// The recipe of each layer field, keyed by the field.
     var layer: @Sendable (Int) -> [WritableKeyPath<LlamaLayerWeights, [Float]>: TensorRecipe]
@@ -252,8 +253,10 @@ struct FamilyTensorLayout: Sendable {
         case .baichuan:
             return FamilyTensorLayout(
                 embedding: "model.embed_tokens.weight", finalNorm: "model.norm.weight", head: head,
-                // Baichuan 2 (BaichuanForCausalLM) normalizes its head rows; Baichuan 1 7B does not.
-                normalizeHead: hfArchitecture == "BaichuanForCausalLM",
+                // Baichuan 2 normalizes its head rows (NormHead); Baichuan 1 does not. Both 13B
+                // generations are `BaichuanForCausalLM`, so Baichuan 1 is told by its 64000-token vocabulary
+                // (Baichuan 2's has 125696) and 7B v1 by its class name `BaiChuanForCausalLM`.
+                normalizeHead: hfArchitecture != "BaiChuanForCausalLM" && c.vocabularySize != 64000,
                 layer: { l in
                     let p = "model.layers.\(l)."
                     var r = plain([
