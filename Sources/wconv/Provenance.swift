@@ -221,6 +221,7 @@ extension ConvertAdapter {
         var o = RecordedOptions()
         o.path("input", input)
         o.path("base", base)
+        o.string("base_model_name", baseModelName)
         o.string("outtype", output.hasSuffix(".gguf") ? outtype.rawValue : nil)
         return o.object
     }

@@ -339,9 +339,11 @@ public enum LlamaCppAdapter {
     ///
     /// `r` is the most common rank (others go to `rank_pattern`), `lora_alpha` the GGUF's alpha
     /// (for alpha 0, which llama.cpp reads as scale 1, alpha = rank per module), `target_modules`
-    /// the projection names present. Matrices are written F32.
+    /// the projection names present, `base_model_name_or_path` `baseModelName` (the caller
+    /// decides: the adapter is a release artifact, where a path of this machine has no place).
+    /// Matrices are written F32.
     @discardableResult
-    public static func toPEFT(gguf path: String, base: AdapterBaseModel?, output: String, force: Bool = false,
+    public static func toPEFT(gguf path: String, base: AdapterBaseModel?, output: String, baseModelName: String? = nil, force: Bool = false,
                               provenance: Provenance? = nil) throws -> Report {
         let contents = try read(gguf: path, base: base)
         var rankCounts: [Int: Int] = [:]
@@ -354,7 +356,7 @@ public enum LlamaCppAdapter {
             if !leafNames.contains(leaf) { leafNames.append(leaf) }
         }
         var config = PEFTLoRAConfig(rank: rank, alpha: alpha, dropout: 0, targetModules: leafNames.sorted(),
-                                    baseModelNameOrPath: base?.path)
+                                    baseModelNameOrPath: baseModelName)
         for e in contents.entries where e.module.rank != rank {
             config.rankPattern.append((e.module.name, e.module.rank))
             if contents.alpha == 0 { config.alphaPattern.append((e.module.name, Double(e.module.rank))) }
