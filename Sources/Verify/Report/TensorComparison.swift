@@ -27,7 +27,9 @@ public enum TensorComparer {
     static let blockElements = 1 << 16
 
     /// The tensors both inputs have (matched by HF name; tensors without one, like
-    /// `rope_freqs.weight`, by their stored name), compared in the reference's file order.
+    /// `rope_freqs.weight`, by their stored name), compared in the reference's file order. An HF
+    /// reference's tensors that a GGUF candidate holds transposed, regrouped or renamed are paired
+    /// through the family's description and compared in the GGUF's layout (``Conversion``).
     /// - Parameters:
     ///   - progress: called after each tensor with (done, total).
     /// - Returns: the comparisons, and the names found on only one side.
