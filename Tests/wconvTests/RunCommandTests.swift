@@ -79,6 +79,22 @@ import TestSupport
 
     /// GGUFs written by `wconv convert` (f32 exact; f16 for the f16 model exact too) load back
     /// with the golden logits: the writer's Q/K permutation and rope_freqs meet the loader's.
+    /// The other families' blocks through the command: prompt logits equal transformers' goldens.
+    @Test(arguments: ["families/persimmon", "families/mpt", "families/opt"])
+    func familyPromptLogitsMatchTransformers(model: String) throws {
+        let family = String(model.dropFirst("families/".count))
+        let out = Fixtures.temporaryDirectory() + "/logits.npy"
+        let r = try CLI.run(["run", Fixtures.path(model), "--tokens", Fixtures.path("golden/families/\(family).tokens.json"),
+                             "-n", "4", "--ignore-eos", "--logits", out, "--threads", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let ours = try Self.npyFloats(out)
+        let golden = try Self.npyFloats(Fixtures.path("golden/families/\(family).logits_f32.npy"))
+        #expect(ours.shape == golden.shape)
+        let range = (golden.values.max() ?? 0) - (golden.values.min() ?? 0)
+        let worst = zip(ours.values, golden.values).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst <= 1e-4 * range, "\(model): max |Δlogit| \(worst)")
+    }
+
     @Test(arguments: [("tiny-llama-bpe", "f32"), ("tiny-llama-bpe", "f16"), ("tiny-llama-spm", "f32"), ("tiny-llama-spm", "bf16")])
     func convertedGGUFReproducesGoldenLogits(model: String, outtype: String) throws {
         let dir = Fixtures.temporaryDirectory()

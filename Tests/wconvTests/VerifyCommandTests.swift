@@ -205,12 +205,14 @@ import TestSupport
         #expect(root.stdout.contains("CHECK SUBCOMMANDS") || root.stdout.contains("Check"))
     }
 
-    /// A non-LLaMA family end to end: GPT-2's HF checkpoint (Conv1D weights, learned positions)
-    /// against llama.cpp's converter output of it. The GGUF runs llama.cpp's float16-table GELU,
-    /// the HF side transformers' tanh GELU, so the KLD is ~1e-7, not 0.
-    @Test func gpt2AgainstItsGGUFHasNoDivergence() throws {
+    /// Non-LLaMA families end to end: the HF checkpoint against llama.cpp's converter output of it.
+    /// The GGUF runs llama.cpp's float16-table GELU, the HF side transformers' GELU, so the KLD is
+    /// ~1e-7, not 0. Every tensor is paired, including GPT-2's transposed Conv1D weights, Falcon
+    /// 40B's regrouped QKV and its norms under gguf-py's names, and all are identical (F16 → F32).
+    @Test(arguments: [("gpt2", 28), ("falcon-40b", 19)])
+    func familyAgainstItsGGUFHasNoDivergence(family: String, tensorCount: Int) throws {
         let out = Fixtures.temporaryDirectory() + "/report.json"
-        let r = try CLI.run(["verify", Fixtures.path("families/gpt2"), Fixtures.path("golden/families/gpt2.f32.gguf"),
+        let r = try CLI.run(["verify", Fixtures.path("families/\(family)"), Fixtures.path("golden/families/\(family).f32.gguf"),
                              "--ctx", "32", "--chunks", "16", "--threads", "2", "--max-kld", "1e-5", "--min-top1", "0.99",
                              "--json", out])
         #expect(r.status == 0, "\(r.stderr)")
@@ -220,5 +222,10 @@ import TestSupport
         #expect(kld < 1e-6)
         #expect((report["layers"] as? [Any])?.count == 4)
         #expect(report["first_divergent_layer"] is NSNull)
+        let tensors = try #require(report["tensors"] as? [[String: Any]])
+        #expect(tensors.count == tensorCount)
+        #expect(tensors.allSatisfy { $0["max_abs_diff"] as? Double == 0 })
+        #expect((report["tensors_only_in_reference"] as? [Any])?.isEmpty == true)
+        #expect((report["tensors_only_in_candidate"] as? [Any])?.isEmpty == true)
     }
 }

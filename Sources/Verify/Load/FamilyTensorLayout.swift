@@ -10,9 +10,6 @@ struct TensorRecipe: Sendable, Hashable {
     /// Rows to keep, in order (a 1-D tensor has one element per row); nil keeps all.
     var rows: [Range<Int>]? = nil
     var permutation: RowPermutation? = nil
-
-    /// Whether the stored rows are the weight as is (the streaming path decodes straight into the layer buffer).
-    var isPlain: Bool { !transposed && rows == nil }
 }
 
 /// Where a family keeps each weight of its block, in an HF checkpoint or in its GGUF: the data

@@ -27,7 +27,9 @@ public enum TensorComparer {
     static let blockElements = 1 << 16
 
     /// The tensors both inputs have (matched by HF name; tensors without one, like
-    /// `rope_freqs.weight`, by their stored name), compared in the reference's file order.
+    /// `rope_freqs.weight`, by their stored name), compared in the reference's file order. An HF
+    /// reference's tensors that a GGUF candidate holds transposed, regrouped or renamed are paired
+    /// through the family's description and compared in the GGUF's layout (``Conversion``).
     /// - Parameters:
     ///   - progress: called after each tensor with (done, total).
     /// - Returns: the comparisons, and the names found on only one side.
@@ -38,13 +40,32 @@ public enum TensorComparer {
         let refTensors = try comparable(reference), candTensors = try comparable(candidate)
         var candidateByName: [String: ModelTensor] = [:]
         for t in candTensors where candidateByName[t.name] == nil { candidateByName[t.name] = t }
-        let refNames = Set(refTensors.map(\.name))
+        var refNames = Set(refTensors.map(\.name))
+        let conversion = Conversion(reference: reference, candidate: candidate, candidateTensors: candTensors)
         var results: [TensorComparison] = []
         var onlyInReference: [String] = []
         let total = refTensors.count
         for (i, r) in refTensors.enumerated() {
             guard let c = candidateByName[r.name] else {
-                onlyInReference.append(r.name)
+                if let conversion, let (c, transform) = conversion.counterpart(of: r.name) {
+                    var comparison = TensorComparison(
+                        name: r.name, referenceName: r.entry.name, candidateName: c.entry.name,
+                        referenceType: r.typeName, candidateType: c.typeName, shape: r.shape)
+                    let converted = try conversion.convert(r, transform)
+                    if converted.count == c.elementCount {
+                        comparison.difference = TensorDifference(
+                            reference: converted, candidate: try c.decodeAll(from: candidate.source, threads: threads))
+                    } else {
+                        comparison.candidateShape = c.shape
+                    }
+                    r.releasePages(in: reference.source)
+                    c.releasePages(in: candidate.source)
+                    refNames.insert(c.name)
+                    results.append(comparison)
+                } else {
+                    onlyInReference.append(r.name)
+                }
+                progress?(i + 1, total)
                 continue
             }
             var comparison = TensorComparison(
@@ -60,6 +81,59 @@ public enum TensorComparer {
         }
         let onlyInCandidate = candTensors.map(\.name).filter { !refNames.contains($0) }
         return (results, onlyInReference, onlyInCandidate)
+    }
+
+    /// How an HF reference's tensors became a GGUF candidate's when the names alone do not pair
+    /// them: the family's ``ArchitectureDescription`` names the GGUF tensor the converter made of
+    /// an HF tensor, with its transform. Conv1D weights are compared after transposing the
+    /// reference, Falcon's fused QKV after regrouping it as q | k | v, and renamed tensors (Falcon
+    /// 40B's `ln_mlp` → `attn_norm`) as they are. Splits (Baichuan's `W_pack`) stay unpaired.
+    struct Conversion {
+        let reference: LlamaCheckpoint
+        let description: ArchitectureDescription
+        let candidateByStoredName: [String: ModelTensor]
+
+        /// nil unless REF is an HF directory and CAND a GGUF of a described family.
+        init?(reference: LlamaCheckpoint, candidate: LlamaCheckpoint, candidateTensors: [ModelTensor]) {
+            guard case .hf = reference.input, case .gguf(let model) = candidate.input,
+                  let arch = model.metadata[GGUFKeys.General.architecture]?.stringValue,
+                  let description = ArchitectureDescription.forGGUF(architecture: arch) else { return nil }
+            self.reference = reference
+            self.description = description
+            var byStored: [String: ModelTensor] = [:]
+            for t in candidateTensors where byStored[t.entry.name] == nil { byStored[t.entry.name] = t }
+            candidateByStoredName = byStored
+        }
+
+        func counterpart(of hfName: String) -> (ModelTensor, TensorTransform?)? {
+            guard let mapped = description.ggufTensors(forHF: hfName), mapped.count == 1, mapped[0].part == nil,
+                  let c = candidateByStoredName[mapped[0].name] else { return nil }
+            switch mapped[0].transform {
+            case nil, .transpose, .regroupFusedQKV: return (c, mapped[0].transform)
+            case .permute, .split: return nil
+            }
+        }
+
+        /// The reference tensor in the candidate's layout.
+        func convert(_ r: ModelTensor, _ transform: TensorTransform?) throws -> [Float] {
+            let values = try withPath(reference.path) { try r.decodeAll(from: reference.source, threads: 1) }
+            switch transform {
+            case .transpose where r.shape.count == 2:
+                return FamilyTensorLayout.transpose(values, rows: r.shape[0], columns: r.shape[1])
+            case .regroupFusedQKV:
+                let split = FamilyTensorLayout.split(r.name, reference.config, .grouped)
+                var out: [Float] = []
+                let width = r.rowLength
+                for field in [\LlamaLayerWeights.query, \.key, \.value] {
+                    for rows in split[field]?.rows ?? [] where rows.upperBound * width <= values.count {
+                        out += values[rows.lowerBound * width ..< rows.upperBound * width]
+                    }
+                }
+                return out
+            default:
+                return values
+            }
+        }
     }
 
     /// The tensors of a checkpoint that can be compared: every mapped tensor, plus the unmapped
