@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TestSupport
 import Formats
@@ -55,5 +58,35 @@ import TensorCore
         } throws: { error in
             "\(error)".hasPrefix("/dev/full: write failed") && (error as? PathError)?.kind == .cannotWrite
         }
+    }
+
+    /// The digest recorded while writing is the file's SHA-256, and serves only while the file
+    /// is unchanged: a manifest never records a digest of bytes that are no longer there.
+    @Test func recordedDigestIsTheFileDigestUntilTheFileChanges() throws {
+        OutputDigests.startRecording()
+        let path = Fixtures.temporaryDirectory() + "/out.bin"
+        let file = try OutputFile(path: path, bufferSize: 1000)
+        var rng = SplitMix64(seed: 5)
+        let bytes = (0 ..< 12345).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        try file.write(Array(bytes[0 ..< 10]))
+        try file.write(Array(bytes[10 ..< 5000]))  // larger than the buffer: written directly
+        try file.withWritableBuffer(capacity: 900) { buffer in
+            buffer.copyBytes(from: bytes[5000 ..< 5900])
+            return 900
+        }
+        try file.write(Array(bytes[5900...]))
+        try file.close()
+        let moved = path + ".moved"
+        #expect(rename(path, moved) == 0)  // as AtomicOutput commits
+        let recorded = try SHA256Hashing.hexOfOutputFile(at: moved)
+        #expect(recorded.byteCount == bytes.count)
+        #expect(recorded.sha256 == TestSHA256.hex(bytes))
+        // Rewritten in place (same size): the digest comes from the bytes again. (After a pause:
+        // modification times advance in clock ticks, a few milliseconds on Linux.)
+        usleep(50_000)
+        var changed = bytes
+        changed[0] ^= 1
+        try Data(changed).write(to: URL(fileURLWithPath: moved))
+        #expect(try SHA256Hashing.hexOfOutputFile(at: moved).sha256 == TestSHA256.hex(changed))
     }
 }

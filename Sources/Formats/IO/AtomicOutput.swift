@@ -4,6 +4,7 @@ import Glibc
 public import TensorCore
 import Synchronization
 import Dispatch
+import Crypto
 
 /// Why an output could not be written.
 public enum OutputError: ClassifiedError, Hashable {
@@ -165,7 +166,7 @@ public final class OutputFile {
         guard fd >= 0 else { throw PathError(path: path, OutputError.cannotCreate(errno: errno)) }
         buffer = .allocate(byteCount: bufferSize, alignment: 64)
         spare = .allocate(byteCount: bufferSize, alignment: 64)
-        writer = BackgroundWriter(fd: fd)
+        writer = BackgroundWriter(fd: fd, hashing: OutputDigests.isRecording)
     }
 
     deinit {
@@ -233,33 +234,39 @@ public final class OutputFile {
         if getenv("WCONV_NO_FSYNC") == nil, fsync(fd) != 0 && errno != EINVAL {
             throw PathError(path: path, OutputError.writeFailed(errno: errno))
         }
+        if let sha256 = writer.finalizeDigest() { OutputDigests.record(fd: fd, sha256: sha256) }
         let rc = Glibc.close(fd)
         fd = -1
         if rc != 0 { throw PathError(path: path, OutputError.writeFailed(errno: errno)) }
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-        if let e = BackgroundWriter.writeAll(fd: fd, bytes) { throw PathError(path: path, OutputError.writeFailed(errno: e)) }
+        if let e = writer.write(bytes) { throw PathError(path: path, OutputError.writeFailed(errno: e)) }
     }
 }
 
 /// The thread behind ``OutputFile``: one write at a time, its result collected by `finish`.
+/// With `hashing`, it also feeds every byte, in file order, to SHA-256 (``OutputDigests``).
 private final class BackgroundWriter: @unchecked Sendable {
     private let fd: Int32
+    private var hasher: SHA256?
     private let queue = DispatchQueue(label: "wconv.output-writer")
     private let group = DispatchGroup()
     // Set by the queue, read after group.wait() (which orders the two).
     private var failure: Int32?
     private var pending = false
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, hashing: Bool) {
+        self.fd = fd
+        hasher = hashing ? SHA256() : nil
+    }
 
     /// Writes `bytes` (which must stay valid until `finish` or `wait`) in the background.
     func start(_ bytes: UnsafeRawBufferPointer) {
         pending = true
         nonisolated(unsafe) let bytes = bytes
         queue.async(group: group) { [self] in
-            if let e = Self.writeAll(fd: fd, bytes) { failure = e }
+            if let e = write(bytes) { failure = e }
         }
     }
 
@@ -272,6 +279,23 @@ private final class BackgroundWriter: @unchecked Sendable {
     func wait() {
         if pending { group.wait() }
         pending = false
+    }
+
+    /// The digest of everything written (nil without hashing, or after a failed write).
+    func finalizeDigest() -> String? {
+        guard failure == nil, let hasher else { return nil }
+        self.hasher = nil
+        return SHA256Hashing.hexString(hasher.finalize())
+    }
+
+    /// Writes `bytes` now, on the calling thread (between background writes: after `finish`).
+    func write(_ bytes: UnsafeRawBufferPointer) -> Int32? {
+        if let e = Self.writeAll(fd: fd, bytes) {
+            hasher = nil
+            return e
+        }
+        hasher?.update(bufferPointer: bytes)
+        return nil
     }
 
     /// write(2) until done; the errno on failure (ENOSPC for a write that makes no progress).
