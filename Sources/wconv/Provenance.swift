@@ -29,6 +29,8 @@ struct ProvenanceOptions: ParsableArguments {
     func begin(_ command: String, options: JSONObject, recipe: JSONValue?, inputs: [String], threads: Int,
                dryRun: Bool = false) throws -> Provenance? {
         if noProvenance { return nil }
+        // The manifest will hash the outputs: let the writers hash them as they write.
+        if !dryRun { OutputDigests.startRecording() }
         return try Provenance.make(wconvVersion: WConvVersion.current, command: ManifestCommand(name: command, options: options),
                                    recipe: recipe, inputs: inputs, threads: threads, hashing: !dryRun)
     }

@@ -69,7 +69,7 @@ extension Manifest {
         let jobs = tensorJobs
         let results = runJobs(count: jobCount, threads: options.threads, order: order) { k -> Digest in
             if k < filePaths.count {
-                let (n, hex) = try SHA256Hashing.hexOfFile(at: filePaths[k])
+                let (n, hex) = try SHA256Hashing.hexOfOutputFile(at: filePaths[k])
                 return .file(n, hex)
             }
             let job = jobs[k - filePaths.count]

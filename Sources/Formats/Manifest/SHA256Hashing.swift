@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Crypto
 import Dispatch
 import Synchronization
@@ -42,6 +45,15 @@ public enum SHA256Hashing {
         }
         try file.checkUnchanged()
         return hasher.finalizeHex()
+    }
+
+    /// The size and digest of a file this process may just have written: the digest
+    /// ``OutputFile`` computed while writing it when the file is unchanged since
+    /// (``OutputDigests``), else read from its bytes like ``hexOfFile(at:)``.
+    public static func hexOfOutputFile(at path: String) throws -> (byteCount: Int, sha256: String) {
+        var s = stat()
+        if stat(path, &s) == 0, let sha256 = OutputDigests.digest(of: s) { return (Int(s.st_size), sha256) }
+        return try hexOfFile(at: path)
     }
 
     /// Maps the file at `path` and returns its size and digest.
