@@ -224,6 +224,7 @@ extension FrozenBase {
     public static func load(modelDirectory path: String, storage: Storage, threadCount: Int = 1) throws -> FrozenBase {
         let directory = try HFModelDirectory(path: path)
         let c = try withPath(directory.path(of: "config.json")) { () throws -> LlamaConfig in
+            try TrainingFamily.check(config: directory.config.object)
             let c = try LlamaConfig(hfConfig: directory.config.object)
             // Training runs LLaMA's block only (Qwen2's q/k/v biases are verify-only for now).
             guard !c.attentionBias else { throw VerifyError.unsupportedConfig("q/k/v projection biases (Qwen2) in training") }
