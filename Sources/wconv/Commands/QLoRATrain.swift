@@ -279,12 +279,12 @@ struct QLoRATrain: ParsableCommand {
             let merged = try MergeInput(input)
             let source = try MergeWeightSource(input: merged, adapter: nil, threads: threads)
             let frozen = try withPath(path) {
-                try FrozenBase(source: source, config: merged.config, storage: storage, threadCount: threads)
+                try FrozenBase(source: source, config: source.config, storage: storage, threadCount: threads)
             }
             let tokenizer = try withPath(path) { try Tokenizer(gguf: model.metadata) }
-            return LoadedBase(config: merged.config, weights: frozen, tokenizer: tokenizer,
+            return LoadedBase(config: source.config, weights: frozen, tokenizer: tokenizer,
                               chatTemplate: model.metadata[GGUFKeys.Tokenizer.chatTemplate]?.stringValue, baseName: path,
-                              targetNames: LoRATargetNames.forModelType(merged.architecture.ggufName) ?? .llama)
+                              targetNames: merged.loraTargets ?? .llama)
         case .safetensors(let c):
             throw PathError(path: c.path, Failure(.usage, "give the model directory (config.json, weights and tokenizer), not a bare safetensors file"))
         }
