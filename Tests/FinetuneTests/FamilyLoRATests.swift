@@ -123,3 +123,52 @@ import Verify
         }
     }
 }
+
+/// convert-adapter PEFT → llama.cpp LoRA GGUF on every family llama.cpp supports, against
+/// `convert_lora_to_gguf.py` (testdata/golden/families-lora/<name>.f32.gguf).
+@Suite struct FamilyAdapterGGUFTests {
+    static func convert(_ family: String) throws -> (bytes: [UInt8], path: String, report: LlamaCppAdapter.Report) {
+        let out = Fixtures.temporaryDirectory() + "/a.gguf"
+        let report = try LlamaCppAdapter.toGGUF(try PEFTAdapter(directory: Fixtures.path("golden/families-lora/\(family)")),
+                                                base: try AdapterBaseModel.load(path: Fixtures.path("families/\(family)")),
+                                                output: out, outType: .f32)
+        return (Array(try FileSystem.readFile(out)), out, report)
+    }
+
+    @Test(arguments: ["qwen2", "mistral", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "qwen-7b"])
+    func equalsLlamaCppConverter(family: String) throws {
+        let (bytes, _, report) = try Self.convert(family)
+        let golden = try Fixtures.data("golden/families-lora/\(family).f32.gguf")
+        #expect(bytes.count == golden.count)
+        #expect(bytes == golden, "\(family): first difference at byte \(zip(bytes, golden).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
+        #expect(report.alpha == 8)
+    }
+
+    /// GPT-2: the converter transposes the LoRA pair along with the Conv1D weight, which swaps A
+    /// and B (`lora_a` = Bᵀ, `lora_b` = Aᵀ): llama.cpp refuses that file for c_attn / c_fc and applies
+    /// Aᵀ·Bᵀ to the square c_proj. wconv writes A and B as llama.cpp applies them to the transposed
+    /// weight; everything else (metadata, names, order) is the converter's.
+    @Test func gpt2WritesThePairLlamaCppApplies() throws {
+        let (_, path, _) = try Self.convert("gpt2")
+        let ours = try GGUFModel.open(path: path), golden = try GGUFModel.open(path: Fixtures.path("golden/families-lora/gpt2.f32.gguf"))
+        #expect(ours.metadata == golden.metadata)
+        let oursSource = GGUFTensorSource(ours), goldenSource = GGUFTensorSource(golden)
+        #expect(oursSource.entries.map(\.name) == goldenSource.entries.map(\.name))
+        func values(_ s: GGUFTensorSource, _ name: String) throws -> (shape: [Int], values: [Float]) {
+            let e = try #require(s.entry(named: name))
+            return (e.shape, try LlamaCppAdapter.decode(e, from: s))
+        }
+        func transposed(_ v: [Float], rows: Int, columns: Int) -> [Float] {
+            (0 ..< columns * rows).map { i in v[(i % rows) * columns + i / rows] }
+        }
+        for e in oursSource.entries where e.name.hasSuffix(".lora_a") {
+            let stem = String(e.name.dropLast(".lora_a".count))
+            let (aShape, a) = try values(oursSource, stem + ".lora_a"), (bShape, b) = try values(oursSource, stem + ".lora_b")
+            let (gaShape, ga) = try values(goldenSource, stem + ".lora_a"), (gbShape, gb) = try values(goldenSource, stem + ".lora_b")
+            // numpy shapes: ours A [r, in], B [out, r]; the converter's lora_a = Bᵀ [r, out], lora_b = Aᵀ [in, r].
+            #expect(gaShape == [bShape[1], bShape[0]] && gbShape == [aShape[1], aShape[0]], "\(stem)")
+            #expect(ga == transposed(b, rows: bShape[0], columns: bShape[1]), "\(stem) lora_a")
+            #expect(gb == transposed(a, rows: aShape[0], columns: aShape[1]), "\(stem) lora_b")
+        }
+    }
+}
