@@ -135,7 +135,7 @@ import Verify
         return (Array(try FileSystem.readFile(out)), out, report)
     }
 
-    @Test(arguments: ["qwen2", "mistral", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "qwen-7b"])
+    @Test(arguments: ["qwen2", "mistral", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "qwen-7b", "baichuan2-7b", "baichuan2-13b"])
     func equalsLlamaCppConverter(family: String) throws {
         let (bytes, _, report) = try Self.convert(family)
         let golden = try Fixtures.data("golden/families-lora/\(family).f32.gguf")

@@ -18,8 +18,9 @@ depends on string hashing. Steps (default: all, in this order):
   merge     PEFT merge_and_unload on the f32 base -> <name>.merged_f32.safetensors (adapted weights only);
             bitsandbytes NF4 base (transformers' quantization at load) dequantized + delta
             -> <name>.nf4_merged_f32.safetensors, for the families transformers quantizes
-  gguf      convert_lora_to_gguf.py --outtype f32 -> <name>.f32.gguf where it converts; manifest.json
-            records every run's result (or its error)
+  gguf      convert_lora_to_gguf.py --outtype f32 -> <name>.f32.gguf where it converts; gguf.json
+            records every run's result (or its error). Baichuan runs with the converter's recursion bug
+            fixed (as make_family_fixtures.py's _convert_fixed does).
 
 Remote-code families (qwen-7b, baichuan2-7b, baichuan2-13b) have no transformers class. Their
 adapter is made by PEFT on a torch module built from the checkpoint's published layout: every
@@ -229,11 +230,14 @@ def step_gguf():
             (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
             base = tmp
         cmd = [sys.executable, str(script), "--base", str(base), "--outtype", "f32", "--outfile", str(out), str(OUT / name)]
+        if name.startswith("baichuan"):
+            # The converter's Baichuan recursion bug (testdata/README.md §8), fixed as make_family_fixtures.py does.
+            cmd = [sys.executable, str(Path(__file__).resolve()), "_lora_fixed"] + cmd[2:]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if tmp:
             shutil.rmtree(tmp)
         if r.returncode == 0:
-            manifest[name] = {"converts": True}
+            manifest[name] = {"converts": True, "baichuan_recursion_fix": name.startswith("baichuan")}
             print("wrote", rel(out))
         else:
             err = [l for l in r.stderr.strip().splitlines() if l.strip()]
@@ -244,9 +248,35 @@ def step_gguf():
     (OUT / "gguf.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+def lora_fixed_child(argv):
+    """convert_lora_to_gguf.py in this process with BaichuanModel.modify_tensors' self-recursion
+    redirected to TextModel.modify_tensors for every tensor but W_pack (the only change)."""
+    import runpy
+
+    script = LLAMA_CPP / "convert_lora_to_gguf.py"
+    sys.path.insert(0, str(LLAMA_CPP))
+    sys.path.insert(1, str(LLAMA_CPP / "gguf-py"))
+    import conversion.baichuan as cb
+
+    orig = cb.BaichuanModel.modify_tensors
+
+    def fixed(self, data_torch, name, bid):
+        if bid is not None and name == f"model.layers.{bid}.self_attn.W_pack.weight":
+            yield from orig(self, data_torch, name, bid)
+        else:
+            yield from cb.TextModel.modify_tensors(self, data_torch, name, bid)
+
+    cb.BaichuanModel.modify_tensors = fixed
+    sys.argv = [str(script)] + argv
+    runpy.run_path(str(script), run_name="__main__")
+
+
 STEPS = {"adapters": step_adapters, "merge": step_merge, "gguf": step_gguf}
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["_lora_fixed"]:
+        lora_fixed_child(sys.argv[2:])
+        sys.exit(0)
     OUT.mkdir(parents=True, exist_ok=True)
     for step in sys.argv[1:] or list(STEPS):
         STEPS[step]()
