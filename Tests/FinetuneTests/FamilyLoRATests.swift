@@ -171,4 +171,20 @@ import Verify
             #expect(gb == transposed(a, rows: aShape[0], columns: aShape[1]), "\(stem) lora_b")
         }
     }
+
+    /// GGUF → PEFT undoes every transform the converter applied (Q/K permutations, Falcon's
+    /// regrouping, Baichuan's split: three pairs sharing A become W_pack again): the PEFT file
+    /// written back equals PEFT's own, byte for byte.
+    @Test(arguments: ["qwen2", "mistral", "gpt2", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "qwen-7b", "baichuan2-7b", "baichuan2-13b"])
+    func backToPEFTGivesThePEFTTensors(family: String) throws {
+        let (_, gguf, report) = try Self.convert(family)
+        let out = Fixtures.temporaryDirectory() + "/peft"
+        let back = try LlamaCppAdapter.toPEFT(gguf: gguf, base: try AdapterBaseModel.load(path: Fixtures.path("families/\(family)")), output: out)
+        let original = try PEFTAdapter(directory: Fixtures.path("golden/families-lora/\(family)"))
+        #expect(back.moduleCount == original.modules.count && report.moduleCount == original.modules.count)
+        #expect(try FileSystem.readFile(out + "/adapter_model.safetensors")
+            == FileSystem.readFile(Fixtures.path("golden/families-lora/\(family)/adapter_model.safetensors")), "\(family)")
+        let config = try PEFTAdapter(directory: out).config
+        #expect(config.rank == 4 && config.alpha == 8)
+    }
 }

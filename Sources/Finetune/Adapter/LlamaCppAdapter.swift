@@ -159,7 +159,7 @@ public enum LlamaCppAdapter {
             }
         }
         report.output = output
-        report.moduleCount = planned.count
+        report.moduleCount = modules.count
         report.tensorCount = descriptors.count
         return report
     }
@@ -288,7 +288,6 @@ public enum LlamaCppAdapter {
             guard let arch = ArchitectureDescription.forGGUF(architecture: archName) else {
                 throw ConvertError.unsupportedArchitecture(archName)
             }
-            guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(archName) }
             if let base, base.architecture.ggufName != archName {
                 throw AdapterError.moduleNotInBase(module: "(all)", reason: "the adapter is for \(archName), the base is \(base.architecture.ggufName)")
             }
@@ -310,45 +309,85 @@ public enum LlamaCppAdapter {
                                                   reason: "not a lora_a/lora_b matrix (a full tensor such as a mergekit norm)")
                 }
             }
-            var entries: [PEFTAdapterWriter.Entry] = []
+            // Each GGUF pair, mapped back to its HF module and B's rows put back in HF order; the
+            // parts of a split fused weight (Baichuan's attn_q/k/v from W_pack) are joined after.
+            var pieces: [String: [(part: Int, a: [Float], b: [Float], rank: Int, inFeatures: Int, outFeatures: Int)]] = [:]
+            var partCounts: [String: Int] = [:]
+            var moduleOrder: [String] = []
             for baseName in order {
                 guard let ea = aEntries[baseName] else { throw AdapterError.unpairedTensor(module: baseName, missing: "\(baseName).lora_a") }
                 guard let eb = bEntries[baseName] else { throw AdapterError.unpairedTensor(module: baseName, missing: "\(baseName).lora_b") }
-                guard let (hfName, headPermutation) = arch.hfName(forGGUF: baseName), hfName.hasSuffix(".weight"),
+                guard let mapping = arch.hfTensor(forGGUF: baseName), mapping.hf.hasSuffix(".weight"),
                       baseName != "token_embd.weight" else {
                     throw AdapterError.cannotHold(tensor: ea.name, target: "a PEFT LoRA adapter",
                                                   reason: "\(baseName) is not a linear weight of the \(archName) architecture")
                 }
+                let hfName = mapping.hf
                 // ggml ne: A [in, r] → numpy [r, in]; B [r, out] → numpy [out, r].
                 guard ea.shape.count == 2, eb.shape.count == 2, ea.shape[0] == eb.shape[1], ea.shape[0] > 0 else {
                     throw AdapterError.badShape(tensor: eb.name, shape: eb.shape, expected: "[out, r] with r the rank of \(ea.name) \(ea.shape)")
                 }
                 let rank = ea.shape[0], inFeatures = ea.shape[1], outFeatures = eb.shape[0]
-                var permutation: RowPermutation? = nil
-                if let headPermutation {
+                func needBase() throws -> AdapterBaseModel {
                     guard let base else {
                         throw AdapterError.needsBase("\(baseName) needs the base model's head counts to undo llama.cpp's row order; pass --base")
                     }
-                    permutation = base.toHF(headPermutation)
-                    guard permutation?.isValid(rowCount: outFeatures) == true else {
+                    return base
+                }
+                // Source row in the GGUF B of each HF row.
+                var rowOrder: [Int]? = nil
+                switch mapping.transform {
+                case .permute(let headPermutation)?:
+                    guard let permutation = try needBase().toHF(headPermutation), permutation.isValid(rowCount: outFeatures) else {
                         throw AdapterError.moduleNotInBase(module: hfName, reason: "\(outFeatures) rows cannot be split into the base's heads")
                     }
+                    rowOrder = try (0 ..< outFeatures).map { r in
+                        guard let from = permutation.sourceRow(of: r, rowCount: outFeatures) else {
+                            throw AdapterError.moduleNotInBase(module: hfName, reason: "\(outFeatures) rows cannot be split into the base's heads")
+                        }
+                        return from
+                    }
+                case .regroupFusedQKV?:
+                    let base = try needBase()
+                    guard let forward = TensorLayoutChange.fusedQKVRowOrder(rows: outFeatures, heads: base.headCount, kvHeads: base.kvHeadCount) else {
+                        throw AdapterError.moduleNotInBase(module: hfName, reason: "\(outFeatures) rows cannot be split into the base's heads")
+                    }
+                    var inverse = [Int](repeating: 0, count: outFeatures)
+                    for (gguf, hf) in forward.enumerated() { inverse[hf] = gguf }
+                    rowOrder = inverse
+                case nil, .transpose?, .split?:
+                    // GPT-2's Conv1D pairs are stored as llama.cpp applies them to the transposed weight.
+                    break
                 }
                 let a = try decode(ea, from: source)
                 var b = try decode(eb, from: source)
-                if let permutation {
-                    let source = b
-                    for r in 0 ..< outFeatures {
-                        guard let from = permutation.sourceRow(of: r, rowCount: outFeatures) else { continue }
-                        b.replaceSubrange(r * rank ..< (r + 1) * rank, with: source[from * rank ..< (from + 1) * rank])
-                    }
+                if let rowOrder {
+                    let stored = b
+                    for (r, from) in rowOrder.enumerated() { b.replaceSubrange(r * rank ..< (r + 1) * rank, with: stored[from * rank ..< (from + 1) * rank]) }
+                }
+                if pieces[hfName] == nil { moduleOrder.append(hfName) }
+                pieces[hfName, default: []].append((mapping.part?.index ?? 0, a, b, rank, inFeatures, outFeatures))
+                partCounts[hfName] = mapping.part?.count ?? 1
+            }
+            var entries: [PEFTAdapterWriter.Entry] = []
+            for hfName in moduleOrder {
+                let parts = (pieces[hfName] ?? []).sorted { $0.part < $1.part }
+                guard let first = parts.first, parts.count == partCounts[hfName], Set(parts.map(\.part)).count == parts.count else {
+                    throw AdapterError.cannotHold(tensor: hfName, target: "a PEFT LoRA adapter",
+                                                  reason: "only \(pieces[hfName]?.count ?? 0) of the \(partCounts[hfName] ?? 0) parts of the fused weight are adapted")
+                }
+                // One PEFT module holds one A: the parts of a split weight must share it.
+                guard parts.allSatisfy({ $0.a == first.a && $0.rank == first.rank && $0.inFeatures == first.inFeatures }) else {
+                    throw AdapterError.cannotHold(tensor: hfName, target: "a PEFT LoRA adapter",
+                                                  reason: "the parts of the fused weight have different lora_a matrices, which one PEFT module cannot hold")
                 }
                 let moduleName = String(hfName.dropLast(".weight".count))
                 // llama.cpp: scale = alpha / rank, or 1 when alpha is 0.
-                let moduleAlpha = alpha == 0 ? Double(rank) : alpha
-                let module = LoRAModule(name: moduleName, kind: .linear, rank: rank, inFeatures: inFeatures,
-                                        outFeatures: outFeatures, alpha: moduleAlpha, scaling: moduleAlpha / Double(rank))
-                entries.append(PEFTAdapterWriter.Entry(module: module, matrices: LoRAMatrices(a: a, b: b)))
+                let moduleAlpha = alpha == 0 ? Double(first.rank) : alpha
+                let outFeatures = parts.reduce(0) { $0 + $1.outFeatures }
+                let module = LoRAModule(name: moduleName, kind: .linear, rank: first.rank, inFeatures: first.inFeatures,
+                                        outFeatures: outFeatures, alpha: moduleAlpha, scaling: moduleAlpha / Double(first.rank))
+                entries.append(PEFTAdapterWriter.Entry(module: module, matrices: LoRAMatrices(a: first.a, b: parts.flatMap(\.b))))
             }
             guard !entries.isEmpty else { throw AdapterError.notAnAdapter(reason: "no lora_a/lora_b tensors") }
             entries.sort { $0.module.keyA.utf8.lexicographicallyPrecedes($1.module.keyA.utf8) }
