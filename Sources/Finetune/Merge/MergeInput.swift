@@ -142,7 +142,9 @@ public final class MergeInput: @unchecked Sendable {
                 guard let arch = ArchitectureDescription.forGGUF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
                 // GGUF bases are read for the families the forward pass runs; the others'
                 // tensors are transposed, regrouped or split from their HF layout.
-                guard Self.forwardPassFamilies.contains(name) else { throw ConvertError.blockNotSupported(name) }
+                guard Self.forwardPassFamilies.contains(name) else {
+                    throw Failure(.unsupported, "a GGUF base of architecture \(name) is not read for QLoRA (its tensors are transposed, regrouped or split from the Hugging Face layout): give the Hugging Face model directory")
+                }
                 return (arch, try Self.llamaConfig(gguf: meta, source: source, architecture: name))
             }
             architecture = arch
