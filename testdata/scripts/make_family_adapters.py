@@ -43,6 +43,9 @@ if os.environ.get("PYTHONHASHSEED") != "0":
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_lora_goldens import adapted_weight_names, lora_pairs  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "testdata"
 FAMILIES = TESTDATA / "families"
@@ -113,14 +116,6 @@ def base_model(name):
     model.config.name_or_path = rel(FAMILIES / name)
     model.name_or_path = rel(FAMILIES / name)
     return model
-
-
-def adapted_weight_names(peft_model):
-    names = []
-    for mname, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
-            names.append(mname.replace("base_model.model.", "", 1) + ".weight")
-    return sorted(names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,12 +190,7 @@ def step_merge():
         lora = load_file(str(OUT / name / "adapter_model.safetensors"))
         tensors = {}
         quantized = 0
-        for key in sorted(lora):
-            if ".lora_A." not in key:
-                continue
-            module = key[len("base_model.model."):-len(".lora_A.weight")]
-            a = lora[key].float()
-            b = lora[key.replace(".lora_A.", ".lora_B.")].float()
+        for module, a, b in lora_pairs(lora):
             mod = modules[module]
             if isinstance(mod, bnb.nn.Linear4bit):
                 w = F.dequantize_4bit(mod.weight.data, mod.weight.quant_state).float()
@@ -249,24 +239,14 @@ def step_gguf():
 
 
 def lora_fixed_child(argv):
-    """convert_lora_to_gguf.py in this process with BaichuanModel.modify_tensors' self-recursion
-    redirected to TextModel.modify_tensors for every tensor but W_pack (the only change)."""
+    """convert_lora_to_gguf.py in this process with the Baichuan recursion fix of make_family_fixtures.py
+    (the only change)."""
     import runpy
 
+    from make_family_fixtures import fix_baichuan_recursion
+
     script = LLAMA_CPP / "convert_lora_to_gguf.py"
-    sys.path.insert(0, str(LLAMA_CPP))
-    sys.path.insert(1, str(LLAMA_CPP / "gguf-py"))
-    import conversion.baichuan as cb
-
-    orig = cb.BaichuanModel.modify_tensors
-
-    def fixed(self, data_torch, name, bid):
-        if bid is not None and name == f"model.layers.{bid}.self_attn.W_pack.weight":
-            yield from orig(self, data_torch, name, bid)
-        else:
-            yield from cb.TextModel.modify_tensors(self, data_torch, name, bid)
-
-    cb.BaichuanModel.modify_tensors = fixed
+    fix_baichuan_recursion(LLAMA_CPP)
     sys.argv = [str(script)] + argv
     runpy.run_path(str(script), run_name="__main__")
 
