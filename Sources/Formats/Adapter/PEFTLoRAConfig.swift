@@ -79,8 +79,10 @@ public struct PEFTLoRAConfig: Sendable, Hashable {
             throw AdapterError.badConfigField(key: "lora_dropout", reason: "is not a number in [0, 1)")
         }
         if try bool("use_dora") { throw AdapterError.unsupportedVariant("DoRA (use_dora: true): its merge rescales each column") }
-        // fan_in_fan_out needs no refusal: PEFT applies it per layer type (Conv1D layers always
-        // transpose, nn.Linear layers never), so the merge decides from the base's family.
+        // fan_in_fan_out needs no refusal, only a type check: PEFT applies it per layer type
+        // (Conv1D layers always transpose, nn.Linear layers never), so the merge decides from
+        // the base's family.
+        _ = try bool("fan_in_fan_out")
         if try bool("lora_bias") { throw AdapterError.unsupportedVariant("LoRA bias (lora_bias: true)") }
         if let bias = field("bias"), bias.stringValue != "none" {
             throw AdapterError.unsupportedVariant("bias training (\"bias\": \(bias.serialized()))")
