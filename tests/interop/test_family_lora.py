@@ -7,6 +7,9 @@ a llama.cpp LoRA GGUF, and llama-cpp-python applies it to the converter's f32 GG
 use llama.cpp's graph for the family and differ only in where the delta is added. For Qwen2 the
 adapter is also checked against PEFT's base + adapter logits in transformers. GPT-2: llama.cpp
 refuses the converter's own adapter (its transposed pair has the wrong shapes) and applies wconv's.
+
+Adapters `wconv qlora-train` trains on Qwen2 and Mistral load in PEFT, and `wconv run --adapter` gives
+PEFT's base + adapter logits (<= 1e-4).
 """
 from __future__ import annotations
 
@@ -82,3 +85,35 @@ def test_llama_cpp_applies_our_adapter(tmp_path, family):
         err = float(np.abs(with_adapter - ref).max())
         assert err <= TOL, f"qwen2: llama.cpp + our adapter vs PEFT: max |Δlogit| {err:g}"
         print(f"qwen2: llama.cpp + adapter vs PEFT: max |Δlogit| {err:g}")
+
+
+@pytest.mark.parametrize("family", ["qwen2", "mistral"])
+def test_peft_loads_adapter_trained_on_family(tmp_path, family):
+    """An adapter `wconv qlora-train` trains on Qwen2 / Mistral loads in PEFT, changes its logits, and
+    `wconv run --adapter` gives PEFT's base + adapter logits (Mistral: the 24 golden tokens, three
+    times its sliding window)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    require("qlora-train")
+    base_dir = TESTDATA / "families" / family
+    out = tmp_path / "trained"
+    run_wconv("qlora-train", base_dir, "--data", GOLDEN / "lora" / "data" / "sample.jsonl", "-o", out, "--steps", "4",
+              "--lr", "5e-3", "--rank", "4", "--alpha", "8", "--threads", "2")
+    tokens = json.loads((FAMILIES / f"{family}.tokens.json").read_text())["tokens"]
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32, attn_implementation="eager")
+    with torch.no_grad():
+        base = model(torch.tensor([tokens])).logits[0].float().numpy()
+    peft = PeftModel.from_pretrained(model, str(out)).eval()
+    with torch.no_grad():
+        ref = peft(torch.tensor([tokens])).logits[0].float().numpy()
+    assert float(np.abs(ref - base).max()) > 1e-3, "the trained adapter changes nothing"
+    require("run")
+    tok_file = tmp_path / "tokens.json"
+    tok_file.write_text(json.dumps(tokens))
+    npy = tmp_path / "run.npy"
+    run_wconv("run", base_dir, "--tokens", tok_file, "--adapter", out, "--logits", npy, "-n", "0")
+    err = float(np.abs(np.load(npy) - ref).max())
+    print(f"{family}: wconv-trained adapter, wconv run --adapter vs PEFT: max |Δlogit| {err:g}")
+    assert err <= 1e-4, f"{family}: wconv run --adapter vs PEFT: max |Δlogit| {err:g}"
