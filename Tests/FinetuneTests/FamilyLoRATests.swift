@@ -46,6 +46,17 @@ import Verify
         }
     }
 
+    /// The layer index as PEFT finds it (for `layers_to_transform` and the merge report) in every layout.
+    @Test func layerIndexOfEveryLayout() {
+        #expect(PEFTAdapter.layerIndex(ofModule: "model.layers.3.self_attn.q_proj") == 3)
+        #expect(PEFTAdapter.layerIndex(ofModule: "transformer.h.12.attn.c_attn") == 12)
+        #expect(PEFTAdapter.layerIndex(ofModule: "transformer.blocks.0.ffn.up_proj") == 0)
+        #expect(PEFTAdapter.layerIndex(ofModule: "model.decoder.layers.1.fc1") == 1)
+        #expect(PEFTAdapter.layerIndex(ofModule: "model.layers.1.experts.0.w1") == 1)
+        #expect(PEFTAdapter.layerIndex(ofModule: "lm_head") == nil)
+        #expect(PEFTAdapter.layerIndex(ofModule: "h.0.attn.c_attn") == nil)
+    }
+
     /// Families whose block the training pass does not run are refused by name before any weight is read.
     @Test(arguments: ["gpt2", "opt", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "persimmon", "qwen-7b", "baichuan2-7b", "baichuan2-13b"])
     func trainingRefusesOtherBlocksByName(family: String) throws {

@@ -53,7 +53,7 @@ public enum TrainingError: ClassifiedError, Hashable {
         case .nonFinite(let what, let step): "\(what) is not finite at step \(step)"
         case .badCheckpoint(let reason): "bad checkpoint: \(reason)"
         case .familyNotTrainable(let family, let missing):
-            "QLoRA training of \(family) is not supported yet: the training pass runs LLaMA's block (RMSNorm, SwiGLU, rotary attention, optional q/k/v biases), and \(family) needs \(missing) (qlora-merge and convert-adapter accept its adapters)"
+            "QLoRA training of \(family) is not supported yet: the training pass runs LLaMA's block (RMSNorm, SwiGLU, rotary attention, optional q/k/v biases), and \(family) needs \(missing) (qlora-merge and convert-adapter take its PEFT adapters with the Hugging Face base)"
         }
     }
 }

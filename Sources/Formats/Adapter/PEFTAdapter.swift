@@ -217,10 +217,15 @@ public final class PEFTAdapter: @unchecked Sendable {
 }
 
 extension PEFTAdapter {
-    /// The layer index and HF projection of a module named `model.layers.{L}.<path>` (nil otherwise).
+    /// The layer index of a module, as PEFT finds it without `layers_pattern`: the first
+    /// all-digit path component with at least two components before it and one after
+    /// (`model.layers.{L}.…`, `transformer.h.{L}.…`, `model.decoder.layers.{L}.…`); nil otherwise.
     public static func layerIndex(ofModule name: String) -> Int? {
-        let parts = name.split(separator: ".")
-        guard parts.count >= 4, parts[0] == "model", parts[1] == "layers", let l = Int(parts[2]), l >= 0 else { return nil }
-        return l
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 4 else { return nil }
+        for i in 2 ..< parts.count - 1 where !parts[i].isEmpty && parts[i].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            return Int(parts[i])
+        }
+        return nil
     }
 }
