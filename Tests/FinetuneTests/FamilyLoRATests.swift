@@ -199,3 +199,22 @@ import Verify
         #expect(config.rank == 4 && config.alpha == 8)
     }
 }
+
+/// GGUF output of merges for the families the forward pass runs.
+@Suite struct FamilyMergeGGUFTests {
+    /// Qwen2's merged GGUF holds the converter's tensors of the merged weights, and the check by
+    /// the forward pass agrees; Mistral's GGUF has no sliding window (as llama.cpp's), so the
+    /// check runs within the window, where both compute the same.
+    @Test(arguments: ["qwen2", "mistral"])
+    func mergedGGUFIsVerified(family: String) throws {
+        let (out, report) = try MergeTests.merge("families/\(family)", "golden/families-lora/\(family)", gguf: true)
+        let verification = try #require(report.verification)
+        #expect(verification.maxKLD < 1e-9 && verification.top1Agreement == 1, "\(family): \(verification)")
+        #expect(verification.tokenCount == (family == "mistral" ? 8 : 64))
+        let merged = try MergeTests.tensors(out)
+        let golden = try MergeTests.goldenTensors("golden/families-lora/\(family).merged_f32.safetensors")
+        for (name, values) in golden {
+            #expect(MergeTests.maxDifference(try #require(merged[name]), values) <= 1e-6, "\(family) \(name)")
+        }
+    }
+}

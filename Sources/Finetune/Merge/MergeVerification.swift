@@ -91,7 +91,13 @@ public enum MergeVerification {
         let referenceWeights = try MergeWeightSource(input: reference, adapter: adapter, threads: threads)
         let candidateWeights = try MergeWeightSource(input: merged, adapter: nil, threads: threads)
         let config = referenceWeights.config
-        let limit = min(128, config.maxPositions)
+        var limit = min(128, config.maxPositions)
+        // A Mistral base against its merged GGUF: GGUF has no sliding window (llama.cpp runs full
+        // attention), so the two compute the same only within the window.
+        if config.slidingWindow != candidateWeights.config.slidingWindow,
+           let window = [config.slidingWindow, candidateWeights.config.slidingWindow].compactMap({ $0 }).min() {
+            limit = min(limit, window)
+        }
         let tokenizer = (tokenizerFrom ?? [reference]).lazy.compactMap { try? Self.tokenizer(for: $0) }.first
         var tokens = tokenizer?.encode(text ?? defaultText, addSpecialTokens: true).filter { $0 < config.vocabularySize } ?? []
         if tokens.count < 2 {
