@@ -5,10 +5,12 @@ import Pipeline
 import Glibc
 #endif
 
-/// `--json` and `--quiet`, shared by the commands that write a model (convert, quantize,
-/// dequantize, convert-adapter). The schemas of the JSON results are in docs/cli-json.md.
-struct OutputOptions: ParsableArguments {
-    @Flag(help: "Print the result as one JSON object on stdout (schema: docs/cli-json.md).")
+/// `--json` and `--quiet`, the one declaration every command but `verify` (whose `--json` takes a
+/// file) includes as an option group. `Help` gives the command's own `--json` help where what it
+/// prints differs; the flags, their names and the `--quiet` help are the same everywhere. The
+/// schemas of the JSON results are in docs/cli-json.md.
+struct OutputOptions<Help: JSONFlagHelp>: ParsableArguments {
+    @Flag(help: Help.json)
     var json = false
 
     @Flag(name: .shortAndLong, help: quietHelp)
@@ -28,6 +30,21 @@ struct OutputOptions: ParsableArguments {
 /// Prints a human summary on stderr unless `quiet` (for commands with a `--quiet` flag of their own).
 func printSummary(quiet: Bool, _ text: String) {
     if !quiet { printError(text) }
+}
+
+/// The help of a command's `--json` flag (see `OutputOptions`).
+protocol JSONFlagHelp {
+    static var json: ArgumentHelp { get }
+}
+
+/// `--json` of the commands that write a model (convert, quantize, dequantize, convert-adapter).
+enum ResultJSON: JSONFlagHelp {
+    static var json: ArgumentHelp { "Print the result as one JSON object on stdout (schema: docs/cli-json.md)." }
+}
+
+/// `--json` of checksum, pack and unpack, whose results are described with the manifest.
+enum ReleaseJSON: JSONFlagHelp {
+    static var json: ArgumentHelp { "Print the result as JSON on standard output (schema in docs/manifest.md)." }
 }
 
 /// The help of every `--quiet` flag.

@@ -106,6 +106,7 @@ extension Convert {
         o.string("outtype", outtype.rawValue)
         o.string("split_max_size", splitMaxSize)
         o.string("vocab_pre", vocabPre)
+        o.path("config", referenceConfig)
         return o.object
     }
 
@@ -220,6 +221,7 @@ extension ConvertAdapter {
         var o = RecordedOptions()
         o.path("input", input)
         o.path("base", base)
+        o.string("base_model_name", baseModelName)
         o.string("outtype", output.hasSuffix(".gguf") ? outtype.rawValue : nil)
         return o.object
     }

@@ -274,8 +274,12 @@ import Verify
         #expect(throws: ModelLoadError.missingMetadata("llama.attention.head_count")) {
             try LlamaConfig(gguf: metadata, tensors: [], ropeDivisors: nil)
         }
-        let other = GGUFMetadata([GGUFKeyValue(GGUFKeys.General.architecture, .string("falcon"))])
-        #expect(throws: ModelLoadError.unsupportedArchitecture("falcon")) {
+        let falcon = GGUFMetadata([GGUFKeyValue(GGUFKeys.General.architecture, .string("falcon"))])
+        #expect(throws: ModelLoadError.missingMetadata("falcon.embedding_length")) {
+            try LlamaConfig(gguf: falcon, tensors: [], ropeDivisors: nil)
+        }
+        let other = GGUFMetadata([GGUFKeyValue(GGUFKeys.General.architecture, .string("bloom"))])
+        #expect(throws: ModelLoadError.unsupportedArchitecture("bloom")) {
             try LlamaConfig(gguf: other, tensors: [], ropeDivisors: nil)
         }
     }

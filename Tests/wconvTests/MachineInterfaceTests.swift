@@ -120,6 +120,27 @@ import TestSupport
         #expect(r.status == 66 && r.stderr.hasPrefix("error: \(dir)/missing.gguf"), "\(r.stderr)")
     }
 
+    /// On a terminal, progress is a redrawn line on stderr, which `--quiet` must remove: run with
+    /// stderr (and stdout) on pseudo-terminals, the line is there without the flag and nothing at
+    /// all is written on stderr with it. qlora-train shows its line only when stdout is a
+    /// terminal too (otherwise stdout gets NDJSON events and stderr nothing).
+    @Test func quietSilencesTerminalProgress() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let runs: [(args: [String], output: String, progress: String)] = [
+            (["qlora-train", Self.tiny, "--data", Fixtures.path("golden/lora/data/sample.jsonl"), "--steps", "2", "--threads", "1"],
+             "adapter", "step 2/2  loss "),
+            (["convert", Self.tiny, "--outtype", "f16"], "model.gguf", "21/21 tensors"),
+        ]
+        for run in runs {
+            let loud = try Terminal.run(CLI.binary, run.args + ["-o", dir + "/loud-" + run.output])
+            #expect(loud.status == 0, "\(run.args): \(loud.stderr)")
+            #expect(loud.stderr.contains(run.progress) && loud.stderr.contains("\r\u{1B}[K"), "\(run.args): \(loud.stderr.debugDescription)")
+            let quiet = try Terminal.run(CLI.binary, run.args + ["-o", dir + "/quiet-" + run.output, "--quiet"])
+            #expect(quiet.status == 0, "\(run.args): \(quiet.stderr)")
+            #expect(quiet.stderr.isEmpty, "\(run.args) --quiet: \(quiet.stderr.debugDescription)")
+        }
+    }
+
     @Test func verifyAndMergeReportPhases() throws {
         let r = try CLI.run(["verify", Self.tiny, Self.tiny, "--ctx", "16", "--chunks", "2"])
         #expect(r.status == 0, "\(r.stderr)")

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Testing
 import TestSupport
@@ -78,6 +79,55 @@ import TestSupport
         #expect(noBase.stderr.contains("pass --base"))
         // Not an adapter: 65.
         #expect(try CLI.run(["convert-adapter", Fixtures.path("golden/tiny-llama-spm.f32.gguf"), "-o", dir + "/p3"]).status == 65)
+    }
+
+    /// GGUF → PEFT records a base model name, never the path --base was given as: the adapter
+    /// is a release artifact. The name comes from --base-model-name, else the GGUF's recorded
+    /// base model (a Hugging Face id), else --base's directory name.
+    @Test func convertAdapterRecordsABaseModelNameNotAPath() throws {
+        let dir = Fixtures.temporaryDirectory()
+        func recorded(_ peft: String) throws -> (config: Any?, card: String) {
+            let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: peft + "/adapter_config.json"))) as? [String: Any])
+            let card = try String(contentsOfFile: peft + "/README.md", encoding: .utf8)
+            for file in ["adapter_config.json", "README.md"] {
+                let text = try String(contentsOfFile: peft + "/" + file, encoding: .utf8)
+                #expect(!text.contains(Fixtures.repositoryRoot().path) && !text.contains(dir), "\(file) holds a machine path")
+            }
+            return (config["base_model_name_or_path"] is NSNull ? nil : config["base_model_name_or_path"], card)
+        }
+        func convert(_ args: [String]) throws {
+            let r = try CLI.run(["convert-adapter"] + args)
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+        }
+        // convert_lora_to_gguf.py's file names its base (from the PEFT card): that id comes back.
+        let golden = Fixtures.path("golden/lora/tiny-llama-spm-lora.f32.gguf")
+        try convert([golden, "-o", dir + "/from-gguf", "--base", Self.base])
+        let fromGGUF = try recorded(dir + "/from-gguf")
+        #expect(fromGGUF.config as? String == "testdata/tiny-llama-spm")
+        #expect(fromGGUF.card.contains("base_model: testdata/tiny-llama-spm\n"))
+        // An explicit name wins.
+        try convert([golden, "-o", dir + "/named", "--base", Self.base, "--base-model-name", "HuggingFaceTB/SmolLM2-135M"])
+        let named = try recorded(dir + "/named")
+        #expect(named.config as? String == "HuggingFaceTB/SmolLM2-135M")
+        #expect(named.card.contains("base_model: HuggingFaceTB/SmolLM2-135M\n"))
+        // A GGUF adapter naming no base: --base's directory name (given as the directory or its config.json).
+        let bare = dir + "/bare-lora"
+        try FileManager.default.createDirectory(atPath: bare, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: Self.adapter + "/adapter_model.safetensors", toPath: bare + "/adapter_model.safetensors")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.adapter + "/adapter_config.json"))) as? [String: Any])
+        config["base_model_name_or_path"] = NSNull()
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: bare + "/adapter_config.json"))
+        try convert([bare, "-o", dir + "/bare.gguf", "--base", Self.base])
+        #expect(try GGUFFile(path: dir + "/bare.gguf").metadata["general.base_model.count"] == nil)
+        for base in [Self.base, Self.base + "/config.json"] {
+            try convert([dir + "/bare.gguf", "-o", dir + "/bare-peft", "--base", base, "--force"])
+            let fromBase = try recorded(dir + "/bare-peft")
+            #expect(fromBase.config as? String == "tiny-llama-spm", "\(base)")
+            #expect(fromBase.card.contains("base_model: tiny-llama-spm\n"))
+        }
+        // The name is GGUF → PEFT's alone: PEFT → GGUF reads the base from adapter_config.json.
+        let wrongWay = try CLI.run(["convert-adapter", Self.adapter, "-o", dir + "/x.gguf", "--base", Self.base, "--base-model-name", "x/y"])
+        #expect(wrongWay.status == 64 && wrongWay.stderr.contains("--base-model-name"), "\(wrongWay.stderr)")
     }
 
     // MARK: qlora-train

@@ -204,4 +204,21 @@ import TestSupport
         let root = try CLI.run(["--help"])
         #expect(root.stdout.contains("CHECK SUBCOMMANDS") || root.stdout.contains("Check"))
     }
+
+    /// A non-LLaMA family end to end: GPT-2's HF checkpoint (Conv1D weights, learned positions)
+    /// against llama.cpp's converter output of it. The GGUF runs llama.cpp's float16-table GELU,
+    /// the HF side transformers' tanh GELU, so the KLD is ~1e-7, not 0.
+    @Test func gpt2AgainstItsGGUFHasNoDivergence() throws {
+        let out = Fixtures.temporaryDirectory() + "/report.json"
+        let r = try CLI.run(["verify", Fixtures.path("families/gpt2"), Fixtures.path("golden/families/gpt2.f32.gguf"),
+                             "--ctx", "32", "--chunks", "16", "--threads", "2", "--max-kld", "1e-5", "--min-top1", "0.99",
+                             "--json", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("no layer diverges"))
+        let report = try Self.json(out)
+        let kld = try #require(report["mean_kld"] as? Double)
+        #expect(kld < 1e-6)
+        #expect((report["layers"] as? [Any])?.count == 4)
+        #expect(report["first_divergent_layer"] is NSNull)
+    }
 }

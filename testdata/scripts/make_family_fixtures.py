@@ -719,7 +719,7 @@ def scrub(msg: str) -> str:
     return msg.replace(str(REPO) + os.sep, "").replace(str(Path.home()), "~")
 
 
-def run_converter(llama_dir: Path, f: Family, d: Path, out: Path, tmp: Path) -> dict:
+def run_converter(llama_dir: Path, f: Family, d: Path, out: Path, tmp: Path, outtype: str = "f32") -> dict:
     """Runs make_fixtures.py's `_convert` helper (convert_hf_to_gguf.py with the vendored gguf-py)."""
     src = d
     if f.convert_arch:
@@ -736,7 +736,7 @@ def run_converter(llama_dir: Path, f: Family, d: Path, out: Path, tmp: Path) -> 
         cmd = [sys.executable, str(mf.SCRIPT), "_convert", "--llama-cpp", str(llama_dir)]
     if f.pre:
         cmd += ["--pre", f.pre]
-    cmd += ["--", str(src), "--outtype", "f32", "--outfile", str(out)]
+    cmd += ["--", str(src), "--outtype", outtype, "--outfile", str(out)]
     env = dict(os.environ)
     env.pop("NO_LOCAL_GGUF", None)
     r = subprocess.run(cmd, env=env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -803,6 +803,23 @@ def llama_cpp_logits(gguf: Path, out: Path, tokens: list[int], overrides: dict |
 
 # --------------------------------------------------------------------------------------------
 
+HALF_OUTTYPES = ("f16", "bf16")
+
+
+def convert_half(f: Family, llama_dir: Path, tmp: Path, info: dict) -> None:
+    """The converter's --outtype f16 and bf16 files of the committed fixture (same command as the
+    f32 golden otherwise); recorded in info["llama_cpp_converter"]["outtypes"]."""
+    d = FAMILIES / f.name
+    done = {}
+    for outtype in HALF_OUTTYPES:
+        out = GOLDEN / f"{f.name}.{outtype}.gguf"
+        if out.exists():
+            out.unlink()
+        r = run_converter(llama_dir, f, d, out, tmp, outtype)
+        done[outtype] = r if not r["converts"] else {"converts": True, "file": out.name}
+    info.setdefault("llama_cpp_converter", {})["outtypes"] = done
+
+
 def build(f: Family, llama_dir: Path, tmp: Path) -> dict:
     import numpy as np
 
@@ -864,6 +881,7 @@ def build(f: Family, llama_dir: Path, tmp: Path) -> dict:
             if nopos is not None:
                 run["max_abs_diff_vs_reference_without_positions"] = float(np.abs(lc - nopos).max())
         info["llama_cpp_python"] = run
+        convert_half(f, llama_dir, tmp, info)
     mf.write_json(GOLDEN / f"{f.name}.tokens.json", {
         "model": f.name,
         "model_dir": f"testdata/families/{f.name}",
@@ -899,6 +917,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help=f"families (default: all): {' '.join(all_names)}")
     ap.add_argument("--llama-cpp", default=str(mf.default_llama_cpp()))
+    ap.add_argument("--half-only", action="store_true",
+                    help="only (re)make the f16/bf16 converter files from the committed fixtures")
     a = ap.parse_args()
     bad = [n for n in a.names if n not in all_names]
     if bad:
@@ -921,6 +941,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for f in families():
             if a.names and f.name not in a.names:
+                continue
+            if a.half_only:
+                if fams.get(f.name, {}).get("llama_cpp_converter", {}).get("converts"):
+                    convert_half(f, Path(a.llama_cpp), Path(tmp), fams[f.name])
                 continue
             fams[f.name] = build(f, Path(a.llama_cpp), Path(tmp))
     manifest["families"] = {k: fams[k] for k in all_names if k in fams}

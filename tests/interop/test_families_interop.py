@@ -1,7 +1,8 @@
 """Model families beyond LLaMA (issue 7): transformers loads what wconv writes for them.
 
-GGUF -> HF for Qwen2: the llama.cpp converter's f32 GGUF of testdata/families/qwen2, converted back
-by wconv, loads as Qwen2ForCausalLM and reproduces the golden transformers logits. HF -> GGUF for
+GGUF -> HF for every transformers-native family (Qwen2, Mistral, GPT-2, phi-1.5, Falcon 7B/40B, MPT):
+the llama.cpp converter's f32 GGUF of testdata/families/<name>, converted back by wconv, loads in
+transformers as the family's class and reproduces the golden transformers logits. HF -> GGUF for
 every family llama.cpp runs: llama-cpp-python evaluates wconv's file as it does the converter's."""
 from __future__ import annotations
 
@@ -17,21 +18,50 @@ from conftest import GOLDEN, TESTDATA, require, run_wconv
 FAMILIES = GOLDEN / "families"
 
 
-def test_qwen2_gguf_to_hf_loads_in_transformers(tmp_path):
+# GGUF -> HF: family -> (class transformers must load, wconv's extra arguments, positions compared).
+# Mistral's GGUF is `llama` without the window: on its own it becomes LlamaForCausalLM, equal to the
+# golden (windowed) logits only inside the window (8); with the original config (--config) it is
+# MistralForCausalLM with the window again, equal everywhere.
+GGUF_TO_HF = {
+    "qwen2": ("Qwen2ForCausalLM", [], None),
+    "gpt2": ("GPT2LMHeadModel", [], None),
+    "phi-1_5": ("PhiForCausalLM", [], None),
+    "falcon-7b": ("FalconForCausalLM", [], None),
+    "falcon-40b": ("FalconForCausalLM", [], None),
+    "mpt": ("MptForCausalLM", [], None),
+    "mistral": ("LlamaForCausalLM", [], 8),
+    "mistral+config": ("MistralForCausalLM", ["--config", str(TESTDATA / "families" / "mistral" / "config.json")], None),
+}
+
+
+BPE_FAMILIES = {"qwen2", "gpt2", "phi-1_5", "falcon-7b", "falcon-40b", "mpt"}
+
+
+@pytest.mark.parametrize("case", sorted(GGUF_TO_HF))
+def test_family_gguf_to_hf_reproduces_the_golden_logits(tmp_path, case):
     import torch
     from transformers import AutoModelForCausalLM
 
     require("convert")
-    out = tmp_path / "qwen2-hf"
-    r = run_wconv("convert", str(FAMILIES / "qwen2.f32.gguf"), "-o", str(out))
+    family = case.split("+")[0]
+    cls, extra, positions = GGUF_TO_HF[case]
+    out = tmp_path / f"{family}-hf"
+    r = run_wconv("convert", str(FAMILIES / f"{family}.f32.gguf"), "-o", str(out), *extra)
     assert r.returncode == 0, r.stderr
     model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32, attn_implementation="eager")
-    assert type(model).__name__ == "Qwen2ForCausalLM"
-    tokens = json.loads((FAMILIES / "qwen2.tokens.json").read_text())["tokens"]
+    assert type(model).__name__ == cls
+    tokens = json.loads((FAMILIES / f"{family}.tokens.json").read_text())["tokens"]
     with torch.no_grad():
         logits = model(torch.tensor([tokens])).logits[0].numpy()
-    golden = np.load(FAMILIES / "qwen2.logits_f32.npy")
-    assert np.abs(logits - golden).max() <= 1e-5
+    golden = np.load(FAMILIES / f"{family}.logits_f32.npy")
+    if family in BPE_FAMILIES:
+        # The tokenizer.json rebuilt from the GGUF vocabulary (pre-tokenizer from tokenizer.ggml.pre:
+        # gpt-2 / phi-2 / mpt = GPT-2's split, falcon = Falcon's, qwen2) encodes the fixture text as the golden ids.
+        from transformers import AutoTokenizer
+        text = json.loads((FAMILIES / f"{family}.tokens.json").read_text())["text"]
+        assert AutoTokenizer.from_pretrained(str(out))(text, add_special_tokens=False)["input_ids"][: len(tokens)] == tokens
+    n = positions or len(tokens)
+    assert np.abs(logits[:n] - golden[:n]).max() <= 1e-5, f"{case}: max |Δ| {np.abs(logits[:n] - golden[:n]).max():g}"
 
 
 # Families whose GGUF llama.cpp runs (testdata/golden/families/manifest.json), with the KV

@@ -317,12 +317,13 @@ public enum LlamaCppAdapter {
             for baseName in order {
                 guard let ea = aEntries[baseName] else { throw AdapterError.unpairedTensor(module: baseName, missing: "\(baseName).lora_a") }
                 guard let eb = bEntries[baseName] else { throw AdapterError.unpairedTensor(module: baseName, missing: "\(baseName).lora_b") }
-                guard let mapping = arch.hfTensor(forGGUF: baseName), mapping.hf.hasSuffix(".weight"),
+                // Only weights are adapted: the layout-conditional rules (Falcon's norms) never apply.
+                guard let mapping = arch.hfTensor(forGGUF: baseName, ggufHas: { _ in false }), mapping.hfName.hasSuffix(".weight"),
                       baseName != "token_embd.weight" else {
                     throw AdapterError.cannotHold(tensor: ea.name, target: "a PEFT LoRA adapter",
                                                   reason: "\(baseName) is not a linear weight of the \(archName) architecture")
                 }
-                let hfName = mapping.hf
+                let hfName = mapping.hfName
                 // ggml ne: A [in, r] → numpy [r, in]; B [r, out] → numpy [out, r].
                 guard ea.shape.count == 2, eb.shape.count == 2, ea.shape[0] == eb.shape[1], ea.shape[0] > 0 else {
                     throw AdapterError.badShape(tensor: eb.name, shape: eb.shape, expected: "[out, r] with r the rank of \(ea.name) \(ea.shape)")
@@ -336,7 +337,7 @@ public enum LlamaCppAdapter {
                 }
                 // Source row in the GGUF B of each HF row.
                 var rowOrder: [Int]? = nil
-                switch mapping.transform {
+                switch mapping.part.map({ p in p.permutation.map { TensorTransform.permute($0) } }) ?? mapping.transform {
                 case .permute(let headPermutation)?:
                     guard let permutation = try needBase().toHF(headPermutation), permutation.isValid(rowCount: outFeatures) else {
                         throw AdapterError.moduleNotInBase(module: hfName, reason: "\(outFeatures) rows cannot be split into the base's heads")
@@ -420,9 +421,11 @@ public enum LlamaCppAdapter {
     ///
     /// `r` is the most common rank (others go to `rank_pattern`), `lora_alpha` the GGUF's alpha
     /// (for alpha 0, which llama.cpp reads as scale 1, alpha = rank per module), `target_modules`
-    /// the projection names present. Matrices are written F32.
+    /// the projection names present, `base_model_name_or_path` `baseModelName` (the caller
+    /// decides: the adapter is a release artifact, where a path of this machine has no place).
+    /// Matrices are written F32.
     @discardableResult
-    public static func toPEFT(gguf path: String, base: AdapterBaseModel?, output: String, force: Bool = false,
+    public static func toPEFT(gguf path: String, base: AdapterBaseModel?, output: String, baseModelName: String? = nil, force: Bool = false,
                               provenance: Provenance? = nil) throws -> Report {
         let contents = try read(gguf: path, base: base)
         var rankCounts: [Int: Int] = [:]
@@ -435,7 +438,7 @@ public enum LlamaCppAdapter {
             if !leafNames.contains(leaf) { leafNames.append(leaf) }
         }
         var config = PEFTLoRAConfig(rank: rank, alpha: alpha, dropout: 0, targetModules: leafNames.sorted(),
-                                    baseModelNameOrPath: base?.path)
+                                    baseModelNameOrPath: baseModelName)
         for e in contents.entries where e.module.rank != rank {
             config.rankPattern.append((e.module.name, e.module.rank))
             if contents.alpha == 0 { config.alphaPattern.append((e.module.name, Double(e.module.rank))) }

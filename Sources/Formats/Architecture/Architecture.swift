@@ -41,6 +41,11 @@ public struct TensorNameRule: Sendable, Hashable {
     /// The GGUF name pattern; for a split, the pattern of its first part.
     public let gguf: String
     public let transform: TensorTransform?
+    /// GGUF → HF only: this rule applies to a GGUF tensor only when the GGUF also holds this
+    /// tensor (a pattern with `{bid}`). It tells apart layouts that share GGUF names, such as
+    /// Falcon's `attn_norm`, which is `input_layernorm` in 7B-style checkpoints and `ln_mlp` in
+    /// those with `attn_norm_2` (40B style). Rules with a holding condition win over rules without.
+    public let onlyWithGGUF: String?
 
     /// The head permutation of a plain renaming rule.
     public var permutation: HeadPermutation? {
@@ -56,16 +61,18 @@ public struct TensorNameRule: Sendable, Hashable {
         }
     }
 
-    public init(hf: String, gguf: String, permutation: HeadPermutation? = nil) {
+    public init(hf: String, gguf: String, permutation: HeadPermutation? = nil, onlyWithGGUF: String? = nil) {
         self.hf = hf
         self.gguf = gguf
         self.transform = permutation.map { .permute($0) }
+        self.onlyWithGGUF = onlyWithGGUF
     }
 
     public init(hf: String, transform: TensorTransform, gguf: String = "") {
         self.hf = hf
         if case .split(let parts) = transform { self.gguf = parts.first?.gguf ?? gguf } else { self.gguf = gguf }
         self.transform = transform
+        self.onlyWithGGUF = nil
     }
 }
 
@@ -75,6 +82,24 @@ public struct MappedTensor: Sendable {
     public let transform: TensorTransform?
     /// For a part of a split: which part, and how many parts there are.
     public let part: (index: Int, count: Int)?
+}
+
+/// Where a GGUF tensor goes in the HF checkpoint (``ArchitectureDescription/hfTensor(forGGUF:ggufHas:)``):
+/// the HF tensor and the forward transform the converter applied, which the caller undoes.
+public struct HFTensorOrigin: Sendable, Hashable {
+    /// The HF tensor name.
+    public let hfName: String
+    /// The converter's transform of the whole HF tensor (for a split: `nil`, see `part`).
+    public let transform: TensorTransform?
+    /// For one part of a split HF tensor: its index, the number of parts (the HF tensor is the
+    /// parts' rows concatenated in index order) and the part's own row permutation.
+    public let part: SplitOrigin?
+
+    public struct SplitOrigin: Sendable, Hashable {
+        public let index: Int
+        public let count: Int
+        public let permutation: HeadPermutation?
+    }
 }
 
 /// Everything wconv needs to know about one model family to move it between formats:
@@ -150,11 +175,35 @@ public struct ArchitectureDescription: Sendable {
     /// The HF name and permutation for a GGUF tensor name; nil if no rule matches or the
     /// rule needs more than a row permutation.
     public func hfName(forGGUF name: String) -> (name: String, permutation: HeadPermutation?)? {
-        for rule in tensorRules where rule.isRowwise {
+        for rule in tensorRules where rule.isRowwise && rule.onlyWithGGUF == nil {
             if let block = Self.match(name, pattern: rule.gguf) {
                 return (Self.fill(rule.hf, block: block), rule.permutation)
             }
         }
+        return nil
+    }
+
+    /// Where the GGUF tensor `name` comes from in the HF checkpoint, with the transform to undo
+    /// (GGUF → HF); nil if no rule matches. `ggufHas` says whether the GGUF holds a tensor, for
+    /// rules with ``TensorNameRule/onlyWithGGUF``.
+    public func hfTensor(forGGUF name: String, ggufHas: (String) -> Bool) -> HFTensorOrigin? {
+        func origin(_ rule: TensorNameRule) -> HFTensorOrigin? {
+            if case .split(let parts) = rule.transform {
+                for (i, part) in parts.enumerated() {
+                    if let block = Self.match(name, pattern: part.gguf) {
+                        return HFTensorOrigin(hfName: Self.fill(rule.hf, block: block), transform: nil,
+                                              part: .init(index: i, count: parts.count, permutation: part.permutation))
+                    }
+                }
+                return nil
+            }
+            guard let block = Self.match(name, pattern: rule.gguf) else { return nil }
+            if let condition = rule.onlyWithGGUF, !ggufHas(Self.fill(condition, block: block)) { return nil }
+            return HFTensorOrigin(hfName: Self.fill(rule.hf, block: block), transform: rule.transform, part: nil)
+        }
+        // Conditional rules first: they name the layout-specific tensor.
+        for rule in tensorRules where rule.onlyWithGGUF != nil { if let o = origin(rule) { return o } }
+        for rule in tensorRules where rule.onlyWithGGUF == nil { if let o = origin(rule) { return o } }
         return nil
     }
 

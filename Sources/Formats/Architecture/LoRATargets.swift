@@ -102,23 +102,3 @@ extension LoRATargetNames {
         return type.isEmpty ? llama : forModelType(type)
     }
 }
-
-extension ArchitectureDescription {
-    /// The HF tensor a GGUF tensor comes from, with the converter's transform, whatever it is
-    /// (unlike ``hfName(forGGUF:)``, which answers only for row-wise rules); for a part of a
-    /// split, that part's permutation (as `.permute`) and its place among the parts. Used to map
-    /// a LoRA GGUF back to PEFT modules; nil when no rule names the tensor.
-    public func hfTensor(forGGUF name: String) -> (hf: String, transform: TensorTransform?, part: (index: Int, count: Int)?)? {
-        for rule in tensorRules {
-            if case .split(let parts) = rule.transform {
-                for (i, part) in parts.enumerated() {
-                    guard let block = Self.match(name, pattern: part.gguf) else { continue }
-                    return (Self.fill(rule.hf, block: block), part.permutation.map { .permute($0) }, (i, parts.count))
-                }
-            } else if let block = Self.match(name, pattern: rule.gguf) {
-                return (Self.fill(rule.hf, block: block), rule.transform, nil)
-            }
-        }
-        return nil
-    }
-}

@@ -17,14 +17,43 @@ public enum BNBWriteLayout {
     /// Persimmon …, `model.layers.`), OPT (`model.decoder.layers.`) and MPT (`transformer.blocks.`)
     /// the only 2-D weights inside the blocks are the Linear projections, norms are 1-D, and the
     /// embeddings and head live outside the blocks (transformers 5.24 + bitsandbytes 0.50.2
-    /// quantize exactly these on the fixtures in testdata/families). `transformer.h.` is left out:
-    /// GPT-2's Conv1D weights are transposed before quantization, and transformers quantizes no
-    /// Falcon layer (`FalconLinear` is not an `nn.Linear` by type), so both need a rule of their own.
+    /// quantize exactly these on the fixtures in testdata/families). `transformer.h.` depends on
+    /// the class (`architecture`, config.json's `architectures[0]`; see ``linearStorage(name:shape:dtype:architecture:)``):
+    /// GPT-2's Conv1D weights are quantized transposed, Qwen-7B's are Linear, and transformers
+    /// quantizes no Falcon layer (`FalconLinear` is not an `nn.Linear` by type).
     /// Biases (1-D) stay as they are, as transformers keeps them.
-    public static func isQuantizedLinear(name: String, shape: [Int], dtype: DType) -> Bool {
-        linearBlockPrefixes.contains { name.hasPrefix($0) } && name.hasSuffix(".weight") && shape.count == 2
-            && dtype.isConvertibleFloat
+    public static func isQuantizedLinear(name: String, shape: [Int], dtype: DType, architecture: String? = nil) -> Bool {
+        linearStorage(name: name, shape: shape, dtype: dtype, architecture: architecture) != nil
     }
+
+    /// How transformers holds a weight it replaces with a bitsandbytes layer.
+    public enum LinearStorage: Sendable, Hashable {
+        /// `nn.Linear`: stored `[out, in]`, quantized as stored.
+        case linear
+        /// transformers' `Conv1D` (GPT-2): stored `[in, out]`; transformers quantizes the
+        /// transpose, so the bitsandbytes weight is `[out, in]` (and stays so when saved).
+        case conv1D
+    }
+
+    /// Whether, and as what, transformers' bitsandbytes integration quantizes this tensor (nil:
+    /// copied). The ``linearBlockPrefixes`` hold Linear layers in every class; under
+    /// `transformer.h.` the class decides: ``conv1DArchitectures`` (every 2-D weight there is a
+    /// Conv1D) and ``transformerHLinearArchitectures`` (Linear layers: Qwen-7B, remote code, whose
+    /// `c_attn`, `c_proj`, `w1`, `w2` are `nn.Linear`; `lm_head` lies outside and is skipped as
+    /// transformers skips the output head). Any other class with `transformer.h.` (Falcon) is not quantized.
+    public static func linearStorage(name: String, shape: [Int], dtype: DType, architecture: String?) -> LinearStorage? {
+        guard name.hasSuffix(".weight"), shape.count == 2, dtype.isConvertibleFloat else { return nil }
+        if linearBlockPrefixes.contains(where: { name.hasPrefix($0) }) { return .linear }
+        guard name.hasPrefix("transformer.h."), let architecture else { return nil }
+        if conv1DArchitectures.contains(architecture) { return .conv1D }
+        if transformerHLinearArchitectures.contains(architecture) { return .linear }
+        return nil
+    }
+
+    /// Classes whose block weights under `transformer.h.` are transformers `Conv1D` layers.
+    public static let conv1DArchitectures = ["GPT2LMHeadModel"]
+    /// Classes whose block weights under `transformer.h.` are all `nn.Linear` layers.
+    public static let transformerHLinearArchitectures = ["QWenLMHeadModel"]
 
     /// Where the decoder blocks' Linear layers live, per checkpoint layout.
     public static let linearBlockPrefixes = ["model.layers.", "model.decoder.layers.", "transformer.blocks."]

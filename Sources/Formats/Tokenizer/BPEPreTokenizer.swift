@@ -12,6 +12,11 @@
 /// | `smollm` | none; Sequence[Digits(individual_digits true) or Split(Regex `\p{N}`, Isolated), ByteLevel(false, use_regex true)] | SMOLLM (`\p{N}`, then GPT-2's regex) |
 /// | `gpt-2` | none; ByteLevel(add_prefix_space false, use_regex true) | GPT2 |
 ///
+/// For GGUF → HF, ``reconstruct(_:)`` also accepts `phi-2` and `mpt` (GPT-2's split in llama.cpp) and `falcon`
+/// (Falcon's tokenizer.json: Punctuation(Contiguous), ByteLevel(false, use_regex true), Digits(false),
+/// Split(`[0-9][0-9][0-9]`, Isolated), which is llama.cpp's FALCON split: ASCII/Unicode punctuation runs, GPT-2's
+/// regex, digit runs cut in threes).
+///
 /// `smollm` shares its split with `starcoder` and `refact`; for a LLaMA-architecture model SmolLM is the one
 /// that occurs, and llama.cpp's `smollm` also turns off its space clean-up on decode. Anything else is an
 /// error that tells the user to pass `--vocab-pre`.
@@ -29,10 +34,11 @@ public enum BPEPreTokenizer {
     /// Names ``reconstruct(_:)`` accepts: the recognised ones plus llama.cpp aliases with the same split.
     public static let reconstructibleNames = [
         "llama-bpe", "llama3", "llama-v3", "smollm", "starcoder", "refact", "gpt-2", "qwen2", "deepseek-r1-qwen",
+        "phi-2", "mpt", "falcon",
     ]
 
     private enum Family {
-        case llama3, qwen2, smollm, gpt2
+        case llama3, qwen2, smollm, gpt2, falcon
     }
 
     private static func family(ofName name: String) -> Family? {
@@ -40,7 +46,8 @@ public enum BPEPreTokenizer {
         case "llama-bpe", "llama3", "llama-v3": .llama3
         case "qwen2", "deepseek-r1-qwen": .qwen2
         case "smollm", "starcoder", "refact": .smollm
-        case "gpt-2": .gpt2
+        case "gpt-2", "phi-2", "mpt": .gpt2
+        case "falcon": .falcon
         default: nil
         }
     }
@@ -130,6 +137,10 @@ public enum BPEPreTokenizer {
             return (.null, sequence([digits, byteLevel(useRegex: true)]), false)
         case .gpt2:
             return (.null, byteLevel(useRegex: true), false)
+        case .falcon:
+            let punctuation = JSONValue.object(JSONObject([("type", "Punctuation"), ("behavior", "Contiguous")]))
+            let digits = JSONValue.object(JSONObject([("type", "Digits"), ("individual_digits", false)]))
+            return (.null, sequence([punctuation, byteLevel(useRegex: true), digits, split("[0-9][0-9][0-9]")]), false)
         }
     }
 

@@ -28,6 +28,11 @@ public struct ConvertOptions: Sendable {
     public var splitMaxBytes: Int?
     /// The `tokenizer.ggml.pre` name to use when the BPE pre-tokenizer is not recognised.
     public var vocabPre: String?
+    /// GGUF → HF: the original checkpoint's config.json, written (with its dtype updated) instead
+    /// of a config rebuilt from the GGUF metadata. Required for remote-code families (Qwen-7B,
+    /// Baichuan), whose config and modeling code come from their repository; it also restores
+    /// what GGUF does not keep (Mistral's class and sliding window, Falcon's context length).
+    public var hfConfig: String?
     /// Worker threads for the numeric work.
     public var threads: Int = activeProcessorCount
     /// Called after each output tensor is written (for progress displays).
@@ -60,12 +65,17 @@ public enum ConvertError: ClassifiedError, Hashable {
     case missingMetadata(String)
     case noGGUFArchitecture(family: String, hfArchitecture: String)
     case badLayout(tensor: String, String)
+    /// GGUF → HF needs the original config.json (`--config`) for this family.
+    case needsReferenceConfig(family: String, why: String)
+    /// The `--config` given does not describe this GGUF.
+    case referenceConfigMismatch(String)
     /// The family converts, but verify and QLoRA do not run its block yet.
     case blockNotSupported(String)
 
     public var kind: ErrorKind {
         switch self {
-        case .unsupportedArchitecture, .unsupportedDType, .noGGUFArchitecture, .blockNotSupported: .unsupported
+        case .unsupportedArchitecture, .unsupportedDType, .noGGUFArchitecture, .blockNotSupported, .needsReferenceConfig: .unsupported
+        case .referenceConfigMismatch: .badValue
         default: .malformedInput
         }
     }
@@ -84,6 +94,9 @@ public enum ConvertError: ClassifiedError, Hashable {
             "\(family) (\(hf)) has no llama.cpp architecture, so there is no GGUF to convert to; "
                 + "the safetensors paths work for it (convert --outtype between f32/f16/bf16, quantize to bitsandbytes, dequantize)"
         case .badLayout(let t, let why): "tensor \(t): \(why)"
+        case .needsReferenceConfig(let family, let why):
+            "GGUF → HF for \(family) needs the original checkpoint's config.json (--config PATH): \(why)"
+        case .referenceConfigMismatch(let why): "--config: \(why)"
         case .blockNotSupported(let a):
             "architecture \(a) converts between HF and GGUF, but verify and QLoRA run only the LLaMA block so far"
         }

@@ -222,9 +222,12 @@ public enum HFToGGUF {
         }
     }
 
-    /// The converter's per-tensor rule: 1-D tensors and norms stay F32, the rest take the file type.
+    /// The converter's per-tensor rule (`ModelBase.prepare_tensors`): 1-D tensors, norms, learned
+    /// position embeddings (`position_embd`, GPT-2) and anything not named `*.weight` stay F32; the
+    /// rest take the file type.
     public static func outputType(name: String, shape: [Int], fileType: GGMLType) -> GGMLType {
         if shape.count <= 1 || name.hasSuffix("_norm.weight") { return .f32 }
+        if name == "position_embd.weight" || !name.hasSuffix(".weight") { return .f32 }
         return fileType
     }
 

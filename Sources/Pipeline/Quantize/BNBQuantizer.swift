@@ -6,7 +6,7 @@ import Quantize
 /// LLM.int8), laid out byte for byte as transformers + bitsandbytes save it
 /// (`from_pretrained(..., quantization_config=BitsAndBytesConfig(...))` then `save_pretrained`).
 ///
-/// - Which tensors: the rule of ``BNBWriteLayout/isQuantizedLinear(name:shape:dtype:)`` (every
+/// - Which tensors: the rule of ``BNBWriteLayout/linearStorage(name:shape:dtype:architecture:)`` (every
 ///   Linear weight inside `model.layers`; embeddings, norms, biases and `lm_head` are copied).
 /// - Numbers: the Quantize module's bitsandbytes kernels (bit-exact with bitsandbytes 0.50.2 on
 ///   CPU). A 4-bit weight keeps its dtype in `quant_state` (bitsandbytes dequantizes to it); int8
@@ -66,6 +66,8 @@ public enum BNBQuantizer {
         let shards: SafetensorsShardPlan
         let config: JSONObject
         let warnings: [String]
+        /// Conv1D weights quantized transposed (``loadValues(_:source:transposed:threads:)``).
+        let transposed: Set<String>
     }
 
     /// What ``quantize(_:to:options:)`` will write (the weights files), without writing anything.
@@ -143,16 +145,25 @@ public enum BNBQuantizer {
 
         // Plan every logical tensor.
         var actions: [Action] = []
+        var transposed = Set<String>()
+        let architecture = try withPath(directory.path(of: "config.json")) { try directory.config.architecture }
         for group in layout.groups {
+            var shape = group.shape
             if case .plain(let e) = group {
                 guard case .dense(let d) = e.encoding else { throw PathError(path: e.file, ConvertError.unsupportedDType(tensor: e.name, dtype: e.encoding.description)) }
-                if !BNBWriteLayout.isQuantizedLinear(name: e.name, shape: e.shape, dtype: d) {
+                switch BNBWriteLayout.linearStorage(name: e.name, shape: e.shape, dtype: d, architecture: architecture) {
+                case nil:
                     actions.append(.copy(e))
                     continue
+                case .linear:
+                    break
+                case .conv1D:
+                    // transformers quantizes Conv1D's [in, out] weight transposed: [out, in].
+                    shape = [shape[1], shape[0]]
+                    transposed.insert(e.name)
                 }
             }
             // A Linear weight, or an already quantized one (which was a Linear weight).
-            let shape = group.shape
             if fourBitType != nil {
                 actions.append(.fourBit(source: group, weight: group.name, shape: shape, dtype: originalDType(of: group, configDType: configDType)))
             } else {
@@ -164,14 +175,14 @@ public enum BNBQuantizer {
         }
         guard actions.contains(where: { if case .copy = $0 { false } else { true } }) else {
             throw PathError(path: directory.path, Failure(.unsupported,
-                "no tensor to quantize: bitsandbytes quantizes the 2-D .weight tensors under model.layers (Linear layers), and this model has none"))
+                "no tensor to quantize: bitsandbytes quantizes the 2-D .weight tensors of the blocks' Linear (and GPT-2 Conv1D) layers, and this model has none"))
         }
 
         // First pass (double quantization only): the offsets decide the JSON lengths.
         var offsets: [String: Float] = [:]
         if fourBitType != nil, options.doubleQuant {
             for case .fourBit(let group, let weight, _, _) in actions {
-                let values = try BNBTensorValues.load(group, from: source, threads: options.threads)
+                let values = try loadValues(group, source: source, transposed: transposed, threads: options.threads)
                 for e in group.entries { source.releasePages(of: e) }
                 if !options.allowNonFinite { try checkFinite(values, tensor: weight, file: group.entries[0].file) }
                 let absmax = values.withUnsafeBufferPointer { blockAbsmax($0, blockSize: options.blockSize) }
@@ -206,7 +217,7 @@ public enum BNBQuantizer {
         let config = BNBWriteLayout.quantizedConfig(directory.config.object, quantization: quantization, dtype: weightDType)
 
         return Plan(directory: directory, source: source, fourBitType: fourBitType, actions: actions, offsets: offsets,
-                    shards: plan, config: config, warnings: report.warnings)
+                    shards: plan, config: config, warnings: report.warnings, transposed: transposed)
     }
 
     static func write(_ plan: Plan, to output: String, options: QuantizeOptions) throws -> QuantizeReport {
@@ -229,7 +240,7 @@ public enum BNBQuantizer {
                 report.add(type: e.encoding.description, bytes: e.byteCount, parameters: e.elementCount)
             case .fourBit(let group, let weight, let shape, let dtype):
                 let kind: FourBit.Kind = fourBitType == .fp4 ? .fp4 : .nf4
-                let values = try BNBTensorValues.load(group, from: source, threads: options.threads)
+                let values = try loadValues(group, source: source, transposed: plan.transposed, threads: options.threads)
                 for e in group.entries { source.releasePages(of: e) }
                 if !options.allowNonFinite { try checkFinite(values, tensor: weight, file: group.entries[0].file) }
                 let tensor = try values.withUnsafeBufferPointer { x in
@@ -247,7 +258,7 @@ public enum BNBQuantizer {
                 }
                 report.add(type: kind.rawValue, bytes: bytes, parameters: values.count)
             case .int8(let group, let module, let rows, let columns):
-                let values = try BNBTensorValues.load(group, from: source, threads: options.threads)
+                let values = try loadValues(group, source: source, transposed: plan.transposed, threads: options.threads)
                 for e in group.entries { source.releasePages(of: e) }
                 if !options.allowNonFinite { try checkInt8Range(values, tensor: group.name, file: group.entries[0].file) }
                 var cb = [Int8](repeating: 0, count: rows * columns)
@@ -274,6 +285,19 @@ public enum BNBQuantizer {
         try out.commit()
         report.outputs = [output] + files.fileNames.map { FileSystem.join(output, $0) }
         return report
+    }
+
+    /// A weight's values as float32, in the orientation transformers quantizes: Conv1D weights
+    /// (names in `transposed`, stored `[in, out]`) transposed to `[out, in]`.
+    static func loadValues(_ group: BNBTensorGroup, source: CheckpointTensorSource, transposed: Set<String>, threads: Int) throws -> [Float] {
+        let values = try BNBTensorValues.load(group, from: source, threads: threads)
+        guard transposed.contains(group.name), group.shape.count == 2 else { return values }
+        let (rows, columns) = (group.shape[0], group.shape[1])
+        var out = [Float](repeating: 0, count: values.count)
+        for r in 0 ..< rows {
+            for c in 0 ..< columns { out[c * rows + r] = values[r * columns + c] }
+        }
+        return out
     }
 
     /// The dtype a logical tensor had before quantization: the entry's dtype, the 4-bit state's

@@ -51,14 +51,15 @@ public enum Attention {
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
         heads: Int, kvHeads: Int, headDimension hd: Int,
         scores: UnsafeMutablePointer<Float>, scoreStride: Int,
-        output: UnsafeMutablePointer<Float>, threads: Int, window: Int? = nil
+        output: UnsafeMutablePointer<Float>, threads: Int, window: Int? = nil, alibiSlopes: [Float]? = nil
     ) {
+        precondition(alibiSlopes.map { $0.count == heads } ?? true, "Attention: one ALiBi slope per head")
         precondition(heads % kvHeads == 0 && scoreStride >= startPosition + queryCount, "Attention: bad shapes")
         precondition(window.map { $0 > 0 } ?? true, "Attention: window must be positive")
         if queryCount >= batchThreshold {
             batched(queries: queries, queryCount: queryCount, startPosition: startPosition, keys: keys, values: values,
                     heads: heads, kvHeads: kvHeads, headDimension: hd, scores: scores, output: output, threads: threads,
-                    window: window)
+                    window: window, alibiSlopes: alibiSlopes)
             return
         }
         let group = heads / kvHeads
@@ -79,6 +80,7 @@ public enum Attention {
                     for j in first ..< visible {
                         row[j] = VectorMath.dot(qv, k + j * kvStride + kvOffset, count: hd) * scale
                     }
+                    if let alibiSlopes { addALiBi(alibiSlopes[h], row: row, keys: first ..< visible, position: startPosition + t) }
                     Softmax.apply(row + first, count: visible - first)
                     let o = out + t * qStride + h * hd
                     o.update(repeating: 0, count: hd)
@@ -98,7 +100,8 @@ public enum Attention {
         queries: UnsafePointer<Float>, queryCount: Int, startPosition: Int,
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
         heads: Int, kvHeads: Int, headDimension hd: Int,
-        scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int, window: Int?
+        scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, threads: Int, window: Int?,
+        alibiSlopes: [Float]?
     ) {
         let group = heads / kvHeads
         let qStride = heads * hd, kvStride = kvHeads * hd
@@ -124,6 +127,9 @@ public enum Attention {
                             let first = firstVisibleKey(position: startPosition + t0 + r, window: window)
                             // Keys before the window (and after the query) weigh 0 in p·v.
                             row.update(repeating: 0, count: first)
+                            if let alibiSlopes {
+                                addALiBi(alibiSlopes[h], row: row, keys: first ..< visible, position: startPosition + t0 + r)
+                            }
                             Softmax.apply(row + first, count: visible - first)
                             (row + visible).update(repeating: 0, count: visibleKeys - visible)
                         }
@@ -137,6 +143,13 @@ public enum Attention {
         }
     }
 
+    /// Adds ALiBi's `slope · (j − position)` to the scores of keys `keys` (after scaling, before
+    /// softmax, as MPT and Baichuan do; any per-row shift gives the same softmax).
+    @inline(__always)
+    static func addALiBi(_ slope: Float, row: UnsafeMutablePointer<Float>, keys: Range<Int>, position: Int) {
+        for j in keys { row[j] += slope * Float(j - position) }
+    }
+
     /// The first key a query at `position` sees: 0 without a window, else `position − window + 1`.
     @inline(__always)
     static func firstVisibleKey(position: Int, window: Int?) -> Int {
@@ -148,7 +161,7 @@ public enum Attention {
     /// window written out as transformers' mask condition `j > p − window`.
     public static func reference(
         queries: [Float], keys: [Float], values: [Float], startPosition: Int,
-        heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil
+        heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil, alibiSlopes: [Float]? = nil
     ) -> [Float] {
         let qStride = heads * hd, kvStride = kvHeads * hd
         let queryCount = queries.count / qStride
@@ -166,6 +179,7 @@ public enum Attention {
                         acc += Double(queries[t * qStride + h * hd + i]) * Double(keys[j * kvStride + kvh * hd + i])
                     }
                     row[r] = Float(acc) * scale(headDimension: hd)
+                    if let alibiSlopes { row[r] += Float(Double(alibiSlopes[h]) * Double(j - position)) }
                 }
                 let p = Softmax.reference(row)
                 for i in 0 ..< hd {

@@ -82,12 +82,14 @@ public enum RoPE {
     /// Rotates every head of `rows` rows in place.
     /// - Parameters:
     ///   - x: rows of `heads · headDimension` floats, `rowStride` apart.
-    ///   - cos, sin: tables `[rows, headDimension/2]` from ``fillTables(inverseFrequencies:positions:cos:sin:)``.
+    ///   - cos, sin: tables `[rows, rotaryDimensions/2]` from ``fillTables(inverseFrequencies:positions:cos:sin:)``.
+    ///   - rotaryDimensions: partial rotary (phi, Persimmon): only the first this many dims of each
+    ///     head rotate, pairing `i ↔ i + rotaryDimensions/2`; the rest pass through. Nil: all.
     public static func apply(
         _ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int, headDimension: Int,
-        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rotaryDimensions: Int? = nil
     ) {
-        let half = headDimension / 2
+        let half = (rotaryDimensions ?? headDimension) / 2
         for r in 0 ..< rows {
             let c = cos + r * half, s = sin + r * half
             for h in 0 ..< heads {

@@ -31,7 +31,11 @@ extension LlamaConfig {
         guard let arch = metadata[GGUFKeys.General.architecture]?.stringValue else {
             throw ModelLoadError.missingMetadata(GGUFKeys.General.architecture)
         }
-        guard Self.ggufArchitectures.contains(arch) else { throw ModelLoadError.unsupportedArchitecture(arch) }
+        guard Self.ggufArchitectures.contains(arch) else {
+            guard let family = ModelFamily(ggufArchitecture: arch) else { throw ModelLoadError.unsupportedArchitecture(arch) }
+            try self.init(gguf: metadata, tensors: tensors, architecture: arch, family: family)
+            return
+        }
         func int(_ key: String) throws -> Int {
             guard let v = metadata[key]?.intValue else { throw ModelLoadError.missingMetadata(key) }
             return v
@@ -84,9 +88,97 @@ extension LlamaConfig {
         try validate()
     }
 
-    /// The GGUF architectures the forward pass runs: LLaMA's block, and Qwen2's (LLaMA's with
-    /// q/k/v biases).
+    /// The GGUF architectures read as LLaMA's block: LLaMA's, and Qwen2's (LLaMA's with q/k/v
+    /// biases). The other families' architectures are ``ModelFamily/init(ggufArchitecture:)``'s.
     public static let ggufArchitectures: Set<String> = [
         ArchitectureDescription.llama.ggufName, ArchitectureDescription.qwen2.ggufName,
     ]
+}
+
+extension LlamaConfig {
+    /// The other families' `<arch>.*` keys, as llama.cpp's loader reads them (`llm_load_hparams`),
+    /// and the block llama.cpp's graph for the architecture runs:
+    ///
+    /// - `gpt2`: learned positions (`position_embd`), LayerNorm with bias, biases everywhere.
+    /// - `phi2`: parallel block with one LayerNorm, partial rotary over `rope.dimension_count`,
+    ///   a biased head.
+    /// - `falcon`: parallel block; two norms when the file has `blk.0.attn_norm_2.weight` (40B).
+    /// - `mpt`: ALiBi with `attention.max_alibi_bias`; norm biases when the file has them.
+    /// - `qwen`: `feed_forward_length` is twice the MLP width (llama.cpp halves it); the epsilon
+    ///   is `layer_norm_rms_epsilon`, else the converter's `layer_norm_epsilon`.
+    /// - `baichuan`: llama.cpp picks RoPE for 32 layers and ALiBi (max bias 8) for 40, and
+    ///   runs neither for any other count; so does this (the file does not say which model it is).
+    ///
+    /// GELU is llama.cpp's table-driven tanh form (``BlockDescription/Activation/geluGGML``), so
+    /// the logits are llama.cpp's; the HF checkpoint of the same model runs its own GELU (exact for
+    /// Falcon and MPT), which moves logits by ~1e-3.
+    init(gguf metadata: GGUFMetadata, tensors: [TensorEntry], architecture arch: String, family: ModelFamily) throws {
+        typealias K = GGUFKeys.Architecture
+        func int(_ key: String) throws -> Int {
+            guard let v = metadata[key]?.intValue else { throw ModelLoadError.missingMetadata(key) }
+            return v
+        }
+        func double(_ key: String) -> Double? { metadata[key]?.doubleValue }
+        func has(_ name: String) -> Bool { tensors.contains { $0.name == name } }
+        let hidden = try int(K.embeddingLength(arch))
+        let heads = try int(K.headCount(arch))
+        guard heads > 0 else { throw VerifyError.badConfigValue(key: K.headCount(arch), reason: "must be positive") }
+        let kvHeads = metadata[K.headCountKV(arch)]?.intValue ?? heads
+        let headDim = hidden / heads
+        let vocab = metadata[K.vocabSize(arch)]?.intValue
+            ?? metadata[GGUFKeys.Tokenizer.tokens]?.arrayValue?.count
+            ?? tensors.first { $0.name == "token_embd.weight" }?.shape.first
+        guard let vocab else { throw ModelLoadError.missingMetadata(K.vocabSize(arch)) }
+        let layers = try int(K.blockCount(arch))
+        var ffn = try int(K.feedForwardLength(arch))
+        let layerNormKey = K.key(arch, "attention.layer_norm_epsilon")
+        var epsilon = double(layerNormKey)
+        let normBias = has("blk.0.attn_norm.bias")
+        let block: BlockDescription
+        switch family {
+        case .gpt2:
+            block = BlockDescription(norm: .layerNorm(bias: true), mlp: .plain(.geluGGML), positions: .learned(offset: 0),
+                                     qkvBias: true, outputBias: true, mlpBias: true)
+        case .phi:
+            let dims = metadata[K.ropeDimensionCount(arch)]?.intValue ?? headDim
+            block = BlockDescription(norm: .layerNorm(bias: true), mlp: .plain(.geluGGML), positions: .rotary(dimensions: dims),
+                                     residual: .parallel(separateNorms: false), qkvBias: true, outputBias: true, mlpBias: true,
+                                     headBias: has("output.bias"))
+        case .falcon:
+            let bias = has("blk.0.attn_qkv.bias")
+            block = BlockDescription(norm: .layerNorm(bias: true), mlp: .plain(.geluGGML), positions: .rotary(dimensions: headDim),
+                                     residual: .parallel(separateNorms: has("blk.0.attn_norm_2.weight")),
+                                     qkvBias: bias, outputBias: bias, mlpBias: bias)
+        case .mpt:
+            if metadata[K.key(arch, "attention.clamp_kqv")] != nil {
+                throw VerifyError.unsupportedConfig("MPT: attention.clamp_kqv")
+            }
+            let maxBias = double(K.key(arch, "attention.max_alibi_bias")) ?? 0
+            guard maxBias > 0 else { throw VerifyError.unsupportedConfig("MPT: attention.max_alibi_bias 0 (no ALiBi)") }
+            let bias = has("blk.0.attn_qkv.bias")
+            block = BlockDescription(norm: .layerNorm(bias: normBias), mlp: .plain(.geluGGML), positions: .alibi(maxBias: maxBias),
+                                     qkvBias: bias, outputBias: bias, mlpBias: bias)
+        case .qwen:
+            ffn /= 2
+            epsilon = double(K.layerNormRMSEpsilon(arch)) ?? epsilon
+            block = BlockDescription(norm: .rms, mlp: .swiGLU, positions: .rotary(dimensions: headDim), qkvBias: true)
+        case .baichuan:
+            epsilon = double(K.layerNormRMSEpsilon(arch))
+            let positions: BlockDescription.Positions =
+                layers == 32 ? .rotary(dimensions: headDim) : layers == 40 ? .alibi(maxBias: 8) : .none
+            block = BlockDescription(norm: .rms, mlp: .swiGLU, positions: positions)
+        case .llama, .opt, .persimmon:
+            throw ModelLoadError.unsupportedArchitecture(arch)
+        }
+        guard let epsilon else {
+            throw ModelLoadError.missingMetadata(family == .baichuan ? K.layerNormRMSEpsilon(arch) : layerNormKey)
+        }
+        self.init(
+            vocabularySize: vocab, hiddenSize: hidden, intermediateSize: ffn, layerCount: layers,
+            headCount: heads, kvHeadCount: kvHeads, headDimension: headDim, rmsNormEpsilon: epsilon,
+            ropeTheta: double(K.ropeFreqBase(arch)) ?? 10000,
+            tiedEmbeddings: !has("output.weight"), maxPositions: try int(K.contextLength(arch)),
+            block: block, family: family)
+        try validate()
+    }
 }

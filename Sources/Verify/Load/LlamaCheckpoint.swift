@@ -23,6 +23,9 @@ public final class LlamaCheckpoint: @unchecked Sendable {
     /// The input's tensor bytes.
     public let source: any TensorSource
 
+    /// Where the family keeps its weights; nil for LLaMA's layout (the table's HF names).
+    let layout: FamilyTensorLayout?
+
     public var path: String { input.path }
     public var format: ModelFormat { input.format }
 
@@ -41,12 +44,20 @@ public final class LlamaCheckpoint: @unchecked Sendable {
         switch input {
         case .hf(let directory):
             (config, tensors) = try withPath(directory.path) {
-                if let architecture = try directory.config.architecture,
-                   !LlamaConfig.ggufArchitectures.contains(ArchitectureDescription.forHF(architecture: architecture)?.ggufName ?? "") {
-                    throw ModelLoadError.unsupportedArchitecture(architecture)
+                let architecture = try directory.config.architecture
+                var family = ModelFamily.llama
+                if let architecture {
+                    guard let f = ModelFamily(hfArchitecture: architecture) else {
+                        throw ModelLoadError.unsupportedArchitecture(architecture)
+                    }
+                    family = f
                 }
-                return (try LlamaConfig(hfConfig: directory.config.object), try ModelTensorTable(hf: source, config: directory.config))
+                return (try LlamaConfig(hfConfig: directory.config.object, family: family),
+                        try ModelTensorTable(hf: source, config: directory.config))
             }
+            let architecture = try? directory.config.architecture
+            let table = tensors
+            layout = FamilyTensorLayout.of(config, gguf: false, hfArchitecture: architecture ?? nil) { table[$0] != nil }
         case .gguf(let model):
             (config, tensors) = try withPath(model.path) {
                 var divisors: [Float]?
@@ -62,6 +73,7 @@ public final class LlamaCheckpoint: @unchecked Sendable {
                                                  headCount: config.headCount, kvHeadCount: config.kvHeadCount)
                 return (config, table)
             }
+            layout = FamilyTensorLayout.of(config, gguf: true, hfArchitecture: nil) { source.entry(named: $0) != nil }
         case .safetensors(let checkpoint):
             throw PathError(path: checkpoint.path, ModelLoadError.noConfiguration)
         }
@@ -111,7 +123,13 @@ public final class LlamaCheckpoint: @unchecked Sendable {
     ///     whole model in float32); otherwise layers are decoded again on every call.
     public func model(threads: Int = activeProcessorCount, adapter: LoRAAdapter? = nil,
                       keepLayersResident: Bool = false) throws -> LlamaModel {
-        if let adapter { try adapter.check(against: config) }
+        if let adapter {
+            guard layout == nil else {
+                throw PathError(path: adapter.path, LoRAAdapterError.unsupported(
+                    "an adapter on a \(config.family.displayName) model (the forward pass applies LoRA to LLaMA's layout only)"))
+            }
+            try adapter.check(against: config)
+        }
         return try LlamaModel(config: config, weights: weights(threads: threads, adapter: adapter),
                               threadCount: threads, keepLayersResident: keepLayersResident)
     }
@@ -181,13 +199,26 @@ public final class StreamingWeights: LlamaWeightSource {
         guard token >= 0, token < config.vocabularySize else {
             throw VerifyError.tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
         }
-        let t = try tensor("model.embed_tokens.weight")
+        let t: ModelTensor
+        if let layout = checkpoint.layout {
+            t = try stored(TensorRecipe(name: layout.embedding))
+            guard t.shape == [config.vocabularySize, config.hiddenSize] else {
+                throw PathError(path: checkpoint.path, ModelLoadError.tensorShape(
+                    name: t.entry.name, expected: [config.vocabularySize, config.hiddenSize], actual: t.shape))
+            }
+        } else {
+            t = try tensor("model.embed_tokens.weight")
+        }
         try withPath(t.entry.file) {
             try t.decode(rows: token ..< token + 1, from: checkpoint.source, into: row, threads: 1)
         }
     }
 
     public func loadLayer(_ index: Int, into weights: inout LlamaLayerWeights) throws {
+        if let layout = checkpoint.layout {
+            try loadLayer(index, layout: layout, into: &weights)
+            return
+        }
         let names = LlamaLayerWeights.tensorNames(layer: index, config: config)
         let layer = try names.map { try tensor($0.name) }
         // Start reading the whole layer while the first tensors decode.
@@ -205,11 +236,139 @@ public final class StreamingWeights: LlamaWeightSource {
     }
 
     public func finalNorm() throws -> [Float] {
-        try whole("model.norm.weight")
+        if let layout = checkpoint.layout { return try whole(TensorRecipe(name: layout.finalNorm), shape: [config.hiddenSize]) }
+        return try whole("model.norm.weight")
     }
 
     public func outputHead() throws -> [Float] {
-        try whole(config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+        guard let layout = checkpoint.layout else {
+            return try whole(config.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+        }
+        var head = try whole(TensorRecipe(name: layout.head ?? layout.embedding), shape: [config.vocabularySize, config.hiddenSize])
+        if layout.normalizeHead { Self.normalizeRows(&head, width: config.hiddenSize) }
+        return head
+    }
+
+    public func finalNormBias() throws -> [Float] {
+        guard let name = checkpoint.layout?.finalNormBias else { return [] }
+        return try whole(TensorRecipe(name: name), shape: [config.hiddenSize])
+    }
+
+    public func outputBias() throws -> [Float] {
+        guard let name = checkpoint.layout?.headBias else { return [] }
+        return try whole(TensorRecipe(name: name), shape: [config.vocabularySize])
+    }
+
+    public func positionEmbeddingRow(_ index: Int, into row: UnsafeMutableBufferPointer<Float>) throws {
+        guard let name = checkpoint.layout?.positions else { throw VerifyError.missingTensor("position embeddings") }
+        let t = try stored(TensorRecipe(name: name))
+        guard t.shape.count == 2, t.shape[1] == config.hiddenSize else {
+            throw PathError(path: checkpoint.path, ModelLoadError.tensorShape(name: t.entry.name, expected: [t.shape.first ?? 0, config.hiddenSize], actual: t.shape))
+        }
+        guard index >= 0, index < t.rowCount else {
+            throw VerifyError.contextOverflow(needed: index + 1, capacity: t.rowCount)
+        }
+        try withPath(t.entry.file) { try t.decode(rows: index ..< index + 1, from: checkpoint.source, into: row, threads: 1) }
+    }
+
+    /// Baichuan 2's NormHead: each row over its L2 norm (`F.normalize`, float32, norm ≥ 1e-12).
+    static func normalizeRows(_ w: inout [Float], width: Int) {
+        guard width > 0 else { return }
+        for r in 0 ..< w.count / width {
+            var sum: Float = 0
+            for i in 0 ..< width { sum += w[r * width + i] * w[r * width + i] }
+            let norm = max(sum.squareRoot(), 1e-12)
+            for i in 0 ..< width { w[r * width + i] /= norm }
+        }
+    }
+
+    // MARK: - Family layouts
+
+    /// One decoded fused tensor, kept while its q, k and v are cut from it.
+    private var lastDecoded: (recipe: TensorRecipe, values: [Float])?
+
+    /// The stored tensor a recipe reads: by HF name from the table (bitsandbytes weights
+    /// included), by GGUF name from the file (with the recipe's permutation).
+    private func stored(_ recipe: TensorRecipe) throws -> ModelTensor {
+        try withPath(checkpoint.path) {
+            if case .gguf = checkpoint.input {
+                guard let entry = checkpoint.source.entry(named: recipe.name) else { throw VerifyError.missingTensor(recipe.name) }
+                return try ModelTensor(name: recipe.name, entry: entry, permutation: recipe.permutation)
+            }
+            guard let t = checkpoint.tensors[recipe.name] else { throw VerifyError.missingTensor(recipe.name) }
+            return t
+        }
+    }
+
+    /// A recipe's weight, checked against the element count the block needs.
+    /// A recipe's weight, checked against the element count and row length the block needs.
+    private func read(_ recipe: TensorRecipe, field name: String, count: Int, rowLength: Int? = nil) throws -> [Float] {
+        let t = try stored(recipe)
+        let whole = TensorRecipe(name: recipe.name, transposed: recipe.transposed, permutation: recipe.permutation)
+        let values: [Float]
+        if let last = lastDecoded, last.recipe == whole {
+            values = last.values
+        } else {
+            values = try withPath(t.entry.file) {
+                try FamilyTensorLayout.decode(whole, tensor: t, source: checkpoint.source, threads: threads)
+            }
+            t.releasePages(in: checkpoint.source)
+            if recipe.rows != nil { lastDecoded = (whole, values) }
+        }
+        // Rows and row length after the transpose (a 1-D tensor: one element per row).
+        let shape = t.shape
+        let rowCount = shape.count == 2 && recipe.transposed ? shape[1] : (shape.first ?? 1)
+        let columns = shape.count <= 1 ? 1 : values.count / max(1, rowCount)
+        if let rowLength, columns != rowLength {
+            throw PathError(path: t.entry.file, ModelLoadError.tensorShape(
+                name: t.entry.name, expected: [count / max(1, rowLength), rowLength], actual: shape))
+        }
+        var result = values
+        if let rows = recipe.rows {
+            result = []
+            result.reserveCapacity(count)
+            for r in rows {
+                guard r.lowerBound >= 0, r.upperBound <= rowCount else {
+                    throw PathError(path: t.entry.file, ModelLoadError.badTensorLayout(
+                        name: t.entry.name, reason: "rows \(r) of a fused tensor with \(rowCount) rows"))
+                }
+                result.append(contentsOf: values[r.lowerBound * columns ..< r.upperBound * columns])
+            }
+        }
+        guard result.count == count else {
+            throw PathError(path: checkpoint.path, VerifyError.tensorSize(name: "\(recipe.name) (as \(name))", expected: count, actual: result.count))
+        }
+        return result
+    }
+
+    /// The input width of a layer matrix (nil for vectors), to tell `[out, in]` from `[in, out]`.
+    private func rowLength(of field: WritableKeyPath<LlamaLayerWeights, [Float]>) -> Int? {
+        switch field {
+        case \LlamaLayerWeights.query, \LlamaLayerWeights.key, \LlamaLayerWeights.value,
+             \LlamaLayerWeights.gate, \LlamaLayerWeights.up: config.hiddenSize
+        case \LlamaLayerWeights.output: config.queryDimension
+        case \LlamaLayerWeights.down: config.intermediateSize
+        default: nil
+        }
+    }
+
+    private func loadLayer(_ index: Int, layout: FamilyTensorLayout, into weights: inout LlamaLayerWeights) throws {
+        let recipes = layout.layer(index)
+        for (name, count, field) in LlamaLayerWeights.tensorNames(layer: index, config: config) {
+            guard let recipe = recipes[field] else {
+                throw VerifyError.unsupportedConfig("\(config.family.displayName): no tensor layout for '\(name)'")
+            }
+            weights[keyPath: field] = try read(recipe, field: name, count: count, rowLength: rowLength(of: field))
+        }
+        lastDecoded = nil
+    }
+
+    private func whole(_ recipe: TensorRecipe, shape: [Int]) throws -> [Float] {
+        let t = try stored(recipe)
+        guard t.shape == shape else {
+            throw PathError(path: checkpoint.path, ModelLoadError.tensorShape(name: t.entry.name, expected: shape, actual: t.shape))
+        }
+        return try read(recipe, field: recipe.name, count: shape.reduce(1, *))
     }
 
     private func whole(_ name: String) throws -> [Float] {

@@ -34,7 +34,8 @@ public enum ModelLoadError: ClassifiedError, Hashable {
         case .noConfiguration:
             "a bare safetensors file has no config.json; pass the model directory instead"
         case .unsupportedArchitecture(let a):
-            "architecture '\(a)' is not supported by the forward pass (supported: llama, mistral, qwen2)"
+            "architecture '\(a)' is not supported by the forward pass (supported: llama, mistral, qwen2, "
+                + "gpt2, opt, phi, falcon, mpt, baichuan, qwen, persimmon)"
         case .missingMetadata(let key):
             "metadata key '\(key)' is missing or not a number"
         case .tensorShape(let name, let expected, let actual):

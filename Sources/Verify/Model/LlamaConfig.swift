@@ -14,10 +14,12 @@ public enum RopeScaling: Sendable, Hashable {
     case divisors([Float])
 }
 
-/// The shape of a LLaMA-family decoder, independent of the file it came from.
+/// The shape of a decoder, independent of the file it came from: sizes, the block it runs
+/// (``block``, LLaMA's unless a family says otherwise) and the family whose tensor layout the
+/// weights follow (``family``). The name stays from the days it described LLaMA only.
 ///
-/// Build it from values (the GGUF path maps `llama.*` keys), or from an HF `config.json`
-/// with ``init(hfConfig:)``. Scalars that Python keeps as doubles (eps, theta, rope factors)
+/// Build it from values (the GGUF path maps `<arch>.*` keys), or from an HF `config.json`
+/// with ``init(hfConfig:)`` (LLaMA's block) or ``init(hfConfig:family:)`` (any family). Scalars that Python keeps as doubles (eps, theta, rope factors)
 /// stay Double here; the kernels round them to float32 where torch does.
 public struct LlamaConfig: Sendable, Hashable {
     public var vocabularySize: Int
@@ -29,6 +31,7 @@ public struct LlamaConfig: Sendable, Hashable {
     public var headCount: Int
     public var kvHeadCount: Int
     public var headDimension: Int
+    /// The epsilon of every norm of the model (RMSNorm or LayerNorm, as ``block`` says).
     public var rmsNormEpsilon: Double
     public var ropeTheta: Double
     public var ropeScaling: RopeScaling
@@ -36,8 +39,15 @@ public struct LlamaConfig: Sendable, Hashable {
     public var tiedEmbeddings: Bool
     /// `max_position_embeddings`: the default KV-cache capacity.
     public var maxPositions: Int
-    /// Biases on the q, k and v projections (Qwen2's block; `o_proj` has none).
-    public var attentionBias: Bool
+    /// Biases on the q, k and v projections (Qwen2's block; `o_proj` has none): ``block``'s `qkvBias`.
+    public var attentionBias: Bool {
+        get { block.qkvBias }
+        set { block.qkvBias = newValue }
+    }
+    /// The decoder block as data: norm, MLP, positions, residual, biases.
+    public var block: BlockDescription
+    /// Whose tensor layout the weights follow (names, fused projections, transposes).
+    public var family: ModelFamily
     /// Mistral's `sliding_window`: a query at position i sees keys j with i − window < j ≤ i
     /// (transformers' mask); nil for full causal attention.
     public var slidingWindow: Int?
@@ -47,7 +57,8 @@ public struct LlamaConfig: Sendable, Hashable {
         headCount: Int, kvHeadCount: Int? = nil, headDimension: Int? = nil,
         rmsNormEpsilon: Double = 1e-6, ropeTheta: Double = 10000, ropeScaling: RopeScaling = .none,
         tiedEmbeddings: Bool = false, maxPositions: Int = 2048,
-        attentionBias: Bool = false, slidingWindow: Int? = nil
+        attentionBias: Bool = false, slidingWindow: Int? = nil,
+        block: BlockDescription? = nil, family: ModelFamily = .llama
     ) {
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
@@ -61,9 +72,14 @@ public struct LlamaConfig: Sendable, Hashable {
         self.ropeScaling = ropeScaling
         self.tiedEmbeddings = tiedEmbeddings
         self.maxPositions = maxPositions
-        self.attentionBias = attentionBias
+        let headDimension = self.headDimension
+        self.block = block ?? .llama(headDimension: headDimension, qkvBias: attentionBias)
+        self.family = family
         self.slidingWindow = slidingWindow
     }
+
+    /// Whether the model runs LLaMA's block (what the LoRA trainer implements).
+    public var runsLlamaBlock: Bool { block.isLlamaBlock(headDimension: headDimension) }
 
     /// Width of all query heads together (`headCount · headDimension`).
     public var queryDimension: Int { headCount * headDimension }
@@ -89,8 +105,20 @@ public struct LlamaConfig: Sendable, Hashable {
             throw VerifyError.badConfigValue(
                 key: "num_key_value_heads", reason: "\(kvHeadCount) does not divide num_attention_heads \(headCount)")
         }
-        guard headDimension % 2 == 0 else {
-            throw VerifyError.badConfigValue(key: "head_dim", reason: "RoPE needs an even head size, is \(headDimension)")
+        switch block.positions {
+        case .rotary(let dims):
+            guard dims > 0, dims % 2 == 0, dims <= headDimension else {
+                throw VerifyError.badConfigValue(
+                    key: "head_dim", reason: "RoPE needs an even count of rotary dims ≤ the head size \(headDimension), has \(dims)")
+            }
+        case .learned(let offset):
+            guard offset >= 0 else { throw VerifyError.badConfigValue(key: "position offset", reason: "must be ≥ 0") }
+        case .alibi(let maxBias):
+            guard maxBias.isFinite, maxBias > 0 else {
+                throw VerifyError.badConfigValue(key: "alibi_bias_max", reason: "must be finite and positive")
+            }
+        case .none:
+            break
         }
         guard rmsNormEpsilon.isFinite, rmsNormEpsilon >= 0 else {
             throw VerifyError.badConfigValue(key: "rms_norm_eps", reason: "must be finite and ≥ 0")

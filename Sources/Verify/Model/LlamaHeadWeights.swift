@@ -7,6 +7,8 @@ public struct LlamaHeadWeights: Sendable {
     public let config: LlamaConfig
     private var norm: [Float]?
     private var head: [Float]?
+    private var normBias: [Float]?
+    private var headBias: [Float]?
 
     public init(config: LlamaConfig) { self.config = config }
 
@@ -36,10 +38,38 @@ public struct LlamaHeadWeights: Sendable {
         return w
     }
 
-    /// Drops both (after the source changed).
+    /// The final norm's bias `[dim]`, or empty when the block's norm has none.
+    /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
+    public mutating func finalNormBias(from source: any LlamaWeightSource) throws -> [Float] {
+        if let normBias { return normBias }
+        let b = try Self.bias(config.block.normBias, count: config.hiddenSize, name: "model.norm.bias", source.finalNormBias)
+        normBias = b
+        return b
+    }
+
+    /// The output head's bias `[vocab]`, or empty when the block has none.
+    /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)``, or what the source throws.
+    public mutating func outputBias(from source: any LlamaWeightSource) throws -> [Float] {
+        if let headBias { return headBias }
+        let b = try Self.bias(config.block.headBias, count: config.vocabularySize, name: "lm_head.bias", source.outputBias)
+        headBias = b
+        return b
+    }
+
+    /// An optional bias read from the source when the block has it, checked for its size.
+    private static func bias(_ present: Bool, count: Int, name: String, _ read: () throws -> [Float]) throws -> [Float] {
+        guard present else { return [] }
+        let b = try read()
+        guard b.count == count else { throw VerifyError.tensorSize(name: name, expected: count, actual: b.count) }
+        return b
+    }
+
+    /// Drops all of them (after the source changed).
     public mutating func forget() {
         norm = nil
         head = nil
+        normBias = nil
+        headBias = nil
     }
 }
 

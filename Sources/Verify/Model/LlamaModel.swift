@@ -70,9 +70,14 @@ public struct ForwardResult: Sendable {
     }
 }
 
-/// A LLaMA decoder evaluated in float32, laid out like llama2.c's `forward`: embeddings, then
-/// per layer RMSNorm → q/k/v → RoPE → causal GQA → o_proj + residual → RMSNorm → SwiGLU MLP +
-/// residual, then the final norm and the output head.
+/// A decoder evaluated in float32, laid out like llama2.c's `forward`: embeddings, then per
+/// layer norm → q/k/v → RoPE → causal GQA → o_proj + residual → norm → MLP + residual, then
+/// the final norm and the output head.
+///
+/// The block is ``LlamaConfig/block``: LLaMA's (RMSNorm, SwiGLU, rotary), or any variant a
+/// ``BlockDescription`` states — LayerNorm with or without bias, GELU/ReLU/ReLU² MLPs, learned
+/// positions, ALiBi, partial rotary, QK-layernorm, parallel attention + MLP, biases on any
+/// projection. One pass runs them all; LLaMA's block takes exactly the steps it always took.
 ///
 /// Batched: all `T` tokens of a call go through each projection as one `sgemm`. Weights come
 /// from a ``LlamaWeightSource`` one layer at a time into a reused buffer (or are kept after the
@@ -85,8 +90,10 @@ public final class LlamaModel {
     /// Worker threads: each product is split over them (OpenBLAS itself is set to one thread
     /// during a forward call), and so are attention heads and the element-wise steps.
     public var threadCount: Int
-    /// `inv_freq` of RoPE — `[hd/2]`.
+    /// `inv_freq` of RoPE — `[rotary dims / 2]` (computed over the head size without rotary).
     public let inverseFrequencies: [Float]
+    /// ALiBi's per-head slopes, for blocks with ALiBi positions.
+    public let alibiSlopes: [Float]?
 
     private let weights: any LlamaWeightSource
     private let keepLayersResident: Bool
@@ -118,7 +125,13 @@ public final class LlamaModel {
         headWeights = LlamaHeadWeights(config: config)
         state = RunState(config: config)
         inverseFrequencies = RoPE.inverseFrequencies(
-            headDimension: config.headDimension, theta: config.ropeTheta, scaling: config.ropeScaling)
+            headDimension: config.block.rotaryDimensions ?? config.headDimension, theta: config.ropeTheta,
+            scaling: config.ropeScaling)
+        if case .alibi(let maxBias) = config.block.positions {
+            alibiSlopes = ALiBi.slopes(heads: config.headCount, maxBias: maxBias)
+        } else {
+            alibiSlopes = nil
+        }
     }
 
     /// An empty cache for `capacity` positions. (No default: `max_position_embeddings` is
@@ -141,7 +154,7 @@ public final class LlamaModel {
         let c = config
         let T = tokens.count, start = startPosition
         let dim = c.hiddenSize, qDim = c.queryDimension, kvDim = c.kvDimension, ffn = c.intermediateSize
-        let hd = c.headDimension, eps = Float(c.rmsNormEpsilon)
+        let hd = c.headDimension, block = c.block
         guard T > 0 else { throw VerifyError.emptyInput }
         guard start >= 0, start <= cache.count else {
             throw VerifyError.startBeyondCache(startPosition: start, cached: cache.count)
@@ -162,11 +175,22 @@ public final class LlamaModel {
         defer { Matmul.setThreadCount(blasThreads) }
         let s = state
         s.reserve(rows: T, context: start + T, threads: threadCount)
-        RoPE.fillTables(inverseFrequencies: inverseFrequencies, positions: start ..< start + T, cos: s.cos, sin: s.sin)
+        let rotary = block.rotaryDimensions
+        if rotary != nil {
+            RoPE.fillTables(inverseFrequencies: inverseFrequencies, positions: start ..< start + T, cos: s.cos, sin: s.sin)
+        }
 
-        // 1. Token embeddings: x[t] = E[token t].
+        // 1. Token embeddings: x[t] = E[token t] (+ P[start + t + offset] with learned positions).
         for (t, token) in tokens.enumerated() {
             try weights.embeddingRow(token, into: UnsafeMutableBufferPointer(start: s.x + t * dim, count: dim))
+        }
+        if case .learned(let offset) = block.positions {
+            guard start + T <= c.maxPositions else { throw VerifyError.contextOverflow(needed: start + T, capacity: c.maxPositions) }
+            for t in 0 ..< T {
+                let row = UnsafeMutableBufferPointer(start: s.xb + t * dim, count: dim)
+                try weights.positionEmbeddingRow(start + t + offset, into: row)
+                for i in 0 ..< dim { s.x[t * dim + i] += row[i] }
+            }
         }
         var hidden: HiddenStates? = nil
         if options.captureHiddenStates {
@@ -180,8 +204,14 @@ public final class LlamaModel {
             let keys = cache.keys(layer: l), values = cache.values(layer: l)
             let newKeys = keys + start * kvDim, newValues = values + start * kvDim
 
-            // Attention block: x += o_proj(attention(rope(q), rope(k), v)) on xb = RMSNorm(x).
-            normalize(s.x, w.attentionNorm, into: s.xb, rows: T, epsilon: eps)
+            // Attention block: x += o_proj(attention(rope(q), rope(k), v)) on xb = norm(x). A
+            // parallel block with its own MLP norm reads it from x before attention changes x.
+            normalize(s.x, w.attentionNorm, bias: w.attentionNormBias, into: s.xb, rows: T)
+            var mlpInput = UnsafePointer(s.xb)
+            if block.residual == .parallel(separateNorms: true) {
+                normalize(s.x, w.feedForwardNorm, bias: w.feedForwardNormBias, into: s.xb2, rows: T)
+                mlpInput = UnsafePointer(s.xb2)
+            }
             project(s.xb, rows: T, w.query, into: s.q, outFeatures: qDim)
             project(s.xb, rows: T, w.key, into: newKeys, outFeatures: kvDim)        // straight into the cache
             project(s.xb, rows: T, w.value, into: newValues, outFeatures: kvDim)
@@ -189,21 +219,45 @@ public final class LlamaModel {
             addBias(w.queryBias, to: s.q, rows: T)
             addBias(w.keyBias, to: newKeys, rows: T)
             addBias(w.valueBias, to: newValues, rows: T)
-            RoPE.apply(s.q, rows: T, rowStride: qDim, heads: c.headCount, headDimension: hd, cos: s.cos, sin: s.sin)
-            RoPE.apply(newKeys, rows: T, rowStride: kvDim, heads: c.kvHeadCount, headDimension: hd, cos: s.cos, sin: s.sin)
+            if block.qkNorm {
+                // Persimmon: LayerNorm over each head's q and k, before rotary.
+                LayerNorm.apply(s.q, weight: w.queryNorm, bias: w.queryNormBias, into: s.q, rows: T * c.headCount,
+                                dim: hd, epsilon: Float(c.rmsNormEpsilon), threads: threadCount)
+                LayerNorm.apply(newKeys, weight: w.keyNorm, bias: w.keyNormBias, into: newKeys, rows: T * c.kvHeadCount,
+                                dim: hd, epsilon: Float(c.rmsNormEpsilon), threads: threadCount)
+            }
+            if let rotary {
+                RoPE.apply(s.q, rows: T, rowStride: qDim, heads: c.headCount, headDimension: hd, cos: s.cos, sin: s.sin,
+                           rotaryDimensions: rotary)
+                RoPE.apply(newKeys, rows: T, rowStride: kvDim, heads: c.kvHeadCount, headDimension: hd, cos: s.cos, sin: s.sin,
+                           rotaryDimensions: rotary)
+            }
             Attention.causal(
                 queries: s.q, queryCount: T, startPosition: start, keys: keys, values: values,
                 heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
                 scores: s.scores, scoreStride: s.scoreStride, output: s.attention, threads: threadCount,
-                window: c.slidingWindow)
+                window: c.slidingWindow, alibiSlopes: alibiSlopes)
             project(s.attention, rows: T, w.output, into: s.x, outFeatures: dim, accumulate: true)
+            addBias(w.outputBias, to: s.x, rows: T)
 
-            // MLP block: x += down(silu(gate(xb)) * up(xb)) on xb = RMSNorm(x).
-            normalize(s.x, w.feedForwardNorm, into: s.xb, rows: T, epsilon: eps)
-            project(s.xb, rows: T, w.gate, into: s.gate, outFeatures: ffn)
-            project(s.xb, rows: T, w.up, into: s.up, outFeatures: ffn)
-            swiGLU(s.gate, s.up, count: T * ffn)
-            project(s.gate, rows: T, w.down, into: s.x, outFeatures: dim, accumulate: true)
+            // MLP block: x += mlp(xb) on xb = norm(x) (sequential), or on the input's norm (parallel).
+            if block.residual == .sequential {
+                normalize(s.x, w.feedForwardNorm, bias: w.feedForwardNormBias, into: s.xb, rows: T)
+                mlpInput = UnsafePointer(s.xb)
+            }
+            switch block.mlp {
+            case .swiGLU:
+                project(mlpInput, rows: T, w.gate, into: s.gate, outFeatures: ffn)
+                project(mlpInput, rows: T, w.up, into: s.up, outFeatures: ffn)
+                swiGLU(s.gate, s.up, count: T * ffn)
+                project(s.gate, rows: T, w.down, into: s.x, outFeatures: dim, accumulate: true)
+            case .plain(let activation):
+                project(mlpInput, rows: T, w.up, into: s.up, outFeatures: ffn)
+                addBias(w.upBias, to: s.up, rows: T)
+                activate(activation, s.up, count: T * ffn)
+                project(s.up, rows: T, w.down, into: s.x, outFeatures: dim, accumulate: true)
+                addBias(w.downBias, to: s.x, rows: T)
+            }
 
             hidden?.afterLayer.append(s.copy(s.x, count: T * dim))
         }
@@ -222,8 +276,8 @@ public final class LlamaModel {
             rows = r
         }
         let normRows = hidden == nil ? rows : 0 ..< T
-        normalize(s.x + normRows.lowerBound * dim, try finalNorm(), into: s.xb + normRows.lowerBound * dim,
-                  rows: normRows.count, epsilon: eps)
+        normalize(s.x + normRows.lowerBound * dim, try finalNorm(), bias: try headWeights.finalNormBias(from: weights),
+                  into: s.xb + normRows.lowerBound * dim, rows: normRows.count)
         if hidden != nil { hidden?.finalNormed = s.copy(s.xb, count: T * dim) }
         resizeLogits(to: rows.count * c.vocabularySize)
         if !rows.isEmpty {
@@ -232,6 +286,10 @@ public final class LlamaModel {
             logitsBuffer.withUnsafeMutableBufferPointer { out in
                 project(s.xb + rows.lowerBound * dim, rows: rows.count, head, into: out.baseAddress!,
                         outFeatures: c.vocabularySize)
+            }
+            let bias = try headWeights.outputBias(from: weights)
+            if !bias.isEmpty {
+                logitsBuffer.withUnsafeMutableBufferPointer { addBias(bias, to: $0.baseAddress!, rows: rows.count) }
             }
         }
         return ForwardResult(logits: logitsBuffer, rowCount: rows.count, firstRow: rows.lowerBound,
@@ -320,9 +378,24 @@ public final class LlamaModel {
         }
     }
 
-    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>,
-                           rows: Int, epsilon: Float) {
-        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: threadCount)
+    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], bias: [Float], into y: UnsafeMutablePointer<Float>,
+                           rows: Int) {
+        let epsilon = Float(config.rmsNormEpsilon)
+        switch config.block.norm {
+        case .rms:
+            RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: threadCount)
+        case .layerNorm:
+            LayerNorm.apply(x, weight: weight, bias: bias, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon,
+                            threads: threadCount)
+        }
+    }
+
+    /// A plain MLP's activation in place, split over the threads.
+    private func activate(_ activation: BlockDescription.Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
+        nonisolated(unsafe) let p = x
+        parallelChunks(count: count, threads: threadCount, minimumChunk: 16_384) { range in
+            activation.apply(p + range.lowerBound, count: range.count)
+        }
     }
 }
 
@@ -336,6 +409,8 @@ final class RunState {
     private(set) var x: UnsafeMutablePointer<Float>
     /// Normed input of a block — `[T, dim]`.
     private(set) var xb: UnsafeMutablePointer<Float>
+    /// The MLP's normed input in a parallel block with two norms — `[T, dim]` (else unused).
+    private(set) var xb2: UnsafeMutablePointer<Float>
     /// Queries — `[T, heads · hd]`.
     private(set) var q: UnsafeMutablePointer<Float>
     /// Attention output, heads concatenated — `[T, heads · hd]`.
@@ -352,7 +427,7 @@ final class RunState {
 
     init(config c: LlamaConfig) {
         config = c
-        x = Self.allocate(0); xb = Self.allocate(0); q = Self.allocate(0); attention = Self.allocate(0)
+        x = Self.allocate(0); xb = Self.allocate(0); xb2 = Self.allocate(0); q = Self.allocate(0); attention = Self.allocate(0)
         gate = Self.allocate(0); up = Self.allocate(0); cos = Self.allocate(0); sin = Self.allocate(0)
         scores = Self.allocate(0)
     }
@@ -362,12 +437,13 @@ final class RunState {
         let c = config
         if needed > rows {
             rows = needed
-            for p in [x, xb, q, attention, gate, up, cos, sin] { p.deallocate() }
+            for p in [x, xb, xb2, q, attention, gate, up, cos, sin] { p.deallocate() }
             x = Self.allocate(needed * c.hiddenSize)
             xb = Self.allocate(needed * c.hiddenSize)
+            xb2 = Self.allocate(c.block.residual == .parallel(separateNorms: true) ? needed * c.hiddenSize : 0)
             q = Self.allocate(needed * c.queryDimension)
             attention = Self.allocate(needed * c.queryDimension)
-            gate = Self.allocate(needed * c.intermediateSize)
+            gate = Self.allocate(c.block.gated ? needed * c.intermediateSize : 0)
             up = Self.allocate(needed * c.intermediateSize)
             cos = Self.allocate(needed * c.headDimension / 2)
             sin = Self.allocate(needed * c.headDimension / 2)
@@ -393,6 +469,6 @@ final class RunState {
     }
 
     deinit {
-        for p in [x, xb, q, attention, gate, up, cos, sin, scores] { p.deallocate() }
+        for p in [x, xb, xb2, q, attention, gate, up, cos, sin, scores] { p.deallocate() }
     }
 }

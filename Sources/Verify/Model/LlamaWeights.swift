@@ -25,6 +25,21 @@ public struct LlamaLayerWeights: Sendable {
     public var queryBias: [Float]
     public var keyBias: [Float]
     public var valueBias: [Float]
+    /// Norm biases (LayerNorm blocks with bias) — `[dim]` each; empty otherwise. In a parallel
+    /// block with separate norms, ``attentionNorm`` is the attention branch's (Falcon `ln_attn`)
+    /// and ``feedForwardNorm`` the MLP's (`ln_mlp`); with one shared norm ``feedForwardNorm`` is empty.
+    public var attentionNormBias: [Float] = []
+    public var feedForwardNormBias: [Float] = []
+    /// Bias of the attention output projection — `[dim]`; empty when the block has none.
+    public var outputBias: [Float] = []
+    /// Biases of the MLP's up and down projections — `[ffn]`, `[dim]`; empty when none.
+    public var upBias: [Float] = []
+    public var downBias: [Float] = []
+    /// Persimmon's per-head q/k LayerNorms — `[hd]` each; empty without QK-layernorm.
+    public var queryNorm: [Float] = []
+    public var queryNormBias: [Float] = []
+    public var keyNorm: [Float] = []
+    public var keyNormBias: [Float] = []
 
     /// Zero-filled buffers of the right sizes, for a source to overwrite in place.
     public init(config c: LlamaConfig) {
@@ -40,6 +55,11 @@ public struct LlamaLayerWeights: Sendable {
         queryBias = [Float](repeating: 0, count: c.attentionBias ? c.queryDimension : 0)
         keyBias = [Float](repeating: 0, count: c.attentionBias ? c.kvDimension : 0)
         valueBias = [Float](repeating: 0, count: c.attentionBias ? c.kvDimension : 0)
+        for (_, count, field) in Self.extraTensors(layer: 0, config: c) {
+            self[keyPath: field] = [Float](repeating: 0, count: count)
+        }
+        if !c.block.hasSecondNorm { feedForwardNorm = [] }
+        if !c.block.gated { gate = [] }
     }
 
     public init(
@@ -72,7 +92,7 @@ public struct LlamaLayerWeights: Sendable {
                 (p + "self_attn.k_proj.bias", c.kvDimension, \.keyBias),
                 (p + "self_attn.v_proj.bias", c.kvDimension, \.valueBias),
             ] : []
-        return biases + [
+        var names = biases + [
             (p + "input_layernorm.weight", c.hiddenSize, \.attentionNorm),
             (p + "self_attn.q_proj.weight", c.queryDimension * c.hiddenSize, \.query),
             (p + "self_attn.k_proj.weight", c.kvDimension * c.hiddenSize, \.key),
@@ -83,6 +103,35 @@ public struct LlamaLayerWeights: Sendable {
             (p + "mlp.up_proj.weight", c.intermediateSize * c.hiddenSize, \.up),
             (p + "mlp.down_proj.weight", c.hiddenSize * c.intermediateSize, \.down),
         ]
+        if !c.block.hasSecondNorm { names.removeAll { $0.field == \.feedForwardNorm } }
+        if !c.block.gated { names.removeAll { $0.field == \.gate } }
+        return names + extraTensors(layer: index, config: c)
+    }
+
+    /// The tensors beyond LLaMA's block that `config.block` asks for, under LLaMA-style names
+    /// (the names the weight sources use as keys; a family's tensor layout says where each comes
+    /// from). Empty for LLaMA's block.
+    static func extraTensors(layer index: Int, config c: LlamaConfig)
+        -> [(name: String, elementCount: Int, field: WritableKeyPath<LlamaLayerWeights, [Float]>)]
+    {
+        let p = "model.layers.\(index).", b = c.block, dim = c.hiddenSize
+        var names: [(name: String, elementCount: Int, field: WritableKeyPath<LlamaLayerWeights, [Float]>)] = []
+        if b.normBias {
+            names.append((p + "input_layernorm.bias", dim, \.attentionNormBias))
+            if b.hasSecondNorm { names.append((p + "post_attention_layernorm.bias", dim, \.feedForwardNormBias)) }
+        }
+        if b.outputBias { names.append((p + "self_attn.o_proj.bias", dim, \.outputBias)) }
+        if b.mlpBias {
+            names.append((p + "mlp.up_proj.bias", c.intermediateSize, \.upBias))
+            names.append((p + "mlp.down_proj.bias", dim, \.downBias))
+        }
+        if b.qkNorm {
+            names.append((p + "self_attn.q_norm.weight", c.headDimension, \.queryNorm))
+            names.append((p + "self_attn.q_norm.bias", c.headDimension, \.queryNormBias))
+            names.append((p + "self_attn.k_norm.weight", c.headDimension, \.keyNorm))
+            names.append((p + "self_attn.k_norm.bias", c.headDimension, \.keyNormBias))
+        }
+        return names
     }
 
     /// Checks every buffer's size against `config`.
@@ -111,6 +160,24 @@ public protocol LlamaWeightSource {
     /// The output projection `[vocab, dim]`: `lm_head.weight`, or the embedding matrix when
     /// the embeddings are tied.
     func outputHead() throws -> [Float]
+    /// Writes row `index` of the learned position table (GPT-2 `wpe`, OPT `embed_positions`;
+    /// OPT's offset of 2 already added by the caller). Only asked for by blocks with learned positions.
+    func positionEmbeddingRow(_ index: Int, into row: UnsafeMutableBufferPointer<Float>) throws
+    /// The final norm's bias `[dim]` (LayerNorm blocks); empty when there is none.
+    func finalNormBias() throws -> [Float]
+    /// The output head's bias `[vocab]` (phi); empty when there is none.
+    func outputBias() throws -> [Float]
+}
+
+extension LlamaWeightSource {
+    /// No learned positions: LLaMA's block never asks.
+    public func positionEmbeddingRow(_ index: Int, into row: UnsafeMutableBufferPointer<Float>) throws {
+        throw VerifyError.missingTensor("position embeddings")
+    }
+    /// No final norm bias (RMSNorm).
+    public func finalNormBias() throws -> [Float] { [] }
+    /// No head bias.
+    public func outputBias() throws -> [Float] { [] }
 }
 
 /// All weights held in memory in float32: for tests and for small models.

@@ -47,11 +47,7 @@ struct Checksum: ParsableCommand {
     @Flag(help: "Replace an existing manifest.")
     var force = false
 
-    @Flag(help: "Print the result as JSON on standard output (schema in docs/manifest.md).")
-    var json = false
-
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
+    @OptionGroup var reporting: OutputOptions<ReleaseJSON>
 
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
@@ -90,11 +86,11 @@ struct Checksum: ParsableCommand {
         let seconds = ReleaseFormat.seconds(clock.now - start)
         let bytes = manifest.outputs.reduce(0) { $0 + $1.byteCount }
         let tensorCount = manifest.outputs.reduce(0) { $0 + ($1.tensors?.count ?? 0) }
-        printSummary(quiet: quiet, "wrote \(manifestPath ?? "manifest to standard output"): \(manifest.outputs.count) files"
+        printSummary(quiet: reporting.quiet, "wrote \(manifestPath ?? "manifest to standard output"): \(manifest.outputs.count) files"
             + (tensors ? ", \(tensorCount) tensors" : "")
             + ", \(ReleaseFormat.megabytes(bytes)) hashed in \(ReleaseFormat.fixed(seconds, 2)) s"
             + " (\(ReleaseFormat.fixed(seconds > 0 ? Double(bytes) / 1e6 / seconds : 0, 0)) MB/s)")
-        if json && !toStdout {
+        if reporting.json && !toStdout {
             let summary = JSONObject([
                 ("manifest", .string(manifestPath ?? "-")),
                 ("files", .int(Int64(manifest.outputs.count))),
@@ -113,7 +109,7 @@ struct Checksum: ParsableCommand {
                                      threads: threads)
         let failures = results.filter { !$0.isOK }
         for r in failures { printError("error: \(r.message)") }
-        if json {
+        if reporting.json {
             let files: [JSONValue] = results.map { r in
                 var o = JSONObject()
                 o["path"] = .string(r.path)
@@ -139,7 +135,7 @@ struct Checksum: ParsableCommand {
         if !failures.isEmpty {
             throw Failure(.checkFailed, "\(manifestPath): \(failures.count) of \(results.count) files do not match")
         }
-        printSummary(quiet: quiet, "\(manifestPath): all \(results.count) files match")
+        printSummary(quiet: reporting.quiet, "\(manifestPath): all \(results.count) files match")
     }
 }
 

@@ -15,7 +15,8 @@ struct Convert: ParsableCommand {
         HF → GGUF follows llama.cpp's convert_hf_to_gguf.py: the same metadata keys, tensor names \
         and order, the Q/K row permutation, norms and 1-D tensors kept F32, the tokenizer as GGUF \
         vocabulary. GGUF → HF is the reverse (config.json, generation_config.json, tokenizer \
-        files, model.safetensors sharded past --split-max-size). HF → HF (a model directory to a \
+        files, model.safetensors sharded past --split-max-size; every family with a GGUF architecture, \
+        with --config for the remote-code ones). HF → HF (a model directory to a \
         directory, or a .safetensors file to a file) casts the F32/F16/BF16 tensors to --outtype for \
         any architecture, copies the others, updates config.json's dtype and copies the tokenizer files.
 
@@ -26,6 +27,7 @@ struct Convert: ParsableCommand {
         Examples:
           wconv convert ./SmolLM2-135M -o smollm2.f16.gguf --outtype f16
           wconv convert smollm2.f16.gguf -o ./smollm2-hf
+          wconv convert qwen-7b.gguf -o ./qwen-7b-hf --config ./Qwen-7B/config.json
           wconv convert ./Llama-3-8B -o llama3.gguf --split-max-size 2GB
           wconv convert ./SmolLM2-135M -o ./smollm2-bf16 --outtype bf16
           wconv convert ./SmolLM2-135M -o smollm2.gguf --json --quiet > result.json
@@ -46,13 +48,17 @@ struct Convert: ParsableCommand {
     @Option(help: "tokenizer.ggml.pre to record when the BPE pre-tokenizer is not recognised.")
     var vocabPre: String?
 
+    @Option(name: .customLong("config"),
+            help: "GGUF → HF: the original checkpoint's config.json, written (dtype updated) instead of one rebuilt from the GGUF. Required for Qwen-7B and Baichuan (remote code); restores Mistral's class and sliding window.")
+    var referenceConfig: String?
+
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int = activeProcessorCount
 
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @OptionGroup var reporting: OutputOptions
+    @OptionGroup var reporting: OutputOptions<ResultJSON>
 
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
@@ -74,13 +80,19 @@ struct Convert: ParsableCommand {
             options.force = force
             options.splitMaxBytes = splitMaxSize.flatMap(SafetensorsShardPlan.parseSize)
             options.vocabPre = vocabPre
+            options.hfConfig = referenceConfig
             options.threads = threads
             let progress = ProgressReporter(command: "convert", quiet: reporting.quiet)
             options.progress = progress.handler
             let clock = ContinuousClock()
             let start = clock.now
             let model = try ModelInput.open(path: input)
-            options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input], threads: threads,
+            if referenceConfig != nil {
+                guard case .gguf = model, !output.hasSuffix(".gguf") else {
+                    throw Failure(.usage, "--config applies to GGUF → HF only (a .gguf input and a directory output)")
+                }
+            }
+            options.provenance = try provenance.begin("convert", options: recordedOptions, recipe: recipe, inputs: [input] + (referenceConfig.map { [$0] } ?? []), threads: threads,
                                                       dryRun: plan.dryRun)
             if plan.dryRun {
                 switch model {

@@ -28,9 +28,16 @@ struct ConvertAdapter: ParsableCommand {
         It is required for PEFT → GGUF unless adapter_config.json's base_model_name_or_path is \
         a local directory, and for GGUF → PEFT when the adapter touches attn_q or attn_k.
 
+        GGUF → PEFT records as base_model_name_or_path (and in README.md's base_model): \
+        --base-model-name if given; else the base model the GGUF adapter names (its one \
+        general.base_model.0.repo_url on huggingface.co, as convert_lora_to_gguf.py keeps \
+        it from the PEFT model card), as ORG/NAME; else the name of the --base directory \
+        (of config.json's directory, or of the GGUF file), never its path; else null.
+
         Examples:
           wconv convert-adapter ./my-lora -o my-lora.gguf --base ./SmolLM2-135M
           wconv convert-adapter my-lora.gguf -o ./my-lora --base ./SmolLM2-135M
+          wconv convert-adapter my-lora.gguf -o ./my-lora --base-model-name HuggingFaceTB/SmolLM2-135M
         """)
 
     @Argument(help: "A PEFT adapter directory or a llama.cpp LoRA GGUF file.")
@@ -42,19 +49,25 @@ struct ConvertAdapter: ParsableCommand {
     @Option(help: "The base model: HF directory, config.json or GGUF file.")
     var base: String?
 
+    @Option(help: "GGUF → PEFT: the base_model_name_or_path to record (e.g. a Hugging Face id; default: see above).")
+    var baseModelName: String?
+
     @Option(help: "GGUF tensor type: f32, f16, bf16 or q8_0 (rows that do not fit q8_0 blocks stay f16).")
     var outtype: LlamaCppAdapter.OutType = .f32
 
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @OptionGroup var reporting: OutputOptions
+    @OptionGroup var reporting: OutputOptions<ResultJSON>
 
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions
 
     func validate() throws {
         if FileSystem.isDirectory(input) {
+            if baseModelName != nil {
+                throw ValidationError("--base-model-name is for GGUF → PEFT; a PEFT adapter's GGUF takes its base from adapter_config.json.")
+            }
             guard output.hasSuffix(".gguf") else {
                 throw ValidationError("a PEFT adapter converts to a GGUF file: give an output ending in .gguf.")
             }
@@ -85,7 +98,7 @@ struct ConvertAdapter: ParsableCommand {
             } else {
                 guard FileSystem.exists(input) else { throw PathError(path: input, FileAccessError.notFound) }
                 report = try LlamaCppAdapter.toPEFT(gguf: input, base: try base.map(AdapterBaseModel.load(path:)), output: output,
-                                                    force: force, provenance: recorded)
+                                                    baseModelName: try recordedBaseModelName(), force: force, provenance: recorded)
             }
             try provenance.finish(recorded, output: output, outputs: [output], threads: activeProcessorCount)
             for w in report.warnings { reporting.printSummary("note: \(w)") }
@@ -98,5 +111,32 @@ struct ConvertAdapter: ParsableCommand {
             ]))
             reporting.printSummary("wrote \(report.output): \(report.moduleCount) LoRA modules (\(report.tensorCount) tensors), alpha \(report.alpha), in \((seconds * 100).rounded() / 100)s")
         }
+    }
+}
+
+extension ConvertAdapter {
+    /// What a PEFT adapter made from the GGUF records as its base model: a name a user or
+    /// transformers can resolve, never a path of this machine (the adapter is a release artifact).
+    func recordedBaseModelName() throws -> String? {
+        if let baseModelName { return baseModelName }
+        let metadata = try GGUFFile(path: input).metadata
+        if let id = Self.huggingFaceID(ofBaseModelIn: metadata) { return id }
+        guard let base else { return nil }
+        // A config.json stands for its directory; a directory or GGUF file for itself.
+        let named = FileSystem.baseName(base) == "config.json" ? FileSystem.directoryName(base) : base
+        let name = FileSystem.baseName(named)
+        return name.isEmpty || name == "." || name == ".." || name == "/" ? nil : name
+    }
+
+    /// `ORG/NAME` of the one base model a GGUF records as `https://huggingface.co/ORG/NAME`
+    /// (gguf-py's `general.base_model.0.repo_url`), else nil.
+    static func huggingFaceID(ofBaseModelIn metadata: GGUFMetadata) -> String? {
+        guard metadata[GGUFKeys.General.baseModelCount]?.intValue == 1,
+              let url = metadata["general.base_model.0.repo_url"]?.stringValue else { return nil }
+        let prefix = "https://huggingface.co/"
+        guard url.hasPrefix(prefix) else { return nil }
+        let parts = url.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else { return nil }
+        return parts.joined(separator: "/")
     }
 }

@@ -36,7 +36,7 @@ struct Dequantize: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @OptionGroup var reporting: OutputOptions
+    @OptionGroup var reporting: OutputOptions<ResultJSON>
 
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions

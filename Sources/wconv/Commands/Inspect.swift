@@ -17,20 +17,16 @@ struct Inspect: ParsableCommand {
     @Argument(help: "Model file or directory.")
     var path: String
 
-    @Flag(help: "Print the summary as JSON (schema in the README).")
-    var json = false
+    // inspect writes nothing on stderr but errors; --quiet is here so every command takes it.
+    @OptionGroup var reporting: OutputOptions<InspectJSON>
 
     @Option(help: "With --json: how many elements of each metadata array to include (-1: all).")
     var arrayLimit = 16
 
-    // inspect writes nothing on stderr but errors; the flag is here so every command takes it.
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
-
     func run() throws {
         try runCommand {
             let summary = ModelSummary(try ModelInput.open(path: path))
-            print(json ? InspectReport.json(summary, arrayLimit: arrayLimit < 0 ? .max : arrayLimit).serialized(.python(indent: 2, sortKeys: false))
+            print(reporting.json ? InspectReport.json(summary, arrayLimit: arrayLimit < 0 ? .max : arrayLimit).serialized(.python(indent: 2, sortKeys: false))
                        : InspectReport.text(summary))
         }
     }
@@ -189,4 +185,9 @@ enum InspectReport {
 
     static func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
     static func lpad(_ s: String, _ width: Int) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
+}
+
+/// `inspect --json`.
+enum InspectJSON: JSONFlagHelp {
+    static var json: ArgumentHelp { "Print the summary as JSON (schema in the README)." }
 }

@@ -38,11 +38,7 @@ struct Pack: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @Flag(help: "Print a summary as JSON on standard output.")
-    var json = false
-
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
+    @OptionGroup var reporting: OutputOptions<ReleaseJSON>
 
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
@@ -55,11 +51,11 @@ struct Pack: ParsableCommand {
             let options = PackOptions(zstd: ZstdSettings(level: level, threads: threads, longDistanceMatching: long),
                                       hashThreads: threads, force: force)
             let report = try ModelArchive.pack(input, to: output, wconvVersion: WConvVersion.current, options: options)
-            printSummary(quiet: quiet, "packed \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
+            printSummary(quiet: reporting.quiet, "packed \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
                 + "\(ReleaseFormat.megabytes(report.compressedBytes)), ratio \(ReleaseFormat.fixed(report.ratio, 3)), "
                 + "\(ReleaseFormat.fixed(report.seconds, 2)) s, \(ReleaseFormat.fixed(report.megabytesPerSecond, 1)) MB/s"
                 + (report.keptInputManifest ? "; verified against the input's \(Manifest.fileName)" : ""))
-            if json {
+            if reporting.json {
                 print(JSONValue.object(JSONObject([
                     ("archive", .string(output)),
                     ("files", .int(Int64(report.files))),

@@ -117,11 +117,7 @@ struct QLoRAMerge: ParsableCommand {
     @OptionGroup(title: "Plan")
     var plan: DryRunOptions
 
-    @Flag(help: "Print the report as JSON on stdout.")
-    var json = false
-
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
+    @OptionGroup var reporting: OutputOptions<MergeJSON>
 
     func validate() throws {
         if originalBase != nil && mergeInto != .original {
@@ -161,12 +157,12 @@ struct QLoRAMerge: ParsableCommand {
             options.provenance = try provenance.begin("qlora-merge", options: recordedOptions, recipe: recipe, inputs: inputPaths, threads: threads,
                                                       dryRun: plan.dryRun)
             if plan.dryRun {
-                DryRun.print(try LoRAMerge.outputPlan(base: base, adapter: adapter, output: output, options: options), output: output, json: json)
+                DryRun.print(try LoRAMerge.outputPlan(base: base, adapter: adapter, output: output, options: options), output: output, json: reporting.json)
                 return
             }
             let clock = ContinuousClock()
             let start = clock.now
-            let progress = ProgressReporter(command: "qlora-merge", quiet: quiet)
+            let progress = ProgressReporter(command: "qlora-merge", quiet: reporting.quiet)
             let report = try LoRAMerge.merge(base: base, adapter: adapter, output: output, options: options) { done, total, what in
                 if total > 0 { progress.step(phase: "merging", done: done + 1, total: total, name: what) } else { progress.step(phase: what, done: 0, total: 0) }
             }
@@ -174,15 +170,15 @@ struct QLoRAMerge: ParsableCommand {
             try provenance.finish(options.provenance, output: output, outputs: report.outputs, threads: threads)
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            for w in report.warnings where !quiet { printError("note: \(w)") }
-            if json {
+            for w in report.warnings where !reporting.quiet { printError("note: \(w)") }
+            if reporting.json {
                 print(Self.jsonReport(report, seconds: seconds).serialized(.python(indent: 2, sortKeys: false)))
             } else {
                 print(Self.table(report))
                 let types = report.types.sorted { $0.key < $1.key }.map { "\($0.value.tensors) \($0.key)" }.joined(separator: ", ")
-                if !quiet { printError("wrote \(report.outputs.first ?? output): \(report.mergedModules) LoRA modules merged; \(types); \(report.byteCount) bytes in \(format(seconds))s") }
+                if !reporting.quiet { printError("wrote \(report.outputs.first ?? output): \(report.mergedModules) LoRA modules merged; \(types); \(report.byteCount) bytes in \(format(seconds))s") }
             }
-            if !report.washedOut.isEmpty && !quiet {
+            if !report.washedOut.isEmpty && !reporting.quiet {
                 let names = report.washedOut.prefix(3).map(\.name).joined(separator: ", ")
                 printError("warning: in \(report.washedOut.count) tensors the output encoding changes the weights by at least half as much as the adapter does (\(names)\(report.washedOut.count > 3 ? ", …" : "")); a wider --outtype or no --requantize keeps more of the adapter")
             }
@@ -296,4 +292,9 @@ final class ProgressLine {
     func finish() {
         if enabled && shown { printErrorRaw("\r\u{1B}[K") }
     }
+}
+
+/// `qlora-merge --json`.
+enum MergeJSON: JSONFlagHelp {
+    static var json: ArgumentHelp { "Print the report as JSON on stdout." }
 }

@@ -131,11 +131,7 @@ struct QLoRATrain: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int = activeProcessorCount
 
-    @Flag(help: "NDJSON events on stdout even on a terminal.")
-    var json = false
-
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
+    @OptionGroup var reporting: OutputOptions<TrainJSON>
 
     @Flag(help: "Start over: replace an existing output directory and its checkpoints.")
     var force = false
@@ -158,7 +154,7 @@ struct QLoRATrain: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            let events = EventSink(ndjson: json || isatty(1) == 0, progressLine: isatty(2) != 0, quiet: quiet)
+            let events = EventSink(ndjson: reporting.json || isatty(1) == 0, progressLine: isatty(2) != 0, quiet: reporting.quiet)
 
             // Output directory: new, or continued with --resume.
             let latest = FileSystem.isDirectory(output) ? Self.latestCheckpoint(in: output) : nil
@@ -388,3 +384,7 @@ private func monotonicNow() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
+/// `qlora-train --json`.
+enum TrainJSON: JSONFlagHelp {
+    static var json: ArgumentHelp { "NDJSON events on stdout even on a terminal." }
+}

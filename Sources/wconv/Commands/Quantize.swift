@@ -111,7 +111,7 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @OptionGroup var reporting: OutputOptions
+    @OptionGroup var reporting: OutputOptions<ResultJSON>
 
     @OptionGroup(title: "Provenance")
     var provenance: ProvenanceOptions

@@ -49,8 +49,8 @@ struct Run: ParsableCommand {
     @Option(help: "PEFT LoRA adapter directory to apply.")
     var adapter: String?
 
-    @Flag(help: "Print JSON: prompt and generated ids and the generated text.")
-    var json = false
+    // The generated text goes on stdout, which --quiet leaves alone; run prints no status lines.
+    @OptionGroup var reporting: OutputOptions<RunJSON>
 
     @Flag(help: "Keep generating after the end-of-sequence token.")
     var ignoreEos = false
@@ -63,10 +63,6 @@ struct Run: ParsableCommand {
 
     @Flag(help: "Replace an existing --logits file.")
     var force = false
-
-    // The generated text goes on stdout, which --quiet leaves alone; run prints no status lines.
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
 
     func validate() throws {
         if (prompt == nil) == (tokens == nil) { throw ValidationError("Give either --prompt or --tokens.") }
@@ -118,7 +114,7 @@ struct Run: ParsableCommand {
 
             let generationSeconds = ReleaseFormat.seconds(clock.now - generationStart)
             let text = tokenizer?.decode(generated)
-            if json {
+            if reporting.json {
                 var object = JSONObject()
                 object["prompt_tokens"] = .array(ids.map { .int(Int64($0)) })
                 object["tokens"] = .array(generated.map { .int(Int64($0)) })
@@ -148,3 +144,7 @@ func processCPUSeconds() -> Double {
     return value(usage.ru_utime) + value(usage.ru_stime)
 }
 
+/// `run --json`.
+enum RunJSON: JSONFlagHelp {
+    static var json: ArgumentHelp { "Print JSON: prompt and generated ids and the generated text." }
+}

@@ -33,18 +33,14 @@ struct Tokenize: ParsableCommand {
     @Flag(help: "Decode token ids to text.")
     var decode = false
 
-    @Flag(help: "Print JSON: {\"tokens\": [...], \"count\": N} (with --decode: {\"text\": ...}).")
-    var json = false
+    // tokenize writes nothing on stderr but errors; --quiet is here so every command takes it.
+    @OptionGroup var reporting: OutputOptions<TokenizeJSON>
 
     @Flag(help: "Do not add BOS/EOS when tokenizing.")
     var noSpecial = false
 
     @Flag(help: "Leave special tokens out when decoding.")
     var skipSpecial = false
-
-    // tokenize writes nothing on stderr but errors; the flag is here so every command takes it.
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
 
     func validate() throws {
         if (input == nil) == (text == nil) { throw ValidationError("Give the input either as an argument or with --text FILE.") }
@@ -65,11 +61,11 @@ struct Tokenize: ParsableCommand {
                     throw Failure(.usage, "token id \(bad) is outside the vocabulary (0..<\(tokenizer.count))")
                 }
                 let decoded = tokenizer.decode(ids, skipSpecialTokens: skipSpecial)
-                print(json ? JSONValue.object(JSONObject([("text", .string(decoded))])).serialized(.pythonInline(sortKeys: false))
+                print(reporting.json ? JSONValue.object(JSONObject([("text", .string(decoded))])).serialized(.pythonInline(sortKeys: false))
                            : decoded)
             } else {
                 let ids = tokenizer.encode(body, addSpecialTokens: !noSpecial)
-                if json {
+                if reporting.json {
                     let object = JSONObject([("tokens", .array(ids.map { .int(Int64($0)) })), ("count", .int(Int64(ids.count)))])
                     print(JSONValue.object(object).serialized(.pythonInline(sortKeys: false)))
                 } else {
@@ -91,4 +87,9 @@ struct Tokenize: ParsableCommand {
             return id
         }
     }
+}
+
+/// `tokenize --json`.
+enum TokenizeJSON: JSONFlagHelp {
+    static var json: ArgumentHelp { "Print JSON: {\"tokens\": [...], \"count\": N} (with --decode: {\"text\": ...})." }
 }

@@ -36,11 +36,7 @@ struct Unpack: ParsableCommand {
     @Flag(help: "Replace the output directory if it exists.")
     var force = false
 
-    @Flag(help: "Print a summary as JSON on standard output.")
-    var json = false
-
-    @Flag(name: .shortAndLong, help: quietHelp)
-    var quiet = false
+    @OptionGroup var reporting: OutputOptions<ReleaseJSON>
 
     func validate() throws {
         if let s = maxSize, (SafetensorsShardPlan.parseSize(s) ?? 0) <= 0 {
@@ -57,10 +53,10 @@ struct Unpack: ParsableCommand {
                                                                         requireManifest: requireManifest))
             let verified = report.manifest.map { "all \($0.outputs.count) verified against \(Manifest.fileName)" }
                 ?? "no \(Manifest.fileName) in the archive: structure checked, contents not verified"
-            printSummary(quiet: quiet, "unpacked \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
+            printSummary(quiet: reporting.quiet, "unpacked \(report.files) files (\(ReleaseFormat.megabytes(report.fileBytes))) into \(output): "
                 + "\(verified); ratio \(ReleaseFormat.fixed(report.ratio, 3)), "
                 + "\(ReleaseFormat.fixed(report.seconds, 2)) s, \(ReleaseFormat.fixed(report.megabytesPerSecond, 1)) MB/s")
-            if json {
+            if reporting.json {
                 print(JSONValue.object(JSONObject([
                     ("directory", .string(output)),
                     ("files", .int(Int64(report.files))),

@@ -13,8 +13,9 @@ extension ArchitectureDescription {
             TensorNameRule(hf: "lm_head.weight", gguf: "output.weight"),
             TensorNameRule(hf: "transformer.h.{bid}.input_layernorm.weight", gguf: "blk.{bid}.attn_norm.weight"),
             TensorNameRule(hf: "transformer.h.{bid}.input_layernorm.bias", gguf: "blk.{bid}.attn_norm.bias"),
-            TensorNameRule(hf: "transformer.h.{bid}.ln_mlp.weight", gguf: "blk.{bid}.attn_norm.weight"),
-            TensorNameRule(hf: "transformer.h.{bid}.ln_mlp.bias", gguf: "blk.{bid}.attn_norm.bias"),
+            // GGUF → HF: attn_norm is ln_mlp exactly when the block has attn_norm_2 (40B style).
+            TensorNameRule(hf: "transformer.h.{bid}.ln_mlp.weight", gguf: "blk.{bid}.attn_norm.weight", onlyWithGGUF: "blk.{bid}.attn_norm_2.weight"),
+            TensorNameRule(hf: "transformer.h.{bid}.ln_mlp.bias", gguf: "blk.{bid}.attn_norm.bias", onlyWithGGUF: "blk.{bid}.attn_norm_2.weight"),
             TensorNameRule(hf: "transformer.h.{bid}.ln_attn.weight", gguf: "blk.{bid}.attn_norm_2.weight"),
             TensorNameRule(hf: "transformer.h.{bid}.ln_attn.bias", gguf: "blk.{bid}.attn_norm_2.bias"),
             TensorNameRule(hf: "transformer.h.{bid}.self_attention.query_key_value.weight", transform: .regroupFusedQKV,
