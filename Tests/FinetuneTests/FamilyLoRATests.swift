@@ -127,6 +127,36 @@ import Verify
         print("\(family) NF4 merge: max |ΔW| \(worst)")
     }
 
+    /// A GPT-2 NF4 base holds its Conv1D weights as transformers' transposed Linear4bit ([out, in]):
+    /// the delta goes in untransposed. Reference: the NF4 weights dequantized plus PEFT's delta,
+    /// taken from PEFT's f32 merge (merged − base, transposed back to [out, in]).
+    @Test func gpt2NF4BaseTakesTheLinearDelta() throws {
+        let nf4 = Fixtures.temporaryDirectory() + "/nf4"
+        var q = QuantizeOptions(scheme: .bnb(.nf4))
+        q.threads = 2
+        _ = try BNBQuantizer.quantize(try ModelInput.open(path: Fixtures.path("families/gpt2")), to: nf4, options: q)
+        var options = MergeOptions()
+        options.outType = .f32
+        options.threads = 2
+        let out = Fixtures.temporaryDirectory() + "/merged"
+        let report = try LoRAMerge.merge(base: nf4, adapter: Fixtures.path("golden/families-lora/gpt2"), output: out, options: options)
+        #expect(report.mergedModules == 8)
+        let merged = try MergeTests.tensors(out), dequantized = try MergeTests.tensors(nf4)
+        let golden = try MergeTests.goldenTensors("golden/families-lora/gpt2.merged_f32.safetensors")
+        let original = try MergeTests.tensors(Fixtures.path("families/gpt2"))
+        let base = try MergeInput(path: nf4)
+        for (name, peftMerged) in golden {
+            let t = try #require(base.tensor(named: name))
+            let (outRows, inColumns) = (t.shape[0], t.shape[1])
+            let w = try #require(original[name])
+            // PEFT's delta is [in, out]; the NF4 weight is [out, in].
+            var expected = try #require(dequantized[name])
+            for o in 0 ..< outRows { for i in 0 ..< inColumns { expected[o * inColumns + i] += peftMerged[i * outRows + o] - w[i * outRows + o] } }
+            let d = MergeTests.maxDifference(try #require(merged[name]), expected)
+            #expect(d <= 1e-5, "\(name): max |ΔW| \(d)")
+        }
+    }
+
     /// GGUF output needs the family's converter layout; the merge says so instead of writing a wrong file.
     @Test func ggufOutputOfOtherFamiliesIsRefused() throws {
         #expect(throws: MergeError.self) {

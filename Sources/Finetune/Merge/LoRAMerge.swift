@@ -248,11 +248,15 @@ public enum LoRAMerge {
     static func match(_ adapter: PEFTAdapter, to input: MergeInput) throws -> [String: LoRAModule] {
         var out: [String: LoRAModule] = [:]
         for stored in adapter.modules {
-            // GPT-2's Conv1D weights are [in, out]: PEFT transposes their delta (fan_in_fan_out).
-            let m = input.loraTargets?.isConv1D(module: stored.name) == true ? stored.asConv1D : stored
-            guard let t = input.tensor(named: m.baseWeightName) else {
-                throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(module: m.name, reason: "the base has no \(m.baseWeightName)"))
+            guard let t = input.tensor(named: stored.baseWeightName) else {
+                throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(module: stored.name, reason: "the base has no \(stored.baseWeightName)"))
             }
+            // GPT-2's Conv1D weights are [in, out]: PEFT transposes their delta (fan_in_fan_out).
+            // bitsandbytes checkpoints hold them as transformers' Linear4bit/8bit replacements,
+            // transposed to [out, in], where the delta is a Linear's.
+            var isBitsAndBytes = false
+            if case .bitsAndBytes = t.storage { isBitsAndBytes = true }
+            let m = input.loraTargets?.isConv1D(module: stored.name) == true && !isBitsAndBytes ? stored.asConv1D : stored
             let expected = m.baseShape
             guard t.shape == expected else {
                 throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(
