@@ -110,8 +110,8 @@ import Verify
         }
     }
 
-    @Test(arguments: nf4Families)
-    func nf4BaseEqualsDequantizePlusDelta(family: String) throws {
+    /// `wconv quantize --nf4` of the family's fixture, then its adapter merged into it (f32 output).
+    static func mergeIntoNF4(_ family: String) throws -> (nf4: String, merged: String, report: MergeReport) {
         let nf4 = Fixtures.temporaryDirectory() + "/nf4"
         var q = QuantizeOptions(scheme: .bnb(.nf4))
         q.threads = 2
@@ -121,6 +121,12 @@ import Verify
         options.threads = 2
         let out = Fixtures.temporaryDirectory() + "/merged"
         let report = try LoRAMerge.merge(base: nf4, adapter: Fixtures.path("golden/families-lora/\(family)"), output: out, options: options)
+        return (nf4, out, report)
+    }
+
+    @Test(arguments: nf4Families)
+    func nf4BaseEqualsDequantizePlusDelta(family: String) throws {
+        let (_, out, report) = try Self.mergeIntoNF4(family)
         #expect(report.warnings.contains { $0.contains("dequantized base") })
         #expect(report.tensors.allSatisfy { $0.name.hasSuffix(".weight") })
         let worst = try Self.check(family, merged: out, golden: "\(family).nf4_merged_f32.safetensors", report: report)
@@ -131,15 +137,7 @@ import Verify
     /// the delta goes in untransposed. Reference: the NF4 weights dequantized plus PEFT's delta,
     /// taken from PEFT's f32 merge (merged − base, transposed back to [out, in]).
     @Test func gpt2NF4BaseTakesTheLinearDelta() throws {
-        let nf4 = Fixtures.temporaryDirectory() + "/nf4"
-        var q = QuantizeOptions(scheme: .bnb(.nf4))
-        q.threads = 2
-        _ = try BNBQuantizer.quantize(try ModelInput.open(path: Fixtures.path("families/gpt2")), to: nf4, options: q)
-        var options = MergeOptions()
-        options.outType = .f32
-        options.threads = 2
-        let out = Fixtures.temporaryDirectory() + "/merged"
-        let report = try LoRAMerge.merge(base: nf4, adapter: Fixtures.path("golden/families-lora/gpt2"), output: out, options: options)
+        let (nf4, out, report) = try Self.mergeIntoNF4("gpt2")
         #expect(report.mergedModules == 8)
         let merged = try MergeTests.tensors(out), dequantized = try MergeTests.tensors(nf4)
         let golden = try MergeTests.goldenTensors("golden/families-lora/gpt2.merged_f32.safetensors")
