@@ -29,6 +29,10 @@ import Verify
         Case(name: "spm_nf4_checkpoint_unrounded", storage: .nf4()),
         // The same checkpoint dequantized to float32 at load.
         Case(name: "spm_nf4_checkpoint_unrounded", storage: .float32),
+        // Qwen2: frozen q/k/v biases.
+        Case(name: "qwen2_f32", storage: .float32),
+        // Mistral: 24 tokens through a sliding window of 8.
+        Case(name: "mistral_f32", storage: .float32),
     ]
 
     @Test(arguments: cases)

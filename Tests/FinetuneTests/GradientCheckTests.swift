@@ -103,14 +103,18 @@ import Verify
         Self.expectClose(d, reference, 1e-6, "RoPE backward")
     }
 
-    @Test(arguments: [(3, 3, 1), (5, 6, 2), (13, 4, 4), (AttentionBackward.blockRows + 37, 2, 1)])
-    func attention(shape: (length: Int, heads: Int, kvHeads: Int)) {
-        let (n, heads, kvHeads, hd) = (shape.length, shape.heads, shape.kvHeads, 4)
+    /// Shapes, and Mistral's sliding window (nil: full causal attention), also across row blocks.
+    @Test(arguments: [(3, 3, 1, nil), (5, 6, 2, nil), (13, 4, 4, nil), (AttentionBackward.blockRows + 37, 2, 1, nil),
+                      (13, 4, 2, 4), (9, 2, 1, 1), (AttentionBackward.blockRows + 37, 2, 1, 50)] as [(Int, Int, Int, Int?)])
+    func attention(shape: (length: Int, heads: Int, kvHeads: Int, window: Int?)) {
+        let (n, heads, kvHeads, hd, window) = (shape.length, shape.heads, shape.kvHeads, 4, shape.window)
         let q = Self.random(n * heads * hd, seed: 6, scale: 1.5), k = Self.random(n * kvHeads * hd, seed: 7, scale: 1.5)
         let v = Self.random(n * kvHeads * hd, seed: 8), dO = Self.random(n * heads * hd, seed: 9)
-        let analytic = AttentionBackward.reference(q: q, k: k, v: v, dO: dO, heads: heads, kvHeads: kvHeads, headDimension: hd)
+        let analytic = AttentionBackward.reference(q: q, k: k, v: v, dO: dO, heads: heads, kvHeads: kvHeads, headDimension: hd,
+                                                   window: window)
         func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
-            Self.dot(AttentionBackward.referenceForward(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDimension: hd), dO)
+            Self.dot(AttentionBackward.referenceForward(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDimension: hd,
+                                                        window: window), dO)
         }
         // Finite differences on the short sequences; the long one (several row blocks of the fast
         // kernel) is checked against the Double backward only.
@@ -131,27 +135,27 @@ import Verify
         scratch.withUnsafeMutableBufferPointer { s in
             out.withUnsafeMutableBufferPointer { o in
                 AttentionBackward.forward(q: qf, k: kf, v: vf, length: n, heads: heads, kvHeads: kvHeads, headDimension: hd,
-                                          output: o.baseAddress!, scratch: s.baseAddress!, threads: 2)
+                                          window: window, output: o.baseAddress!, scratch: s.baseAddress!, threads: 2)
             }
             dQ.withUnsafeMutableBufferPointer { gq in
                 dK.withUnsafeMutableBufferPointer { gk in
                     dV.withUnsafeMutableBufferPointer { gv in
                         AttentionBackward.backward(q: qf, k: kf, v: vf, dO: df, length: n, heads: heads, kvHeads: kvHeads,
-                                                   headDimension: hd, dQ: gq.baseAddress!, dK: gk.baseAddress!,
+                                                   headDimension: hd, window: window, dQ: gq.baseAddress!, dK: gk.baseAddress!,
                                                    dV: gv.baseAddress!, scratch: s.baseAddress!, threads: 2)
                     }
                 }
             }
         }
         let reference = AttentionBackward.referenceForward(q: Self.doubles(qf), k: Self.doubles(kf), v: Self.doubles(vf),
-                                                           heads: heads, kvHeads: kvHeads, headDimension: hd)
+                                                           heads: heads, kvHeads: kvHeads, headDimension: hd, window: window)
         Self.expectClose(out, reference, 1e-6, "attention forward")
         // The fast forward equals Verify's inference kernel.
         let verify = Attention.reference(queries: qf, keys: kf, values: vf, startPosition: 0, heads: heads, kvHeads: kvHeads,
-                                         headDimension: hd)
+                                         headDimension: hd, window: window)
         Self.expectClose(out, Self.doubles(verify), 1e-6, "attention forward vs Verify")
         let r = AttentionBackward.reference(q: Self.doubles(qf), k: Self.doubles(kf), v: Self.doubles(vf), dO: Self.doubles(df),
-                                            heads: heads, kvHeads: kvHeads, headDimension: hd)
+                                            heads: heads, kvHeads: kvHeads, headDimension: hd, window: window)
         Self.expectClose(dQ, r.dQ, 1e-5, "dQ")
         Self.expectClose(dK, r.dK, 1e-5, "dK")
         Self.expectClose(dV, r.dV, 1e-5, "dV")

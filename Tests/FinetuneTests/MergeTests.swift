@@ -86,7 +86,7 @@ import Verify
     @Test func mergedModelGivesPEFTAdapterLogits() throws {
         let (out, _) = try Self.merge("tiny-llama-spm", Self.spmAdapter) { $0.verify = false }
         let input = try MergeInput(path: out)
-        let model = try LlamaModel(config: input.config, weights: try MergeWeightSource(input: input, adapter: nil, threads: 2), threadCount: 2)
+        let model = try LlamaModel(config: try #require(input.config), weights: try MergeWeightSource(input: input, adapter: nil, threads: 2), threadCount: 2)
         let tokens = try JSONParser.parse(try Fixtures.data("golden/tiny-llama-spm.tokens.json"))["tokens"]?.arrayValue?.compactMap(\.intValue) ?? []
         let logits = try model.logits(for: tokens)
         let golden = try NPYArray(contentsOf: Fixtures.path("golden/lora/tiny-llama-spm-lora.adapter_logits_f32.npy"))
@@ -95,7 +95,7 @@ import Verify
         // The same through base + adapter applied while loading.
         let base = try MergeInput(path: Fixtures.path("tiny-llama-spm"))
         let adapter = try PEFTAdapter(directory: Fixtures.path(Self.spmAdapter))
-        let withAdapter = try LlamaModel(config: base.config, weights: try MergeWeightSource(input: base, adapter: adapter, threads: 2), threadCount: 2)
+        let withAdapter = try LlamaModel(config: try #require(base.config), weights: try MergeWeightSource(input: base, adapter: adapter, threads: 2), threadCount: 2)
         #expect(Self.maxDifference(try withAdapter.logits(for: tokens), golden.floats()) <= 1e-4)
     }
 

@@ -758,6 +758,13 @@ def convert_fixed_child(argv: list[str]) -> None:
     a = ap.parse_args(argv)
     rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
     llama_dir = Path(a.llama_cpp)
+    fix_baichuan_recursion(llama_dir)
+    mf.run_converter_inprocess(llama_dir, a.pre, rest)
+
+
+def fix_baichuan_recursion(llama_dir: Path) -> None:
+    """Redirects BaichuanModel.modify_tensors' self-recursion to TextModel.modify_tensors for every
+    tensor but W_pack, in this process (also used by make_family_adapters.py for the LoRA converter)."""
     sys.path.insert(0, str(llama_dir))
     sys.path.insert(1, str(llama_dir / "gguf-py"))
     import conversion.baichuan as cb
@@ -771,7 +778,6 @@ def convert_fixed_child(argv: list[str]) -> None:
             yield from cb.TextModel.modify_tensors(self, data_torch, name, bid)
 
     cb.BaichuanModel.modify_tensors = fixed
-    mf.run_converter_inprocess(llama_dir, a.pre, rest)
 
 
 def llama_logits_child(gguf_path: str, out: str, tokens: str, overrides: str = "{}") -> None:

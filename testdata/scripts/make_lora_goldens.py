@@ -98,6 +98,15 @@ def adapted_weight_names(peft_model):
     return sorted(names)
 
 
+def lora_pairs(lora):
+    """(module name, A, B) in float32 for every pair of a PEFT adapter state dict, in key order."""
+    for key in sorted(lora):
+        if ".lora_A." not in key:
+            continue
+        module = key[len("base_model.model."):-len(".lora_A.weight")]
+        yield module, lora[key].float(), lora[key.replace(".lora_A.", ".lora_B.")].float()
+
+
 def step_merge():
     from peft import PeftModel
     from safetensors.torch import save_file, load_file
@@ -126,12 +135,7 @@ def step_merge():
             qdir = TESTDATA / "vectors" / "fixtures" / f"tiny-llama-{kind}"
         q = load_file(str(qdir / "model.safetensors"))
         tensors = {}
-        for key in sorted(lora):
-            if ".lora_A." not in key:
-                continue
-            module = key[len("base_model.model."):-len(".lora_A.weight")]
-            a = lora[key].float()
-            b = lora[key.replace(".lora_A.", ".lora_B.")].float()
+        for module, a, b in lora_pairs(lora):
             wname = module + ".weight"
             if kind == "nf4":
                 state_key = next(k for k in q if k.startswith(wname + ".quant_state.bitsandbytes__"))

@@ -536,7 +536,7 @@ peft_case("peft-type-prefix", {"peft_type": "PREFIX_TUNING"}, "peft_type is PREF
           "a prefix-tuning adapter", exit=69)
 peft_case("peft-type-number", {"peft_type": 1}, '"peft_type" is not a string', "peft_type a number")
 peft_case("dora", {"use_dora": True}, "DoRA (use_dora: true)", "a DoRA adapter", exit=69)
-peft_case("fan-in-fan-out", {"fan_in_fan_out": True}, "fan_in_fan_out (GPT-2 Conv1D layers)", "fan_in_fan_out true", exit=69)
+peft_case("fan-in-fan-out-string", {"fan_in_fan_out": "yes"}, '"fan_in_fan_out" is not true or false', "fan_in_fan_out a string")
 peft_case("use-dora-string", {"use_dora": "yes"}, '"use_dora" is not true or false', "use_dora a string")
 peft_case("bias-all", {"bias": "all"}, 'bias training ("bias": "all") is not supported', "bias all", exit=69)
 peft_case("targets-number", {"target_modules": 5}, '"target_modules" is not a list of strings or a string', "target_modules a number")

@@ -25,6 +25,9 @@ Outputs (all float tensors float32, little-endian safetensors):
       uses the unrounded float32 values, so gradients carry that rounding.
     - spm_nf4_checkpoint_unrounded: the same, with MatMul4Bit.backward patched for this run to dequantize
       to float32 (unrounded) as the forward does: isolates the effect of that rounding.
+    - qwen2_f32, mistral_f32: testdata/families/qwen2 (frozen q/k/v biases) and testdata/families/mistral
+      (sliding window 8, a 24-token sequence) in float32. `make_qlora_goldens.py families` writes only these
+      two and adds them to the existing qlora_goldens.json.
   LoRA: r=8, lora_alpha=16, lora_dropout=0, all seven projections. A is drawn from
   U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming_uniform(a=sqrt(5)) bound) and B from U(-0.05, 0.05) with
   a seeded torch.Generator, so that both A and B receive non-zero gradients. The input is one sequence;
@@ -249,6 +252,31 @@ def adamw_and_clipping():
             "exp_avg_sq": flat([s["exp_avg_sq"] for s in state])}
 
 
+def family_steps():
+    """One step on the tiny Qwen2 (q/k/v biases, frozen) and Mistral (sliding window 8, a sequence
+    of 24 tokens, so the window masks most of it) family checkpoints in float32, eager attention."""
+    g = torch.Generator().manual_seed(43)
+    qwen2_tokens = torch.randint(3, 352, (24,), generator=g).tolist()
+    mistral_tokens = [1] + torch.randint(3, 128, (23,), generator=g).tolist()
+    mask = [i >= 4 for i in range(24)]
+    families = os.path.join(ROOT, "testdata", "families")
+    return {
+        "qwen2_f32": one_step("qwen2_f32", os.path.join(families, "qwen2"), qwen2_tokens, mask),
+        "mistral_f32": one_step("mistral_f32", os.path.join(families, "mistral"), mistral_tokens, mask),
+    }
+
+
+def update_family_steps():
+    """`families` mode: writes the two family steps and adds them to the existing qlora_goldens.json."""
+    path = os.path.join(OUT, "qlora_goldens.json")
+    with open(path) as f:
+        out = json.load(f)
+    out["steps"].update(family_steps())
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
 def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -275,6 +303,7 @@ def main():
             "spm_nf4_checkpoint": one_step("spm_nf4_checkpoint", nf4, tokens, mask, quantized=True),
             "spm_nf4_checkpoint_unrounded": one_step("spm_nf4_checkpoint_unrounded", nf4, tokens, mask, quantized=True,
                                                      unrounded_backward=True),
+            **family_steps(),
         },
         "train_spm_f32": train_run(spm),
         "schedules": {"lr": 2e-4, "steps": schedules()},
@@ -286,4 +315,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["families"]:
+        torch.manual_seed(0)
+        torch.set_num_threads(1)
+        update_family_steps()
+    else:
+        main()

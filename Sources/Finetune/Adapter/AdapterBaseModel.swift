@@ -34,11 +34,16 @@ public struct AdapterBaseModel: Sendable {
             let config = try HFConfig(path: configPath)
             return try withPath(configPath) {
                 guard let name = try config.architecture else { throw ConvertError.missingArchitecture }
-                guard let arch = ArchitectureDescription.forHF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
-                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
-                return AdapterBaseModel(architecture: arch, headCount: try config.numAttentionHeads,
-                                        kvHeadCount: try config.numKeyValueHeads, tiedEmbeddings: try config.tieWordEmbeddings,
-                                        path: path)
+                guard let arch = ArchitectureDescription.forHF(architecture: name) else {
+                    if let family = ArchitectureDescription.withoutGGUF[name] {
+                        throw ConvertError.noGGUFArchitecture(family: family, hfArchitecture: name)
+                    }
+                    throw ConvertError.unsupportedArchitecture(name)
+                }
+                // The family's own head-count keys (n_head, num_kv_heads, attn_config.kv_n_heads, …).
+                let (heads, kvHeads) = try arch.headCounts(config)
+                return AdapterBaseModel(architecture: arch, headCount: heads, kvHeadCount: kvHeads,
+                                        tiedEmbeddings: try config.tieWordEmbeddings, path: path)
             }
         }
         let model = try GGUFModel.open(path: path)
@@ -48,7 +53,6 @@ public struct AdapterBaseModel: Sendable {
                 throw ConvertError.missingMetadata(GGUFKeys.General.architecture)
             }
             guard let arch = ArchitectureDescription.forGGUF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
-                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
             guard let heads = meta[GGUFKeys.Architecture.headCount(name)]?.intValue else {
                 throw ConvertError.missingMetadata(GGUFKeys.Architecture.headCount(name))
             }

@@ -52,7 +52,12 @@ public enum LlamaCppAdapter {
     struct PlannedPair {
         let module: LoRAModule
         let ggufBase: String
-        let permutation: RowPermutation?
+        /// The rows of B written, in order (source row of each output row); nil: all, unchanged.
+        /// Q/K rotary permutations, Falcon's fused-QKV regrouping and Baichuan's W_pack split
+        /// change B's rows like the base weight's; A is shared.
+        let rowOrder: [Int]?
+        /// Rows of B written (`out` of this GGUF weight).
+        let outRows: Int
         /// B multiplied by this before writing (1 unless the scaling was folded).
         let bFactor: Float
         let typeA: GGMLType
@@ -83,12 +88,7 @@ public enum LlamaCppAdapter {
         var folded: [String] = []
         var fallbacks = 0
         for m in modules {
-            let ggufBase = try withPath(adapter.directory) { try ggufName(of: m, base: base) }
-            let permutation = base.toGGUF(ggufBase.permutation)
-            if let permutation, !permutation.isValid(rowCount: m.outFeatures) {
-                throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(
-                    module: m.name, reason: "\(m.outFeatures) output rows cannot be split into the base's heads"))
-            }
+            let targets = try withPath(adapter.directory) { try ggufTargets(of: m, base: base) }
             let wanted = m.scaling * Double(m.rank)
             var factor: Float = 1
             if Float(wanted) != Float(alpha) {
@@ -99,8 +99,10 @@ public enum LlamaCppAdapter {
                 if outType == .q8_0 && rowLength % 32 != 0 { fallbacks += 1; return .f16 }
                 return outType.ggmlType
             }
-            planned.append(PlannedPair(module: m, ggufBase: ggufBase.name, permutation: permutation, bFactor: factor,
-                                       typeA: type(m.inFeatures), typeB: type(m.rank)))
+            for t in targets {
+                planned.append(PlannedPair(module: m, ggufBase: t.name, rowOrder: t.rowOrder, outRows: t.rowOrder?.count ?? m.outFeatures,
+                                           bFactor: factor, typeA: type(m.inFeatures), typeB: type(m.rank)))
+            }
         }
         if !folded.isEmpty {
             report.warnings.append("\(folded.count) module(s) have a scaling other than alpha/r with alpha = \(formatNumber(alpha)) "
@@ -115,7 +117,7 @@ public enum LlamaCppAdapter {
         var shapes: [(name: String, shape: [Int])] = []
         for p in planned {
             let m = p.module
-            for (suffix, ne, type) in [(".lora_a", [m.inFeatures, m.rank], p.typeA), (".lora_b", [m.rank, m.outFeatures], p.typeB)] {
+            for (suffix, ne, type) in [(".lora_a", [m.inFeatures, m.rank], p.typeA), (".lora_b", [m.rank, p.outRows], p.typeB)] {
                 let name = p.ggufBase + suffix
                 guard let d = GGUFTensorDescriptor(name: name, dimensions: ne, type: type) else {
                     throw PathError(path: adapter.directory, AdapterError.badShape(tensor: name, shape: ne.reversed(), expected: "rows fitting \(type.name)"))
@@ -144,57 +146,97 @@ public enum LlamaCppAdapter {
         metadata += provenance?.ggufEntries ?? []
 
         let writer = try withPath(output) { try GGUFWriter(metadata: metadata, tensors: descriptors) }
-        var current: (index: Int, matrices: LoRAMatrices)? = nil
+        var current: (name: String, matrices: LoRAMatrices)? = nil
         try writer.write(toPath: output, force: force) { i, sink in
             let p = planned[i / 2]
-            if current?.index != i / 2 { current = (i / 2, try adapter.matrices(of: p.module)) }
+            if current?.name != p.module.name { current = (p.module.name, try adapter.matrices(of: p.module)) }
             guard let mats = current?.matrices else { return }
             let m = p.module
             if i % 2 == 0 {
-                try encodeRows(mats.a, rowLength: m.inFeatures, type: p.typeA, permutation: nil, factor: 1, into: sink)
+                try encodeRows(mats.a, rowLength: m.inFeatures, type: p.typeA, rowOrder: nil, factor: 1, into: sink)
             } else {
-                try encodeRows(mats.b, rowLength: m.rank, type: p.typeB, permutation: p.permutation, factor: p.bFactor, into: sink)
+                try encodeRows(mats.b, rowLength: m.rank, type: p.typeB, rowOrder: p.rowOrder, factor: p.bFactor, into: sink)
             }
         }
         report.output = output
-        report.moduleCount = planned.count
+        report.moduleCount = modules.count
         report.tensorCount = descriptors.count
         return report
     }
 
-    /// The GGUF weight name a module's pair attaches to.
-    static func ggufName(of m: LoRAModule, base: AdapterBaseModel) throws -> (name: String, permutation: HeadPermutation?) {
+    /// The GGUF weights a module's pair attaches to (several for a split fused weight), each
+    /// with the order of B's rows.
+    ///
+    /// A GPT-2 Conv1D module is written as a linear one: the converter transposes the base
+    /// weight to `[out, in]`, and PEFT's delta `(B·A)ᵀ` of the `[in, out]` weight is `B·A` of
+    /// that transposed weight, so A and B go in unchanged. (`convert_lora_to_gguf.py` instead
+    /// transposes the LoRA pair as well, which swaps A and B: llama.cpp refuses its file for
+    /// non-square weights and applies `Aᵀ·Bᵀ` to square ones.)
+    static func ggufTargets(of m: LoRAModule, base: AdapterBaseModel) throws -> [(name: String, rowOrder: [Int]?)] {
         if m.kind == .embedding {
             throw AdapterError.cannotHold(tensor: m.keyA, target: "a llama.cpp LoRA GGUF",
                                           reason: "embedding LoRA (lora_embedding_A/B) is not applied by llama.cpp; merge it with `wconv qlora-merge` instead")
         }
-        guard let mapped = base.architecture.ggufName(forHF: m.baseWeightName), mapped.name.hasSuffix(".weight") else {
+        let arch = base.architecture
+        guard let mapped = arch.ggufTensors(forHF: m.baseWeightName), let first = mapped.first, first.name.hasSuffix(".weight") else {
             throw AdapterError.cannotHold(tensor: m.keyA, target: "a llama.cpp LoRA GGUF",
-                                          reason: "\(m.baseWeightName) has no GGUF name in the \(base.architecture.ggufName) architecture")
+                                          reason: "\(m.baseWeightName) has no GGUF name in the \(arch.ggufName) architecture")
         }
-        if mapped.name == "token_embd.weight" {
+        if first.name == "token_embd.weight" {
             throw AdapterError.cannotHold(tensor: m.keyA, target: "a llama.cpp LoRA GGUF", reason: "LoRA on the token embeddings is not supported")
         }
-        if mapped.name == "output.weight" && base.tiedEmbeddings {
+        if first.name == "output.weight" && base.tiedEmbeddings {
             throw AdapterError.cannotHold(tensor: m.keyA, target: "a llama.cpp LoRA GGUF",
                                           reason: "the base ties lm_head to the embeddings, so llama.cpp has no output.weight to adapt")
         }
-        return mapped
-    }
-
-    /// Encodes `values` (`rows × rowLength`, row-major) to `type`, reordering rows and scaling.
-    static func encodeRows(_ values: [Float], rowLength: Int, type: GGMLType, permutation: RowPermutation?,
-                           factor: Float, into sink: GGUFTensorSink) throws {
-        let rows = values.count / rowLength
-        var source = values
-        if factor != 1 { for i in source.indices { source[i] *= factor } }
-        var ordered = source
-        if let permutation {
-            for r in 0 ..< rows {
-                guard let from = permutation.sourceRow(of: r, rowCount: rows) else { continue }
-                ordered.replaceSubrange(r * rowLength ..< (r + 1) * rowLength, with: source[from * rowLength ..< (from + 1) * rowLength])
+        func notHeads() -> AdapterError {
+            .moduleNotInBase(module: m.name, reason: "\(m.outFeatures) output rows cannot be split into the base's heads")
+        }
+        func order(_ p: HeadPermutation?, rows: Int, offset: Int = 0) throws -> [Int]? {
+            guard let permutation = base.toGGUF(p) else { return offset == 0 ? nil : Array(offset ..< offset + rows) }
+            guard permutation.isValid(rowCount: rows) else { throw notHeads() }
+            return try (0 ..< rows).map { r in
+                guard let from = permutation.sourceRow(of: r, rowCount: rows) else { throw notHeads() }
+                return offset + from
             }
         }
+        if let part = first.part {
+            // Equal row parts of the fused weight (Baichuan's W_pack → q | k | v), each permuted as its part.
+            guard m.outFeatures % part.count == 0 else { throw notHeads() }
+            let rows = m.outFeatures / part.count
+            return try mapped.enumerated().map { i, t in
+                var p: HeadPermutation? = nil
+                if case .permute(let q)? = t.transform { p = q }
+                return (t.name, try order(p, rows: rows, offset: i * rows))
+            }
+        }
+        switch first.transform {
+        case nil, .transpose?:
+            return [(first.name, nil)]
+        case .permute(let p)?:
+            return [(first.name, try order(p, rows: m.outFeatures))]
+        case .regroupFusedQKV?:
+            guard let rows = TensorLayoutChange.fusedQKVRowOrder(rows: m.outFeatures, heads: base.headCount, kvHeads: base.kvHeadCount) else {
+                throw notHeads()
+            }
+            return [(first.name, rows)]
+        case .split?:
+            throw Failure(.internalError, "unexpected split transform for \(m.baseWeightName)")
+        }
+    }
+
+    /// Encodes the rows `rowOrder` (all, in order, when nil) of `values` (`rows × rowLength`,
+    /// row-major) to `type`, scaled by `factor`.
+    static func encodeRows(_ values: [Float], rowLength: Int, type: GGMLType, rowOrder: [Int]?,
+                           factor: Float, into sink: GGUFTensorSink) throws {
+        var ordered = values
+        if let rowOrder {
+            ordered = []
+            ordered.reserveCapacity(rowOrder.count * rowLength)
+            for from in rowOrder { ordered += values[from * rowLength ..< (from + 1) * rowLength] }
+        }
+        if factor != 1 { for i in ordered.indices { ordered[i] *= factor } }
+        let rows = ordered.count / rowLength
         guard let rowBytes = type.rowByteCount(elementCount: rowLength) else {
             throw AdapterError.badShape(tensor: sink.descriptor.name, shape: [rows, rowLength], expected: "rows fitting \(type.name)")
         }
@@ -246,7 +288,6 @@ public enum LlamaCppAdapter {
             guard let arch = ArchitectureDescription.forGGUF(architecture: archName) else {
                 throw ConvertError.unsupportedArchitecture(archName)
             }
-            guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(archName) }
             if let base, base.architecture.ggufName != archName {
                 throw AdapterError.moduleNotInBase(module: "(all)", reason: "the adapter is for \(archName), the base is \(base.architecture.ggufName)")
             }
@@ -268,45 +309,86 @@ public enum LlamaCppAdapter {
                                                   reason: "not a lora_a/lora_b matrix (a full tensor such as a mergekit norm)")
                 }
             }
-            var entries: [PEFTAdapterWriter.Entry] = []
+            // Each GGUF pair, mapped back to its HF module and B's rows put back in HF order; the
+            // parts of a split fused weight (Baichuan's attn_q/k/v from W_pack) are joined after.
+            var pieces: [String: [(part: Int, a: [Float], b: [Float], rank: Int, inFeatures: Int, outFeatures: Int)]] = [:]
+            var partCounts: [String: Int] = [:]
+            var moduleOrder: [String] = []
             for baseName in order {
                 guard let ea = aEntries[baseName] else { throw AdapterError.unpairedTensor(module: baseName, missing: "\(baseName).lora_a") }
                 guard let eb = bEntries[baseName] else { throw AdapterError.unpairedTensor(module: baseName, missing: "\(baseName).lora_b") }
-                guard let (hfName, headPermutation) = arch.hfName(forGGUF: baseName), hfName.hasSuffix(".weight"),
+                // Only weights are adapted: the layout-conditional rules (Falcon's norms) never apply.
+                guard let mapping = arch.hfTensor(forGGUF: baseName, ggufHas: { _ in false }), mapping.hfName.hasSuffix(".weight"),
                       baseName != "token_embd.weight" else {
                     throw AdapterError.cannotHold(tensor: ea.name, target: "a PEFT LoRA adapter",
                                                   reason: "\(baseName) is not a linear weight of the \(archName) architecture")
                 }
+                let hfName = mapping.hfName
                 // ggml ne: A [in, r] → numpy [r, in]; B [r, out] → numpy [out, r].
                 guard ea.shape.count == 2, eb.shape.count == 2, ea.shape[0] == eb.shape[1], ea.shape[0] > 0 else {
                     throw AdapterError.badShape(tensor: eb.name, shape: eb.shape, expected: "[out, r] with r the rank of \(ea.name) \(ea.shape)")
                 }
                 let rank = ea.shape[0], inFeatures = ea.shape[1], outFeatures = eb.shape[0]
-                var permutation: RowPermutation? = nil
-                if let headPermutation {
+                func needBase() throws -> AdapterBaseModel {
                     guard let base else {
                         throw AdapterError.needsBase("\(baseName) needs the base model's head counts to undo llama.cpp's row order; pass --base")
                     }
-                    permutation = base.toHF(headPermutation)
-                    guard permutation?.isValid(rowCount: outFeatures) == true else {
+                    return base
+                }
+                // Source row in the GGUF B of each HF row.
+                var rowOrder: [Int]? = nil
+                switch mapping.part.map({ p in p.permutation.map { TensorTransform.permute($0) } }) ?? mapping.transform {
+                case .permute(let headPermutation)?:
+                    guard let permutation = try needBase().toHF(headPermutation), permutation.isValid(rowCount: outFeatures) else {
                         throw AdapterError.moduleNotInBase(module: hfName, reason: "\(outFeatures) rows cannot be split into the base's heads")
                     }
+                    rowOrder = try (0 ..< outFeatures).map { r in
+                        guard let from = permutation.sourceRow(of: r, rowCount: outFeatures) else {
+                            throw AdapterError.moduleNotInBase(module: hfName, reason: "\(outFeatures) rows cannot be split into the base's heads")
+                        }
+                        return from
+                    }
+                case .regroupFusedQKV?:
+                    let base = try needBase()
+                    guard let forward = TensorLayoutChange.fusedQKVRowOrder(rows: outFeatures, heads: base.headCount, kvHeads: base.kvHeadCount) else {
+                        throw AdapterError.moduleNotInBase(module: hfName, reason: "\(outFeatures) rows cannot be split into the base's heads")
+                    }
+                    var inverse = [Int](repeating: 0, count: outFeatures)
+                    for (gguf, hf) in forward.enumerated() { inverse[hf] = gguf }
+                    rowOrder = inverse
+                case nil, .transpose?, .split?:
+                    // GPT-2's Conv1D pairs are stored as llama.cpp applies them to the transposed weight.
+                    break
                 }
                 let a = try decode(ea, from: source)
                 var b = try decode(eb, from: source)
-                if let permutation {
-                    let source = b
-                    for r in 0 ..< outFeatures {
-                        guard let from = permutation.sourceRow(of: r, rowCount: outFeatures) else { continue }
-                        b.replaceSubrange(r * rank ..< (r + 1) * rank, with: source[from * rank ..< (from + 1) * rank])
-                    }
+                if let rowOrder {
+                    let stored = b
+                    for (r, from) in rowOrder.enumerated() { b.replaceSubrange(r * rank ..< (r + 1) * rank, with: stored[from * rank ..< (from + 1) * rank]) }
+                }
+                if pieces[hfName] == nil { moduleOrder.append(hfName) }
+                pieces[hfName, default: []].append((mapping.part?.index ?? 0, a, b, rank, inFeatures, outFeatures))
+                partCounts[hfName] = mapping.part?.count ?? 1
+            }
+            var entries: [PEFTAdapterWriter.Entry] = []
+            for hfName in moduleOrder {
+                let parts = (pieces[hfName] ?? []).sorted { $0.part < $1.part }
+                guard let first = parts.first, parts.count == partCounts[hfName], Set(parts.map(\.part)).count == parts.count else {
+                    throw AdapterError.cannotHold(tensor: hfName, target: "a PEFT LoRA adapter",
+                                                  reason: "only \(pieces[hfName]?.count ?? 0) of the \(partCounts[hfName] ?? 0) parts of the fused weight are adapted")
+                }
+                // One PEFT module holds one A: the parts of a split weight must share it.
+                guard parts.allSatisfy({ $0.a == first.a && $0.rank == first.rank && $0.inFeatures == first.inFeatures }) else {
+                    throw AdapterError.cannotHold(tensor: hfName, target: "a PEFT LoRA adapter",
+                                                  reason: "the parts of the fused weight have different lora_a matrices, which one PEFT module cannot hold")
                 }
                 let moduleName = String(hfName.dropLast(".weight".count))
                 // llama.cpp: scale = alpha / rank, or 1 when alpha is 0.
-                let moduleAlpha = alpha == 0 ? Double(rank) : alpha
-                let module = LoRAModule(name: moduleName, kind: .linear, rank: rank, inFeatures: inFeatures,
-                                        outFeatures: outFeatures, alpha: moduleAlpha, scaling: moduleAlpha / Double(rank))
-                entries.append(PEFTAdapterWriter.Entry(module: module, matrices: LoRAMatrices(a: a, b: b)))
+                let moduleAlpha = alpha == 0 ? Double(first.rank) : alpha
+                let outFeatures = parts.reduce(0) { $0 + $1.outFeatures }
+                let module = LoRAModule(name: moduleName, kind: .linear, rank: first.rank, inFeatures: first.inFeatures,
+                                        outFeatures: outFeatures, alpha: moduleAlpha, scaling: moduleAlpha / Double(first.rank))
+                entries.append(PEFTAdapterWriter.Entry(module: module, matrices: LoRAMatrices(a: first.a, b: parts.flatMap(\.b))))
             }
             guard !entries.isEmpty else { throw AdapterError.notAnAdapter(reason: "no lora_a/lora_b tensors") }
             entries.sort { $0.module.keyA.utf8.lexicographicallyPrecedes($1.module.keyA.utf8) }

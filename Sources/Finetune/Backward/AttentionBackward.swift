@@ -7,7 +7,8 @@ import Verify
 /// Causal grouped-query attention of one sequence, forward and backward, for training.
 ///
 /// Per query head `h` (kv head `g = h / (heads / kvHeads)`): `S = scale · Q_h K_gᵀ` with the
-/// causal mask, `P = softmax(S)` row-wise in float32, `O_h = P V_g` — transformers' eager
+/// causal mask (and with a sliding window `W`, Mistral's, query `i` sees keys `i − W < j ≤ i`,
+/// as transformers masks it), `P = softmax(S)` row-wise in float32, `O_h = P V_g` — transformers' eager
 /// attention. The backward pass recomputes `P` with the same calls (so it equals the forward
 /// `P` bit for bit) instead of storing `heads × n²` probabilities, then
 /// `dV_g += Pᵀ dO_h`, `dP = dO_h V_gᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`,
@@ -24,10 +25,12 @@ enum AttentionBackward {
     static func scratchCount(length n: Int) -> Int { min(n, blockRows) * n }
 
     /// `P` of head `h` for query rows `t0 ..< t0 + rows` against keys `0 ..< visible` (= t0 + rows)
-    /// into `p` (`[rows, visible]`, zeros above the diagonal).
+    /// into `p` (`[rows, visible]`, zeros above the diagonal and, with a `window`, before it).
+    /// A masked probability is exactly 0, so the backward pass's `dS = P ⊙ (…)` is 0 there too
+    /// and needs no mask of its own.
     private static func probabilities(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, rows: Int, firstRow t0: Int, head h: Int, group: Int,
-        qStride: Int, kvStride: Int, hd: Int, scale: Float, p: UnsafeMutablePointer<Float>, threads: Int
+        qStride: Int, kvStride: Int, hd: Int, scale: Float, window: Int?, p: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let visible = t0 + rows
         BLAS.gemm(transB: true, m: rows, n: visible, k: hd, alpha: scale, q + t0 * qStride + h * hd, lda: qStride,
@@ -35,18 +38,23 @@ enum AttentionBackward {
         nonisolated(unsafe) let s = p
         parallelChunks(count: rows, threads: threads, minimumChunk: 32) { range in
             for r in range {
-                let row = s + r * visible
-                Softmax.apply(row, count: t0 + r + 1)
-                (row + t0 + r + 1).update(repeating: 0, count: rows - r - 1)
+                let row = s + r * visible, last = t0 + r
+                let first = window.map { max(0, last - $0 + 1) } ?? 0
+                row.update(repeating: 0, count: first)
+                Softmax.apply(row + first, count: last + 1 - first)
+                (row + last + 1).update(repeating: 0, count: rows - r - 1)
             }
         }
     }
+
+    /// The first key query `t` sees: 0, or `t − window + 1` with a sliding window.
+    static func firstVisible(_ t: Int, window: Int?) -> Int { window.map { max(0, t - $0 + 1) } ?? 0 }
 
     /// Attention output `o` `[n, heads · hd]` from rotated `q` `[n, heads · hd]` and rotated `k`,
     /// `v` `[n, kvHeads · hd]`; `scratch` holds ``scratchCount(length:)`` floats.
     static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, length n: Int,
-        heads: Int, kvHeads: Int, headDimension hd: Int,
+        heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil,
         output o: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let group = heads / kvHeads, qStride = heads * hd, kvStride = kvHeads * hd
@@ -55,7 +63,7 @@ enum AttentionBackward {
             for t0 in stride(from: 0, to: n, by: blockRows) {
                 let rows = min(blockRows, n - t0), visible = t0 + rows
                 probabilities(q: q, k: k, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
-                              kvStride: kvStride, hd: hd, scale: scale, p: scratch, threads: threads)
+                              kvStride: kvStride, hd: hd, scale: scale, window: window, p: scratch, threads: threads)
                 BLAS.gemm(m: rows, n: hd, k: visible, scratch, lda: visible, v + (h / group) * hd, ldb: kvStride,
                           o + t0 * qStride + h * hd, ldc: qStride)
             }
@@ -66,7 +74,7 @@ enum AttentionBackward {
     /// `scratch` holds `2 ×` ``scratchCount(length:)`` floats.
     static func backward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dO: UnsafePointer<Float>,
-        length n: Int, heads: Int, kvHeads: Int, headDimension hd: Int,
+        length n: Int, heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil,
         dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, threads: Int
     ) {
@@ -83,7 +91,7 @@ enum AttentionBackward {
             for t0 in stride(from: 0, to: n, by: blockRows) {
                 let rows = min(blockRows, n - t0), visible = t0 + rows
                 probabilities(q: q, k: k, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
-                              kvStride: kvStride, hd: hd, scale: scale, p: p, threads: threads)
+                              kvStride: kvStride, hd: hd, scale: scale, window: window, p: p, threads: threads)
                 let dOBlock = dO + t0 * qStride + h * hd
                 // dV_g += Pᵀ dO_h
                 BLAS.gemm(transA: true, m: visible, n: hd, k: rows, p, lda: visible, dOBlock, ldb: qStride,
@@ -113,21 +121,23 @@ enum AttentionBackward {
     }
 
     /// Scalar reference forward in Double (one sequence, positions 0 ..< n).
-    static func referenceForward(q: [Double], k: [Double], v: [Double], heads: Int, kvHeads: Int, headDimension hd: Int) -> [Double] {
+    static func referenceForward(q: [Double], k: [Double], v: [Double], heads: Int, kvHeads: Int, headDimension hd: Int,
+                                 window: Int? = nil) -> [Double] {
         let qStride = heads * hd, kvStride = kvHeads * hd, n = q.count / qStride
         let scale = Double(Attention.scale(headDimension: hd))
         var out = [Double](repeating: 0, count: q.count)
         for h in 0 ..< heads {
             let g = h / (heads / kvHeads)
             for t in 0 ..< n {
-                var s = (0 ... t).map { j in
+                let lo = firstVisible(t, window: window)
+                var s = (lo ... t).map { j in
                     (0 ..< hd).reduce(0.0) { $0 + q[t * qStride + h * hd + $1] * k[j * kvStride + g * hd + $1] } * scale
                 }
                 let m = s.max() ?? 0
                 s = s.map { exp($0 - m) }
                 let z = s.reduce(0, +)
                 for i in 0 ..< hd {
-                    out[t * qStride + h * hd + i] = (0 ... t).reduce(0.0) { $0 + s[$1] / z * v[$1 * kvStride + g * hd + i] }
+                    out[t * qStride + h * hd + i] = (lo ... t).reduce(0.0) { $0 + s[$1 - lo] / z * v[$1 * kvStride + g * hd + i] }
                 }
             }
         }
@@ -136,7 +146,7 @@ enum AttentionBackward {
 
     /// Scalar reference gradients in Double (the textbook chain rule, no recomputation tricks).
     static func reference(
-        q: [Double], k: [Double], v: [Double], dO: [Double], heads: Int, kvHeads: Int, headDimension hd: Int
+        q: [Double], k: [Double], v: [Double], dO: [Double], heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil
     ) -> (dQ: [Double], dK: [Double], dV: [Double]) {
         let qStride = heads * hd, kvStride = kvHeads * hd, n = q.count / qStride
         let scale = Double(Attention.scale(headDimension: hd))
@@ -145,7 +155,8 @@ enum AttentionBackward {
         for h in 0 ..< heads {
             let g = h / (heads / kvHeads)
             for t in 0 ..< n {
-                var p = (0 ... t).map { j in
+                let lo = firstVisible(t, window: window)
+                var p = (lo ... t).map { j in
                     (0 ..< hd).reduce(0.0) { $0 + q[t * qStride + h * hd + $1] * k[j * kvStride + g * hd + $1] } * scale
                 }
                 let m = p.max() ?? 0
@@ -153,14 +164,14 @@ enum AttentionBackward {
                 let z = p.reduce(0, +)
                 p = p.map { $0 / z }
                 // dP_j = dO_t · v_j; dS_j = P_j (dP_j − Σ P dP)
-                let dp = (0 ... t).map { j in (0 ..< hd).reduce(0.0) { $0 + dO[t * qStride + h * hd + $1] * v[j * kvStride + g * hd + $1] } }
+                let dp = (lo ... t).map { j in (0 ..< hd).reduce(0.0) { $0 + dO[t * qStride + h * hd + $1] * v[j * kvStride + g * hd + $1] } }
                 let dot = zip(p, dp).reduce(0.0) { $0 + $1.0 * $1.1 }
-                for j in 0 ... t {
-                    let ds = p[j] * (dp[j] - dot) * scale
+                for j in lo ... t {
+                    let ds = p[j - lo] * (dp[j - lo] - dot) * scale
                     for i in 0 ..< hd {
                         dQ[t * qStride + h * hd + i] += ds * k[j * kvStride + g * hd + i]
                         dK[j * kvStride + g * hd + i] += ds * q[t * qStride + h * hd + i]
-                        dV[j * kvStride + g * hd + i] += p[j] * dO[t * qStride + h * hd + i]
+                        dV[j * kvStride + g * hd + i] += p[j - lo] * dO[t * qStride + h * hd + i]
                     }
                 }
             }

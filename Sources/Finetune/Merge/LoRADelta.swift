@@ -4,7 +4,8 @@ internal import COpenBLAS
 /// Adding a LoRA module's delta to the weight it adapts, in float32.
 ///
 /// Linear: `W[out, in] += scaling · (B[out, r] · A[r, in])`. Embedding: `E[vocab, dim] +=
-/// scaling · (B[dim, r] · A[r, vocab])ᵀ`. PEFT's `get_delta_weight` computes `(B @ A) * scaling`
+/// scaling · (B[dim, r] · A[r, vocab])ᵀ`; a Conv1D (GPT-2, PEFT's `fan_in_fan_out`) likewise:
+/// `W[in, out] += scaling · (B·A)ᵀ`. PEFT's `get_delta_weight` computes `(B @ A) * scaling`
 /// in float32 and adds it; ``add(_:matrices:to:)`` does the product with `sgemm` (one call,
 /// `alpha = scaling`, `beta = 1`), whose summation order may differ from torch's in the last
 /// bit; ``addReference(_:matrices:to:)`` is the plain loop it is tested against.
@@ -23,8 +24,9 @@ public enum LoRADelta {
                     // W[o, n] = s · B[o, r] · A[r, n] + W
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o, n, r, s, b.baseAddress, r, a.baseAddress, n,
                                 1, weight.baseAddress, n)
-                case .embedding:
-                    // E[n, o] = s · Aᵀ[n, r] · Bᵀ[r, o] + E   (A is [r, n], B is [o, r])
+                case .embedding, .conv1D:
+                    // E[n, o] = s · Aᵀ[n, r] · Bᵀ[r, o] + E   (A is [r, n], B is [o, r]); a Conv1D
+                    // weight is stored [in, out] like an embedding.
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, n, o, r, s, a.baseAddress, n, b.baseAddress, r,
                                 1, weight.baseAddress, o)
                 }
@@ -42,7 +44,7 @@ public enum LoRADelta {
                 for k in 0 ..< r { sum += m.b[row * r + k] * m.a[k * n + col] }
                 switch module.kind {
                 case .linear: weight[row * n + col] += sum * s
-                case .embedding: weight[col * o + row] += sum * s
+                case .embedding, .conv1D: weight[col * o + row] += sum * s
                 }
             }
         }

@@ -230,7 +230,9 @@ public enum LoRAMerge {
             report.warnings.append("merged into the dequantized base: the model equals base + adapter exactly, and keeps the base's quantization error in dense weights (--merge-into original --original-base DIR adds the delta to the unquantized weights instead)")
         }
 
-        if options.verify {
+        if options.verify && base.config == nil {
+            report.warnings.append("not verified by a forward pass: wconv's forward pass does not run \(base.familyName) yet (the merged weights are base + delta as PEFT's merge_and_unload computes them)")
+        } else if options.verify {
             progress?(0, 0, "verifying")
             let merged = try MergeInput(path: output)
             // The text is tokenized with the first tokenizer found: base, output, original base.
@@ -245,11 +247,17 @@ public enum LoRAMerge {
     /// The adapter's modules by the base weight they change, checked against the base's shapes.
     static func match(_ adapter: PEFTAdapter, to input: MergeInput) throws -> [String: LoRAModule] {
         var out: [String: LoRAModule] = [:]
-        for m in adapter.modules {
-            guard let t = input.tensor(named: m.baseWeightName) else {
-                throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(module: m.name, reason: "the base has no \(m.baseWeightName)"))
+        for stored in adapter.modules {
+            guard let t = input.tensor(named: stored.baseWeightName) else {
+                throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(module: stored.name, reason: "the base has no \(stored.baseWeightName)"))
             }
-            let expected = m.kind == .linear ? [m.outFeatures, m.inFeatures] : [m.inFeatures, m.outFeatures]
+            // GPT-2's Conv1D weights are [in, out]: PEFT transposes their delta (fan_in_fan_out).
+            // bitsandbytes checkpoints hold them as transformers' Linear4bit/8bit replacements,
+            // transposed to [out, in], where the delta is a Linear's.
+            var isBitsAndBytes = false
+            if case .bitsAndBytes = t.storage { isBitsAndBytes = true }
+            let m = input.loraTargets?.isConv1D(module: stored.name) == true && !isBitsAndBytes ? stored.asConv1D : stored
+            let expected = m.baseShape
             guard t.shape == expected else {
                 throw PathError(path: adapter.directory, AdapterError.moduleNotInBase(
                     module: m.name, reason: "\(m.baseWeightName) is \(t.shape), the adapter's delta is \(expected)"))
@@ -553,8 +561,9 @@ public enum LoRAMerge {
         }
 
         func planGGUF(output: String) throws -> GGUFMergePlan {
-            let arch = source.architecture
-            let config = source.config
+            guard let arch = source.architecture, let config = source.config else {
+                throw MergeError.outputKind("GGUF output of a merge is written for LLaMA, Mistral and Qwen2 bases; \(source.familyName) merges to a Hugging Face directory (convert that with `wconv convert`)")
+            }
             let denseType: GGMLType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
             // The dense merged GGUF first (the converter's types for `denseType`); a llama.cpp
             // requantization then re-plans it as `wconv quantize` would plan that file.

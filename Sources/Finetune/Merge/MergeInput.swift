@@ -60,8 +60,17 @@ public final class MergeInput: @unchecked Sendable {
     }
 
     public let input: ModelInput
-    public let config: LlamaConfig
-    public let architecture: ArchitectureDescription
+    /// The forward pass's configuration, for the families it runs (LLaMA, Mistral, Qwen2:
+    /// `LlamaConfig.ggufArchitectures`); nil for the others, whose merges are not verified by a
+    /// forward pass.
+    public let config: LlamaConfig?
+    /// The family's description; nil for the HF families llama.cpp has no architecture for
+    /// (Persimmon, OPT: ``ArchitectureDescription/withoutGGUF``).
+    public let architecture: ArchitectureDescription?
+    /// The family's name as messages give it (`GPT-2 (GPT2LMHeadModel)`, GGUF `qwen2`).
+    public let familyName: String
+    /// The family's LoRA target names (which weights are Conv1D), when known.
+    public let loraTargets: LoRATargetNames?
     public let tensors: [Tensor]
     /// bitsandbytes layout of an HF input (nil for GGUF).
     public let bitsAndBytes: BNBCheckpointLayout?
@@ -88,14 +97,20 @@ public final class MergeInput: @unchecked Sendable {
         switch input {
         case .hf(let directory):
             let configPath = directory.path(of: "config.json")
-            let arch = try withPath(configPath) { () throws -> ArchitectureDescription in
+            let (arch, name) = try withPath(configPath) { () throws -> (ArchitectureDescription?, String) in
                 guard let name = try directory.config.architecture else { throw ConvertError.missingArchitecture }
-                guard let arch = ArchitectureDescription.forHF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
-                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
-                return arch
+                let arch = ArchitectureDescription.forHF(architecture: name)
+                guard arch != nil || ArchitectureDescription.withoutGGUF[name] != nil else { throw ConvertError.unsupportedArchitecture(name) }
+                return (arch, name)
             }
             architecture = arch
-            config = try withPath(configPath) { try LlamaConfig(hfConfig: directory.config.object) }
+            familyName = name
+            loraTargets = LoRATargetNames.forConfig(directory.config.object)
+            if let arch, Self.forwardPassFamilies.contains(arch.ggufName) {
+                config = try withPath(configPath) { try LlamaConfig(hfConfig: directory.config.object) }
+            } else {
+                config = nil
+            }
             let layout = try BNBCheckpointLayout(source: source, config: directory.config)
             if let other = layout.otherQuantMethod {
                 throw PathError(path: configPath, Failure(.unsupported, "the model is quantized with \(other); wconv reads bitsandbytes-quantized models only"))
@@ -125,11 +140,17 @@ public final class MergeInput: @unchecked Sendable {
                     throw ConvertError.missingMetadata(GGUFKeys.General.architecture)
                 }
                 guard let arch = ArchitectureDescription.forGGUF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
-                guard arch.runsLlamaBlock else { throw ConvertError.blockNotSupported(name) }
+                // GGUF bases are read for the families the forward pass runs; the others'
+                // tensors are transposed, regrouped or split from their HF layout.
+                guard Self.forwardPassFamilies.contains(name) else {
+                    throw Failure(.unsupported, "a GGUF base of architecture \(name) is not read for QLoRA (its tensors are transposed, regrouped or split from the Hugging Face layout): give the Hugging Face model directory")
+                }
                 return (arch, try Self.llamaConfig(gguf: meta, source: source, architecture: name))
             }
             architecture = arch
             self.config = config
+            familyName = "GGUF \(arch.ggufName)"
+            loraTargets = LoRATargetNames.forModelType(arch.ggufName) ?? .llama
             bitsAndBytes = nil
             var list: [Tensor] = [], perms: [RowPermutation?] = []
             for (i, e) in source.entries.enumerated() {
@@ -230,6 +251,10 @@ public final class MergeInput: @unchecked Sendable {
         return values
     }
 
+    /// The GGUF architectures whose merges the forward pass checks (LLaMA's block, Qwen2's with
+    /// its q/k/v biases), and the only ones read from GGUF.
+    public static let forwardPassFamilies: Set<String> = [ArchitectureDescription.llama.ggufName, ArchitectureDescription.qwen2.ggufName]
+
     /// A LLaMA configuration from GGUF `llama.*` metadata (llama.cpp's keys; `rope_freqs.weight`
     /// as RoPE divisors).
     static func llamaConfig(gguf meta: GGUFMetadata, source: any TensorSource, architecture a: String) throws -> LlamaConfig {
@@ -256,7 +281,8 @@ public final class MergeInput: @unchecked Sendable {
             rmsNormEpsilon: meta[K.layerNormRMSEpsilon(a)]?.doubleValue ?? 1e-5,
             ropeTheta: meta[K.ropeFreqBase(a)]?.doubleValue ?? 10000, ropeScaling: scaling,
             tiedEmbeddings: source.entry(named: "output.weight") == nil,
-            maxPositions: meta[K.contextLength(a)]?.intValue ?? 2048)
+            maxPositions: meta[K.contextLength(a)]?.intValue ?? 2048,
+            attentionBias: a == ArchitectureDescription.qwen2.ggufName)
         try config.validate()
         return config
     }

@@ -11,6 +11,8 @@ public final class MergeWeightSource: LlamaWeightSource {
     public let input: MergeInput
     public let adapter: PEFTAdapter?
     public let threads: Int
+    /// The input's forward-pass configuration.
+    public let config: LlamaConfig
     private var embedding: [Float]?
     private let modules: [String: LoRAModule]
 
@@ -19,6 +21,10 @@ public final class MergeWeightSource: LlamaWeightSource {
         self.input = input
         self.adapter = adapter
         self.threads = max(1, threads)
+        guard let config = input.config else {
+            throw PathError(path: input.path, VerifyError.unsupportedConfig("the forward pass of \(input.familyName)"))
+        }
+        self.config = config
         modules = try adapter.map { try LoRAMerge.match($0, to: input) } ?? [:]
     }
 
@@ -36,31 +42,31 @@ public final class MergeWeightSource: LlamaWeightSource {
 
     private func embeddingMatrix() throws -> [Float] {
         if let embedding { return embedding }
-        let c = input.config
+        let c = config
         let e = try tensor("model.embed_tokens.weight", count: c.vocabularySize * c.hiddenSize)
         embedding = e
         return e
     }
 
     public func embeddingRow(_ token: Int, into row: UnsafeMutableBufferPointer<Float>) throws {
-        let dim = input.config.hiddenSize
-        guard token >= 0, token < input.config.vocabularySize else {
-            throw VerifyError.tokenOutOfRange(token: token, vocabularySize: input.config.vocabularySize)
+        let dim = config.hiddenSize
+        guard token >= 0, token < config.vocabularySize else {
+            throw VerifyError.tokenOutOfRange(token: token, vocabularySize: config.vocabularySize)
         }
         let e = try embeddingMatrix()
         _ = row.update(fromContentsOf: e[token * dim ..< (token + 1) * dim])
     }
 
     public func loadLayer(_ index: Int, into weights: inout LlamaLayerWeights) throws {
-        for (name, count, field) in LlamaLayerWeights.tensorNames(layer: index, config: input.config) {
+        for (name, count, field) in LlamaLayerWeights.tensorNames(layer: index, config: config) {
             weights[keyPath: field] = try tensor(name, count: count)
         }
     }
 
-    public func finalNorm() throws -> [Float] { try tensor("model.norm.weight", count: input.config.hiddenSize) }
+    public func finalNorm() throws -> [Float] { try tensor("model.norm.weight", count: config.hiddenSize) }
 
     public func outputHead() throws -> [Float] {
-        let c = input.config
+        let c = config
         if c.tiedEmbeddings { return try embeddingMatrix() }
         return try tensor("lm_head.weight", count: c.vocabularySize * c.hiddenSize)
     }
@@ -82,23 +88,29 @@ public enum MergeVerification {
     /// - Parameter tokenizerFrom: inputs to take the tokenizer from, first that has one (default: the reference).
     public static func compare(reference: MergeInput, adapter: PEFTAdapter, merged: MergeInput, text: String?,
                                tokenizerFrom: [MergeInput]? = nil, threads: Int) throws -> MergeReport.Verification {
-        let limit = min(128, reference.config.maxPositions)
+        let referenceWeights = try MergeWeightSource(input: reference, adapter: adapter, threads: threads)
+        let candidateWeights = try MergeWeightSource(input: merged, adapter: nil, threads: threads)
+        let config = referenceWeights.config
+        var limit = min(128, config.maxPositions)
+        // A Mistral base against its merged GGUF: GGUF has no sliding window (llama.cpp runs full
+        // attention), so the two compute the same only within the window.
+        if config.slidingWindow != candidateWeights.config.slidingWindow,
+           let window = [config.slidingWindow, candidateWeights.config.slidingWindow].compactMap({ $0 }).min() {
+            limit = min(limit, window)
+        }
         let tokenizer = (tokenizerFrom ?? [reference]).lazy.compactMap { try? Self.tokenizer(for: $0) }.first
-        var tokens = tokenizer?.encode(text ?? defaultText, addSpecialTokens: true).filter { $0 < reference.config.vocabularySize } ?? []
+        var tokens = tokenizer?.encode(text ?? defaultText, addSpecialTokens: true).filter { $0 < config.vocabularySize } ?? []
         if tokens.count < 2 {
             // No tokenizer: a fixed spread of ids still exercises every weight.
-            let v = reference.config.vocabularySize
+            let v = config.vocabularySize
             tokens = (0 ..< min(32, limit)).map { ($0 * 7919 + 1) % v }
         }
         tokens = Array(tokens.prefix(limit))
-        let referenceModel = try LlamaModel(config: reference.config,
-                                            weights: try MergeWeightSource(input: reference, adapter: adapter, threads: threads),
-                                            threadCount: threads)
-        let candidateModel = try LlamaModel(config: merged.config, weights: try MergeWeightSource(input: merged, adapter: nil, threads: threads),
-                                            threadCount: threads)
+        let referenceModel = try LlamaModel(config: config, weights: referenceWeights, threadCount: threads)
+        let candidateModel = try LlamaModel(config: candidateWeights.config, weights: candidateWeights, threadCount: threads)
         let expected = try referenceModel.logits(for: tokens)
         let actual = try candidateModel.logits(for: tokens)
-        return metrics(reference: expected, candidate: actual, tokens: tokens, vocabularySize: reference.config.vocabularySize)
+        return metrics(reference: expected, candidate: actual, tokens: tokens, vocabularySize: config.vocabularySize)
     }
 
     /// KLD, top-1 agreement and largest logit difference of two `[T, vocab]` logit arrays.

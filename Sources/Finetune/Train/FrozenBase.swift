@@ -47,17 +47,28 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
         }
     }
 
-    /// One decoder layer: its two norm weights and its seven projections in ``LoRATarget`` order.
+    /// One decoder layer: its two norm weights, its seven projections in ``LoRATarget`` order
+    /// and, for Qwen2 (``LlamaConfig/attentionBias``), the frozen q/k/v biases.
     public struct StoredLayer: Sendable {
         public var attentionNorm: [Float]
         public var feedForwardNorm: [Float]
         /// q, k, v, o, gate, up, down.
         public var matrices: [StoredMatrix]
+        /// q, k, v projection biases; empty when the block has none.
+        public var attentionBiases: [[Float]]
 
-        public init(attentionNorm: [Float], feedForwardNorm: [Float], matrices: [StoredMatrix]) {
+        public init(attentionNorm: [Float], feedForwardNorm: [Float], matrices: [StoredMatrix], attentionBiases: [[Float]] = []) {
             self.attentionNorm = attentionNorm
             self.feedForwardNorm = feedForwardNorm
             self.matrices = matrices
+            self.attentionBiases = attentionBiases
+        }
+
+        /// Sets the q/k/v bias fields of `weights` (empty without biases).
+        func copyBiases(into weights: inout LlamaLayerWeights) {
+            weights.queryBias = attentionBiases.count == 3 ? attentionBiases[0] : []
+            weights.keyBias = attentionBiases.count == 3 ? attentionBiases[1] : []
+            weights.valueBias = attentionBiases.count == 3 ? attentionBiases[2] : []
         }
     }
 
@@ -93,6 +104,15 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
             try check(p + "post_attention_layernorm.weight", c.hiddenSize, layer.feedForwardNorm.count)
             guard layer.matrices.count == LoRATarget.allCases.count else {
                 throw VerifyError.badConfigValue(key: "layers", reason: "layer \(l) has \(layer.matrices.count) matrices, needs 7")
+            }
+            let biasNames = ["q_proj", "k_proj", "v_proj"].map { p + "self_attn.\($0).bias" }
+            if c.attentionBias {
+                guard layer.attentionBiases.count == 3 else { throw VerifyError.missingTensor(biasNames[0]) }
+                for (name, (b, n)) in zip(biasNames, zip(layer.attentionBiases, [c.queryDimension, c.kvDimension, c.kvDimension])) {
+                    try check(name, n, b.count)
+                }
+            } else if !layer.attentionBiases.isEmpty {
+                throw VerifyError.unsupportedConfig("q/k/v biases in a block without attention biases")
             }
             for (target, m) in zip(LoRATarget.allCases, layer.matrices) {
                 let (n, o) = target.features(c)
@@ -141,7 +161,8 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
             let matrices = try zip(LoRATarget.allCases, dense).map { target, values in
                 try Self.store(values, shape: Self.shape(target, c), dtype: originalDType, storage: storage, threads: threadCount)
             }
-            layers.append(StoredLayer(attentionNorm: buffer.attentionNorm, feedForwardNorm: buffer.feedForwardNorm, matrices: matrices))
+            layers.append(StoredLayer(attentionNorm: buffer.attentionNorm, feedForwardNorm: buffer.feedForwardNorm, matrices: matrices,
+                                      attentionBiases: c.attentionBias ? [buffer.queryBias, buffer.keyBias, buffer.valueBias] : []))
         }
         try self.init(config: c, embedding: embedding, norm: try source.finalNorm(),
                       head: c.tiedEmbeddings ? nil : try source.outputHead(), layers: layers, threadCount: threadCount)
@@ -173,7 +194,7 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
     /// Bytes of all weights held.
     public var byteCount: Int {
         matrixByteCount + 4 * (embedding.count + norm.count + (head?.count ?? 0)
-            + layers.reduce(0) { $0 + $1.attentionNorm.count + $1.feedForwardNorm.count })
+            + layers.reduce(0) { $0 + $1.attentionNorm.count + $1.feedForwardNorm.count + $1.attentionBiases.reduce(0) { $0 + $1.count } })
     }
 
     // MARK: - LlamaWeightSource
@@ -192,6 +213,7 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
         let layer = layers[index]
         weights.attentionNorm = layer.attentionNorm
         weights.feedForwardNorm = layer.feedForwardNorm
+        layer.copyBiases(into: &weights)
         let fields: [WritableKeyPath<LlamaLayerWeights, [Float]>] = [\.query, \.key, \.value, \.output, \.gate, \.up, \.down]
         for (field, matrix) in zip(fields, layer.matrices) {
             switch matrix {
@@ -224,10 +246,8 @@ extension FrozenBase {
     public static func load(modelDirectory path: String, storage: Storage, threadCount: Int = 1) throws -> FrozenBase {
         let directory = try HFModelDirectory(path: path)
         let c = try withPath(directory.path(of: "config.json")) { () throws -> LlamaConfig in
-            let c = try LlamaConfig(hfConfig: directory.config.object)
-            // Training runs LLaMA's block only (Qwen2's q/k/v biases are verify-only for now).
-            guard !c.attentionBias else { throw VerifyError.unsupportedConfig("q/k/v projection biases (Qwen2) in training") }
-            return c
+            try TrainingFamily.check(config: directory.config.object)
+            return try LlamaConfig(hfConfig: directory.config.object)
         }
         let source = CheckpointTensorSource(directory.weights)
         let layout = try BNBCheckpointLayout(source: source, config: directory.config)
@@ -276,9 +296,12 @@ extension FrozenBase {
             let matrices = try LoRATarget.allCases.map { target in
                 try matrix(p + target.modulePath + ".weight", shape: shape(target, c))
             }
+            let biases = c.attentionBias ? try [("q_proj", c.queryDimension), ("k_proj", c.kvDimension), ("v_proj", c.kvDimension)].map {
+                try dense(p + "self_attn.\($0.0).bias", count: $0.1)
+            } : []
             layers.append(StoredLayer(attentionNorm: try dense(p + "input_layernorm.weight", count: dim),
                                       feedForwardNorm: try dense(p + "post_attention_layernorm.weight", count: dim),
-                                      matrices: matrices))
+                                      matrices: matrices, attentionBiases: biases))
         }
         let embedding = try dense("model.embed_tokens.weight", count: c.vocabularySize * dim)
         let head: [Float]? = c.tiedEmbeddings && groups["lm_head.weight"] == nil

@@ -236,6 +236,13 @@ public final class LoRAModel {
         try linear(.query, xn, act.q.pointer)
         try linear(.key, xn, act.k.pointer)
         try linear(.value, xn, act.v.pointer)
+        // Qwen2's frozen q/k/v biases: added before RoPE; having no gradient, they leave the
+        // backward pass unchanged.
+        if c.attentionBias {
+            Self.addBias(w.queryBias, to: act.q.pointer, rows: rows)
+            Self.addBias(w.keyBias, to: act.k.pointer, rows: rows)
+            Self.addBias(w.valueBias, to: act.v.pointer, rows: rows)
+        }
         for s in batch.segments {
             RoPE.apply(act.q.pointer + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount,
                        headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
@@ -243,7 +250,8 @@ public final class LoRAModel {
                        headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
             AttentionBackward.forward(q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim,
                                       v: act.v.pointer + s.start * kvDim, length: s.length, heads: c.headCount,
-                                      kvHeads: c.kvHeadCount, headDimension: hd, output: act.o.pointer + s.start * qDim,
+                                      kvHeads: c.kvHeadCount, headDimension: hd, window: c.slidingWindow,
+                                      output: act.o.pointer + s.start * qDim,
                                       scratch: work.scores.pointer, threads: threadCount)
         }
         act.h1.pointer.update(from: h, count: rows * dim)
@@ -309,6 +317,7 @@ public final class LoRAModel {
             AttentionBackward.backward(
                 q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim, v: act.v.pointer + s.start * kvDim,
                 dO: dO + s.start * qDim, length: s.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
+                window: c.slidingWindow,
                 dQ: dq + s.start * qDim, dK: dk + s.start * kvDim, dV: dv + s.start * kvDim,
                 scratch: work.scores.pointer, threads: threadCount)
             RoPEBackward.apply(dq + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount, headDimension: hd,
@@ -388,6 +397,7 @@ public final class LoRAModel {
         if takesMatricesOneByOne, let frozen {
             layerBuffer.attentionNorm = frozen.layers[index].attentionNorm
             layerBuffer.feedForwardNorm = frozen.layers[index].feedForwardNorm
+            frozen.layers[index].copyBiases(into: &layerBuffer)
             return layerBuffer
         }
         try base.loadLayer(index, into: &layerBuffer)
@@ -426,6 +436,17 @@ public final class LoRAModel {
 
     private func outputHead() throws -> [Float] { try headWeights.outputHead(from: base) }
 
+    /// `y[r, :] += bias` for every row.
+    static func addBias(_ bias: [Float], to y: UnsafeMutablePointer<Float>, rows: Int) {
+        let n = bias.count
+        bias.withUnsafeBufferPointer { b in
+            for r in 0 ..< rows {
+                let row = y + r * n
+                for i in 0 ..< n { row[i] += b[i] }
+            }
+        }
+    }
+
     private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int,
                            epsilon: Float) {
         RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: threadCount)
@@ -447,9 +468,8 @@ struct Batch {
     /// - Parameter allRows: every row is a "target row" (logits of a whole sequence).
     init(_ examples: [TrainingExample], config: LlamaConfig, allRows: Bool = false) throws {
         for e in examples {
-            // Training runs full causal attention: with Mistral's sliding window that is the
-            // model's computation only while a sequence fits in the window.
-            let longest = min(config.maxPositions, config.slidingWindow ?? .max)
+            // Attention applies Mistral's sliding window, so any length up to the positions runs.
+            let longest = config.maxPositions
             guard !e.tokens.isEmpty, e.tokens.count <= longest else {
                 throw TrainingError.badSequenceLength(e.tokens.count, maximum: longest)
             }

@@ -138,8 +138,7 @@ public final class LoRATrainer {
         try options.validate()
         for (i, e) in examples.enumerated() {
             guard e.targetCount > 0 else { throw TrainingError.exampleWithoutTargets(index: i) }
-            // Full causal attention equals Mistral's windowed one only within the window.
-            let longest = min(model.config.maxPositions, model.config.slidingWindow ?? .max)
+            let longest = model.config.maxPositions
             guard !e.tokens.isEmpty, e.tokens.count <= longest else {
                 throw TrainingError.badSequenceLength(e.tokens.count, maximum: longest)
             }

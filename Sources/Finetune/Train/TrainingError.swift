@@ -25,6 +25,8 @@ public enum TrainingError: ClassifiedError, Hashable {
     case nonFinite(what: String, step: Int)
     /// A checkpoint directory whose contents are missing, damaged or from another run.
     case badCheckpoint(String)
+    /// A model family whose block the training pass does not run: what it would need.
+    case familyNotTrainable(family: String, missing: String)
 
     public var kind: ErrorKind {
         switch self {
@@ -32,6 +34,7 @@ public enum TrainingError: ClassifiedError, Hashable {
         case .shapeMismatch, .missingAdapter, .unexpectedAdapter, .badCheckpoint: .malformedInput
         case .tokenOutOfRange, .badSequenceLength, .noTargets, .exampleWithoutTargets: .malformedInput
         case .nonFinite: .badValue
+        case .familyNotTrainable: .unsupported
         }
     }
 
@@ -49,6 +52,8 @@ public enum TrainingError: ClassifiedError, Hashable {
         case .exampleWithoutTargets(let index): "training example \(index + 1) has no target token"
         case .nonFinite(let what, let step): "\(what) is not finite at step \(step)"
         case .badCheckpoint(let reason): "bad checkpoint: \(reason)"
+        case .familyNotTrainable(let family, let missing):
+            "QLoRA training of \(family) is not supported yet: the training pass runs LLaMA's block (RMSNorm, SwiGLU, rotary attention, optional q/k/v biases), and \(family) needs \(missing) (qlora-merge and convert-adapter take its PEFT adapters with the Hugging Face base)"
         }
     }
 }

@@ -10,6 +10,10 @@ public struct LoRAModule: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         case linear
         case embedding
+        /// A linear module over a GPT-2 `Conv1D` weight, stored `[in, out]`: PEFT's
+        /// `fan_in_fan_out` layer, whose weight becomes `W + scaling · (B·A)ᵀ`. Its matrices are
+        /// stored as a linear module's; ``asConv1D`` marks one once its base is known.
+        case conv1D
     }
 
     /// The module's name in the base model, e.g. `model.layers.3.self_attn.q_proj`.
@@ -38,10 +42,20 @@ public struct LoRAModule: Sendable, Hashable {
     /// The HF name of the base weight this module changes (`<name>.weight`).
     public var baseWeightName: String { name + ".weight" }
 
+    /// The shape of the base weight the delta is added to: `[out, in]` for a linear module,
+    /// `[in, out]` for an embedding (`[vocab, dim]`) and a Conv1D.
+    public var baseShape: [Int] { kind == .linear ? [outFeatures, inFeatures] : [inFeatures, outFeatures] }
+
+    /// This linear module as one over a Conv1D weight (``Kind/conv1D``).
+    public var asConv1D: LoRAModule {
+        LoRAModule(name: name, kind: kind == .linear ? .conv1D : kind, rank: rank, inFeatures: inFeatures,
+                   outFeatures: outFeatures, alpha: alpha, scaling: scaling)
+    }
+
     /// The adapter file's key of A (`base_model.model.<name>.lora_A.weight`).
-    public var keyA: String { PEFTAdapter.keyPrefix + name + (kind == .linear ? ".lora_A.weight" : ".lora_embedding_A") }
+    public var keyA: String { PEFTAdapter.keyPrefix + name + (kind == .embedding ? ".lora_embedding_A" : ".lora_A.weight") }
     /// The adapter file's key of B.
-    public var keyB: String { PEFTAdapter.keyPrefix + name + (kind == .linear ? ".lora_B.weight" : ".lora_embedding_B") }
+    public var keyB: String { PEFTAdapter.keyPrefix + name + (kind == .embedding ? ".lora_embedding_B" : ".lora_B.weight") }
     /// Shape of A as stored: `[rank, in]`.
     public var shapeA: [Int] { [rank, inFeatures] }
     /// Shape of B as stored: `[out, rank]`.
@@ -203,10 +217,15 @@ public final class PEFTAdapter: @unchecked Sendable {
 }
 
 extension PEFTAdapter {
-    /// The layer index and HF projection of a module named `model.layers.{L}.<path>` (nil otherwise).
+    /// The layer index of a module, as PEFT finds it without `layers_pattern`: the first
+    /// all-digit path component with at least two components before it and one after
+    /// (`model.layers.{L}.…`, `transformer.h.{L}.…`, `model.decoder.layers.{L}.…`); nil otherwise.
     public static func layerIndex(ofModule name: String) -> Int? {
-        let parts = name.split(separator: ".")
-        guard parts.count >= 4, parts[0] == "model", parts[1] == "layers", let l = Int(parts[2]), l >= 0 else { return nil }
-        return l
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 4 else { return nil }
+        for i in 2 ..< parts.count - 1 where !parts[i].isEmpty && parts[i].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            return Int(parts[i])
+        }
+        return nil
     }
 }

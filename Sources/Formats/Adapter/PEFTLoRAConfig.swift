@@ -52,7 +52,7 @@ public struct PEFTLoRAConfig: Sendable, Hashable {
 
     /// Parses a config object.
     /// - Throws: ``AdapterError`` for a non-LoRA adapter, a LoRA variant whose merge is not
-    ///   `W + s·B·A` (DoRA, LoRA bias, `fan_in_fan_out`), or a missing/ill-typed field.
+    ///   `W + s·B·A` (DoRA, LoRA bias), or a missing/ill-typed field.
     public init(json object: JSONObject) throws {
         func field(_ key: String) -> JSONValue? {
             guard let v = object[key], !v.isNull else { return nil }
@@ -79,9 +79,10 @@ public struct PEFTLoRAConfig: Sendable, Hashable {
             throw AdapterError.badConfigField(key: "lora_dropout", reason: "is not a number in [0, 1)")
         }
         if try bool("use_dora") { throw AdapterError.unsupportedVariant("DoRA (use_dora: true): its merge rescales each column") }
-        if try bool("fan_in_fan_out") {
-            throw AdapterError.unsupportedVariant("fan_in_fan_out (GPT-2 Conv1D layers): wconv's bases store nn.Linear weights")
-        }
+        // fan_in_fan_out needs no refusal, only a type check: PEFT applies it per layer type
+        // (Conv1D layers always transpose, nn.Linear layers never), so the merge decides from
+        // the base's family.
+        _ = try bool("fan_in_fan_out")
         if try bool("lora_bias") { throw AdapterError.unsupportedVariant("LoRA bias (lora_bias: true)") }
         if let bias = field("bias"), bias.stringValue != "none" {
             throw AdapterError.unsupportedVariant("bias training (\"bias\": \(bias.serialized()))")

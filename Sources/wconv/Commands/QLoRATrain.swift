@@ -71,8 +71,8 @@ struct QLoRATrain: ParsableCommand {
     @Flag(help: "rsLoRA scaling alpha/√r.")
     var rslora = false
 
-    @Option(help: "Comma-separated projections to adapt (default: all seven).")
-    var targets: String = LoRAConfig.allTargets.joined(separator: ",")
+    @Option(help: "Comma-separated modules to adapt, PEFT's names (`q_proj,v_proj`), `all-linear` (the default: every linear layer of the family's block, all seven for LLaMA) or `peft-default` (PEFT's default targets for the family).")
+    var targets: String?
 
     @Option(help: "Peak learning rate.")
     var lr: Double = 2e-4
@@ -155,9 +155,6 @@ struct QLoRATrain: ParsableCommand {
     func run() throws {
         try runCommand {
             let events = EventSink(ndjson: reporting.json || isatty(1) == 0, progressLine: isatty(2) != 0, quiet: reporting.quiet)
-            let lora = LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora,
-                                  targets: targets.split(separator: ",").map { String($0).trimmingSpaces })
-            try lora.validate()
 
             // Output directory: new, or continued with --resume.
             let latest = FileSystem.isDirectory(output) ? Self.latestCheckpoint(in: output) : nil
@@ -171,6 +168,9 @@ struct QLoRATrain: ParsableCommand {
             // Base, tokenizer, chat template.
             let loaded = try Self.loadBase(base, precision: basePrecision, threads: threads)
             let config = loaded.config
+            let lora = LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora,
+                                  targets: try loaded.targetNames.resolve(targets))
+            try lora.validate()
             var dataOptions = DataOptions(template: template.flatMap(ChatTemplate.named), trainOnPrompt: trainOnPrompt,
                                           maxLength: min(maxLen ?? 1024, config.maxPositions))
             dataOptions.maxLength = min(dataOptions.maxLength ?? config.maxPositions, config.maxPositions)
@@ -254,6 +254,8 @@ struct QLoRATrain: ParsableCommand {
         var chatTemplate: String?
         /// Recorded as the adapter's base_model_name_or_path.
         var baseName: String
+        /// The family's LoRA target names (`--targets` default).
+        var targetNames: LoRATargetNames
     }
 
     static func loadBase(_ path: String, precision: BasePrecision, threads: Int) throws -> LoadedBase {
@@ -264,16 +266,21 @@ struct QLoRATrain: ParsableCommand {
             let frozen = try FrozenBase.load(modelDirectory: directory.path, storage: storage, threadCount: threads)
             let tokenizer = try Tokenizer.load(directory: directory.path)
             return LoadedBase(config: frozen.config, weights: frozen, tokenizer: tokenizer,
-                              chatTemplate: try chatTemplate(directory), baseName: path)
+                              chatTemplate: try chatTemplate(directory), baseName: path,
+                              targetNames: LoRATargetNames.forConfig(directory.config.object) ?? .llama)
         case .gguf(let model):
+            if let name = model.metadata[GGUFKeys.General.architecture]?.stringValue {
+                try withPath(path) { try TrainingFamily.check(ggufArchitecture: name) }
+            }
             let merged = try MergeInput(input)
             let source = try MergeWeightSource(input: merged, adapter: nil, threads: threads)
             let frozen = try withPath(path) {
-                try FrozenBase(source: source, config: merged.config, storage: storage, threadCount: threads)
+                try FrozenBase(source: source, config: source.config, storage: storage, threadCount: threads)
             }
             let tokenizer = try withPath(path) { try Tokenizer(gguf: model.metadata) }
-            return LoadedBase(config: merged.config, weights: frozen, tokenizer: tokenizer,
-                              chatTemplate: model.metadata[GGUFKeys.Tokenizer.chatTemplate]?.stringValue, baseName: path)
+            return LoadedBase(config: source.config, weights: frozen, tokenizer: tokenizer,
+                              chatTemplate: model.metadata[GGUFKeys.Tokenizer.chatTemplate]?.stringValue, baseName: path,
+                              targetNames: merged.loraTargets ?? .llama)
         case .safetensors(let c):
             throw PathError(path: c.path, Failure(.usage, "give the model directory (config.json, weights and tokenizer), not a bare safetensors file"))
         }
@@ -375,10 +382,6 @@ private func monotonicNow() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
-
-extension String {
-    var trimmingSpaces: String { String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed()) }
 }
 
 /// `qlora-train --json`.

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// qlora-train, qlora-merge and convert-adapter on the other families (FamilyLoRATests in
+/// FinetuneTests compare the library's results with PEFT, bitsandbytes and llama.cpp).
+@Suite struct QLoRAFamilyCommandTests {
+    static let sample = Fixtures.path("golden/lora/data/sample.jsonl")
+
+    static func adapterTargets(_ dir: String) throws -> [String] {
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json")))
+        return ((config as? [String: Any])?["target_modules"] as? [String] ?? []).sorted()
+    }
+
+    /// Qwen2 and Mistral train; `--targets` defaults to the family's linear layers and takes
+    /// `peft-default` (PEFT's q_proj, v_proj).
+    @Test(arguments: ["qwen2", "mistral"])
+    func trainsQwen2AndMistral(family: String) throws {
+        let dir = Fixtures.temporaryDirectory()
+        let base = Fixtures.path("families/\(family)")
+        let r = try CLI.run(["qlora-train", base, "--data", Self.sample, "-o", dir + "/all", "--steps", "1", "--threads", "1", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.adapterTargets(dir + "/all") == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])
+        let p = try CLI.run(["qlora-train", base, "--data", Self.sample, "-o", dir + "/peft", "--steps", "1", "--threads", "1",
+                             "--targets", "peft-default", "--quiet"])
+        #expect(p.status == 0, "\(p.stderr)")
+        #expect(try Self.adapterTargets(dir + "/peft") == ["q_proj", "v_proj"])
+    }
+
+    @Test func otherBlocksAreRefusedByName() throws {
+        let r = try CLI.run(["qlora-train", Fixtures.path("families/gpt2"), "--data", Self.sample, "-o", Fixtures.temporaryDirectory() + "/a"])
+        #expect(r.status == 69)
+        #expect(r.stderr.contains("GPT-2") && r.stderr.contains("LayerNorm"), "\(r.stderr)")
+    }
+
+    @Test func mergeAndConvertAdapterOfAFusedFamily() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let merged = try CLI.run(["qlora-merge", Fixtures.path("families/gpt2"), Fixtures.path("golden/families-lora/gpt2"), "-o", dir + "/m",
+                                  "--outtype", "f32"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(merged.stderr.contains("forward pass does not run"))
+        for family in ["falcon-40b", "baichuan2-7b"] {
+            let out = dir + "/\(family).gguf"
+            let r = try CLI.run(["convert-adapter", Fixtures.path("golden/families-lora/\(family)"), "-o", out,
+                                 "--base", Fixtures.path("families/\(family)"), "--no-provenance"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == Data(try Fixtures.data("golden/families-lora/\(family).f32.gguf")))
+        }
+    }
+}
