@@ -126,7 +126,7 @@ import Verify
         // The float32 kernels against the references.
         let (qf, kf, vf, df) = (Self.floats(q), Self.floats(k), Self.floats(v), Self.floats(dO))
         var out = [Float](repeating: 0, count: q.count)
-        var scratch = [Float](repeating: 0, count: 2 * AttentionBackward.scratchCount(length: n))
+        var scratch = [Float](repeating: 0, count: AttentionBackward.scratchCount(length: n, heads: heads, headDimension: hd))
         var dQ = out, dK = [Float](repeating: 0, count: k.count), dV = dK
         scratch.withUnsafeMutableBufferPointer { s in
             out.withUnsafeMutableBufferPointer { o in

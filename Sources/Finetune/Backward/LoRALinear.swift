@@ -108,12 +108,14 @@ enum LoRALinear {
     ///   - scratch: `rows × inFeatures` floats, used when dropout is on.
     ///   - y: `[rows, outFeatures]`.
     ///   - accumulate: add to `y` (residual connection) instead of overwriting it.
+    ///   - threads: workers for the base product (the adapter's are too small to split).
     static func forward(
         x: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
         weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafeMutablePointer<Float>?,
-        scratch: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool
+        scratch: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int = 1
     ) {
-        BLAS.gemm(transB: true, m: rows, n: m, k: n, x, lda: n, weight, ldb: n, beta: accumulate ? 1 : 0, y, ldc: m)
+        BLAS.gemm(transB: true, m: rows, n: m, k: n, x, lda: n, weight, ldb: n, beta: accumulate ? 1 : 0, y, ldc: m,
+                  threads: threads)
         guard let lora, let z else { return }
         let input = droppedInput(x, rows: rows, columns: n, dropout: lora.dropout, scratch: scratch)
         BLAS.gemm(transB: true, m: rows, n: lora.rank, k: n, input, lda: n, lora.a, ldb: n, z, ldc: lora.rank)
@@ -140,12 +142,13 @@ enum LoRALinear {
     ///   - dx: `[rows, inFeatures]`, or nil when the input's gradient is not needed (the first
     ///     layer: embeddings are frozen).
     ///   - accumulate: add to `dx` instead of overwriting it.
+    ///   - threads: workers for the base product.
     static func backward(
         x: UnsafePointer<Float>, dY: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
         weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafePointer<Float>?,
         gradA: UnsafeMutablePointer<Float>?, gradB: UnsafeMutablePointer<Float>?,
         dz: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        dx: UnsafeMutablePointer<Float>?, accumulate: Bool
+        dx: UnsafeMutablePointer<Float>?, accumulate: Bool, threads: Int = 1
     ) {
         if let lora, let z, let gradA, let gradB {
             let r = lora.rank, s = lora.scaling
@@ -155,7 +158,7 @@ enum LoRALinear {
             BLAS.gemm(transA: true, m: r, n: n, k: rows, dz, lda: r, input, ldb: n, beta: 1, gradA, ldc: n)
         }
         guard let dx else { return }
-        BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n)
+        BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n, threads: threads)
         guard let lora, z != nil, gradA != nil, gradB != nil else { return }
         if let dropout = lora.dropout {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, scratch, ldc: n)

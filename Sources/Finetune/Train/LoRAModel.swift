@@ -22,11 +22,11 @@ public import Verify
 public final class LoRAModel {
     public let config: LlamaConfig
     public let loraConfig: LoRAConfig
-    /// Threads for BLAS and the row-parallel kernels. Our kernels split work by rows or
-    /// elements, never a reduction, so they give the same bits for any count; OpenBLAS's
-    /// level-3 products split rows and columns, not the inner dimension, so with OpenBLAS
-    /// 0.3.21 the results are the same too (checked: 1 vs 2 threads bit for bit on the tiny
-    /// models and on SmolLM2-135M). Another BLAS build may not promise that.
+    /// Threads for the products and the row-parallel kernels, all on our own workers (OpenBLAS
+    /// runs single-threaded, see ``BLAS``). Kernels split work by rows, elements or attention
+    /// heads, never a reduction, and a product is split into column blocks of its output, so
+    /// every value is the same computation for any count (checked: 1 vs 2 threads bit for bit
+    /// on the tiny models and on SmolLM2-135M with OpenBLAS 0.3.21).
     public var threadCount: Int
     /// Recompute each layer's activations in the backward pass instead of storing them.
     public var recompute: Bool
@@ -117,7 +117,7 @@ public final class LoRAModel {
     public func loss(examples: [TrainingExample]) throws -> (sum: Double, targets: Int) {
         let batch = try Batch(examples, config: config)
         guard !batch.targetRows.isEmpty else { return (0, 0) }
-        BLAS.setThreadCount(threadCount)
+        BLAS.setThreadCount(1)
         try forwardLayers(batch, dropoutSeed: nil, keepActivations: false)
         let sum = try head(batch, gradientScale: nil)
         return (sum, batch.targetRows.count)
@@ -127,7 +127,7 @@ public final class LoRAModel {
     public func logits(tokens: [Int]) throws -> [Float] {
         let batch = try Batch([TrainingExample(tokens: tokens, lossMask: tokens.map { _ in true })], config: config,
                               allRows: true)
-        BLAS.setThreadCount(threadCount)
+        BLAS.setThreadCount(1)
         try forwardLayers(batch, dropoutSeed: nil, keepActivations: false)
         let c = config, rows = batch.rows, dim = c.hiddenSize
         let x = work.hidden[c.layerCount].pointer
@@ -139,7 +139,7 @@ public final class LoRAModel {
         let out = FloatBuffer(count: rows * c.vocabularySize)
         try outputHead().withUnsafeBufferPointer { h in
             BLAS.gemm(transB: true, m: rows, n: c.vocabularySize, k: dim, xf.pointer, lda: dim, h.baseAddress!, ldb: dim,
-                      out.pointer, ldc: c.vocabularySize)
+                      out.pointer, ldc: c.vocabularySize, threads: threadCount)
         }
         return out.array(0 ..< rows * c.vocabularySize)
     }
@@ -152,7 +152,7 @@ public final class LoRAModel {
                              into gradients: FloatBuffer) throws -> Double {
         let batch = try Batch(examples, config: config)
         guard !batch.targetRows.isEmpty else { return 0 }
-        BLAS.setThreadCount(threadCount)
+        BLAS.setThreadCount(1)
         let seed = loraConfig.dropout > 0 ? dropoutSeed : nil
         try forwardLayers(batch, dropoutSeed: seed, keepActivations: true)
         let loss = try head(batch, gradientScale: lossScale)
@@ -227,7 +227,7 @@ public final class LoRAModel {
             try withWeight(l, target, w) { wp in
                 LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp,
                                    lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
-                                   scratch: scratch, y: y, accumulate: accumulate)
+                                   scratch: scratch, y: y, accumulate: accumulate, threads: threadCount)
             }
         }
 
@@ -284,7 +284,8 @@ public final class LoRAModel {
                                     lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                     gradA: slot.map { gradients.pointer + $0.aOffset },
                                     gradB: slot.map { gradients.pointer + $0.bOffset },
-                                    dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate)
+                                    dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate,
+                                    threads: threadCount)
             }
         }
 
@@ -348,7 +349,8 @@ public final class LoRAModel {
             for i in 0 ..< n { (xg + i * dim).update(from: x + rows[start + i] * dim, count: dim) }
             normalize(xg, norm, into: xf, rows: n, epsilon: eps)
             headMatrix.withUnsafeBufferPointer { hp in
-                BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab)
+                BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab,
+                          threads: threadCount)
             }
             let targets = Array(batch.targetTokens[start ..< start + n])
             guard let scale = gradientScale else {
@@ -359,7 +361,8 @@ public final class LoRAModel {
                                                   threads: threadCount)
             // ∂xf = ∂logits · H, then back through the final norm into the rows' gradients.
             headMatrix.withUnsafeBufferPointer { hp in
-                BLAS.gemm(m: n, n: dim, k: vocab, logits, lda: vocab, hp.baseAddress!, ldb: dim, xf, ldc: dim)
+                BLAS.gemm(m: n, n: dim, k: vocab, logits, lda: vocab, hp.baseAddress!, ldb: dim, xf, ldc: dim,
+                          threads: threadCount)
             }
             norm.withUnsafeBufferPointer { wp in
                 for i in 0 ..< n {
@@ -527,7 +530,7 @@ final class Workspace {
         for b in [dO, dq] { b.reserve(rows * c.queryDimension) }
         for b in [dk, dv] { b.reserve(rows * c.kvDimension) }
         dz.reserve(rows * rank)
-        scores.reserve(2 * AttentionBackward.scratchCount(length: maxLength))
+        scores.reserve(AttentionBackward.scratchCount(length: maxLength, heads: c.headCount, headDimension: c.headDimension))
         if maxLength > tableLength {
             tableLength = maxLength
             cos.reserve(maxLength * c.headDimension / 2)
