@@ -41,18 +41,54 @@ struct DropoutMask: Sendable, Hashable {
         }
     }
 
-    /// `y = x ⊙ mask · scale` for `rows × columns` values (row stride `columns`); `y` may be `x`.
+    /// `y = x ⊙ mask · scale` (or `y += x ⊙ mask · scale` when `accumulate`) for `rows × columns`
+    /// values (row stride `columns`); `y` may be `x`.
+    ///
+    /// Eight elements at a time: a byte of keep bits selects eight 0/1 factors from a table, so
+    /// each element is `x · (keep · scale)` exactly as ``applyReference(bits:scale:_:into:rows:columns:)`` computes it.
     static func apply(bits: UnsafePointer<UInt64>, scale: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                      rows: Int, columns: Int, threads: Int = 1) {
+                      rows: Int, columns: Int, threads: Int = 1, accumulate: Bool = false) {
         let words = Self.words(columns: columns)
         nonisolated(unsafe) let (b, xs, ys) = (bits, x, y)
-        parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
-            for r in range {
-                let row = b + r * words, xr = xs + r * columns, yr = ys + r * columns
-                for j in 0 ..< columns {
-                    let keep = Float((row[j >> 6] >> UInt64(j & 63)) & 1)
-                    yr[j] = xr[j] * (keep * scale)
+        byteFactors.withUnsafeBufferPointer { table in
+            nonisolated(unsafe) let factors = table.baseAddress!
+            parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
+                let s = SIMD8<Float>(repeating: scale)
+                for r in range {
+                    let row = b + r * words, xr = UnsafeRawPointer(xs + r * columns), yr = UnsafeMutableRawPointer(ys + r * columns)
+                    var j = 0
+                    while j + 8 <= columns {
+                        let byte = Int(truncatingIfNeeded: row[j >> 6] >> UInt64(j & 63)) & 0xFF
+                        var v = xr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) * (factors[byte] * s)
+                        if accumulate { v = yr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) + v }
+                        yr.storeBytes(of: v, toByteOffset: j * 4, as: SIMD8<Float>.self)
+                        j += 8
+                    }
+                    let xt = xs + r * columns, yt = ys + r * columns
+                    while j < columns {
+                        let v = xt[j] * (Float((row[j >> 6] >> UInt64(j & 63)) & 1) * scale)
+                        yt[j] = accumulate ? yt[j] + v : v
+                        j += 1
+                    }
                 }
+            }
+        }
+    }
+
+    /// Bit `i` of byte `b` as a float factor (0 or 1), for eight elements at a time.
+    private static let byteFactors: [SIMD8<Float>] = (0 ..< 256).map { b in
+        SIMD8<Float>((0 ..< 8).map { Float((b >> $0) & 1) })
+    }
+
+    /// Scalar reference of ``apply(bits:scale:_:into:rows:columns:threads:accumulate:)`` (no accumulation).
+    static func applyReference(bits: UnsafePointer<UInt64>, scale: Float, _ x: UnsafePointer<Float>,
+                               into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        let words = Self.words(columns: columns)
+        for r in 0 ..< rows {
+            let row = bits + r * words, xr = x + r * columns, yr = y + r * columns
+            for j in 0 ..< columns {
+                let keep = Float((row[j >> 6] >> UInt64(j & 63)) & 1)
+                yr[j] = xr[j] * (keep * scale)
             }
         }
     }
@@ -162,9 +198,8 @@ enum LoRALinear {
         guard let lora, z != nil, gradA != nil, gradB != nil else { return }
         if let dropout = lora.dropout {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, scratch, ldc: n)
-            DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, scratch, into: scratch, rows: rows, columns: n,
-                              threads: dropout.threads)
-            VectorMath.addScaled(1, scratch, to: dx, count: rows * n)
+            DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, scratch, into: dx, rows: rows, columns: n,
+                              threads: dropout.threads, accumulate: true)
         } else {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, beta: 1, dx, ldc: n)
         }

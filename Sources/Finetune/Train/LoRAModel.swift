@@ -292,10 +292,12 @@ public final class LoRAModel {
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
         normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
+        // The exponentials of the gate are kept in `du` for the activation's backward pass.
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, denominators: du, count: rows * ffn,
+                               threads: threadCount)
         try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
-        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn,
-                             threads: threadCount)
+        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, denominators: du,
+                             count: rows * ffn, threads: threadCount)
         try linear(.gate, x: xn, dY: da, dx: dxn, accumulate: false)
         try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
         w.feedForwardNorm.withUnsafeBufferPointer { wp in
