@@ -138,7 +138,8 @@ enum LoRALinear {
     /// `y (+)= x·Wᵀ + s · (dropout(x)·Aᵀ)·Bᵀ`, storing `z` for the backward pass.
     /// - Parameters:
     ///   - x: `[rows, inFeatures]`.
-    ///   - weight: `W` `[outFeatures, inFeatures]`.
+    ///   - weight: `W` `[outFeatures, inFeatures]`, or nil when the caller has already written
+    ///     `x·Wᵀ` into `y` (a 4-bit `W`, see ``FourBitProduct``).
     ///   - lora: nil for a projection without adapter.
     ///   - z: `[rows, rank]`, written when `lora` is set.
     ///   - scratch: `rows × inFeatures` floats, used when dropout is on.
@@ -147,11 +148,13 @@ enum LoRALinear {
     ///   - threads: workers for the base product (the adapter's are too small to split).
     static func forward(
         x: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
-        weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafeMutablePointer<Float>?,
+        weight: UnsafePointer<Float>?, lora: LoRAOperands?, z: UnsafeMutablePointer<Float>?,
         scratch: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int = 1
     ) {
-        BLAS.gemm(transB: true, m: rows, n: m, k: n, x, lda: n, weight, ldb: n, beta: accumulate ? 1 : 0, y, ldc: m,
-                  threads: threads)
+        if let weight {
+            BLAS.gemm(transB: true, m: rows, n: m, k: n, x, lda: n, weight, ldb: n, beta: accumulate ? 1 : 0, y, ldc: m,
+                      threads: threads)
+        }
         guard let lora, let z else { return }
         let input = droppedInput(x, rows: rows, columns: n, dropout: lora.dropout, scratch: scratch)
         BLAS.gemm(transB: true, m: rows, n: lora.rank, k: n, input, lda: n, lora.a, ldb: n, z, ldc: lora.rank)
@@ -179,9 +182,10 @@ enum LoRALinear {
     ///     layer: embeddings are frozen).
     ///   - accumulate: add to `dx` instead of overwriting it.
     ///   - threads: workers for the base product.
+    ///   - weight: nil when the caller has already written (or added) `dY·W` into `dx`.
     static func backward(
         x: UnsafePointer<Float>, dY: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
-        weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafePointer<Float>?,
+        weight: UnsafePointer<Float>?, lora: LoRAOperands?, z: UnsafePointer<Float>?,
         gradA: UnsafeMutablePointer<Float>?, gradB: UnsafeMutablePointer<Float>?,
         dz: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
         dx: UnsafeMutablePointer<Float>?, accumulate: Bool, threads: Int = 1
@@ -194,7 +198,9 @@ enum LoRALinear {
             BLAS.gemm(transA: true, m: r, n: n, k: rows, dz, lda: r, input, ldb: n, beta: 1, gradA, ldc: n)
         }
         guard let dx else { return }
-        BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n, threads: threads)
+        if let weight {
+            BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n, threads: threads)
+        }
         guard let lora, z != nil, gradA != nil, gradB != nil else { return }
         if let dropout = lora.dropout {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, scratch, ldc: n)

@@ -42,10 +42,11 @@ public final class LoRAModel {
     private var loadedLayer: Int? = nil
     private var headWeights: LlamaHeadWeights
     /// The base when it is a ``FrozenBase``: then, with recomputation off, each matrix is taken
-    /// just before its product (``withWeight(_:_:_:_:)``) instead of a whole layer up front.
+    /// just before its product (``withWeight(_:_:_:_:)``, ``fourBitMatrix(_:_:)``) instead of a
+    /// whole layer up front.
     private let frozen: FrozenBase?
-    /// The one 4-bit matrix dequantized at a time when matrices are taken one by one.
-    private var matrixBuffer: [Float] = []
+    /// Tile buffers of the 4-bit products.
+    private let fourBitProduct = FourBitProduct()
 
     /// - Parameters:
     ///   - base: the frozen weights (``FrozenBase`` or any other source).
@@ -224,10 +225,17 @@ public final class LoRAModel {
         func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                     accumulate: Bool = false) throws {
             let (n, m) = target.features(c)
-            try withWeight(l, target, w) { wp in
-                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp,
-                                   lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
-                                   scratch: scratch, y: y, accumulate: accumulate, threads: threadCount)
+            let op = lora(l, target, dropoutSeed: dropoutSeed, act: act)
+            if let t = fourBitMatrix(l, target) {
+                fourBitProduct.forward(t, x: x, rows: rows, y: y, accumulate: accumulate, threads: threadCount)
+                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: nil, lora: op,
+                                   z: act.z[target.order].pointer, scratch: scratch, y: y, accumulate: accumulate)
+                return
+            }
+            withWeight(l, target, w) { wp in
+                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp, lora: op,
+                                   z: act.z[target.order].pointer, scratch: scratch, y: y, accumulate: accumulate,
+                                   threads: threadCount)
             }
         }
 
@@ -279,14 +287,22 @@ public final class LoRAModel {
                     dx: UnsafeMutablePointer<Float>?, accumulate: Bool) throws {
             let (n, m) = target.features(c)
             let slot = layout.slot(LoRAKey(layer: l, target: target))
-            try withWeight(l, target, w) { wp in
-                LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: wp,
+            func backward(_ weight: UnsafePointer<Float>?) {
+                LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: weight,
                                     lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                     gradA: slot.map { gradients.pointer + $0.aOffset },
                                     gradB: slot.map { gradients.pointer + $0.bOffset },
                                     dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate,
                                     threads: threadCount)
             }
+            if let t = fourBitMatrix(l, target) {
+                // The base part of dx first, then the adapter's added to it (the same order as
+                // LoRALinear.backward with the weight).
+                if let dx { fourBitProduct.backward(t, dY: dY, rows: rows, dx: dx, accumulate: accumulate, threads: threadCount) }
+                backward(nil)
+                return
+            }
+            withWeight(l, target, w) { backward($0) }
         }
 
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
@@ -380,8 +396,9 @@ public final class LoRAModel {
     // MARK: - Weights
 
     /// Whether matrices are taken one at a time just before their product: a 4-bit matrix is
-    /// then dequantized into one reused buffer that stays in cache for the product, instead of
-    /// a whole layer (14 MB on SmolLM2) dequantized up front and read back from memory. With
+    /// then dequantized tile by tile into buffers that stay in the core's cache for the tile's
+    /// product (``FourBitProduct``), instead of a whole layer (14 MB on SmolLM2) dequantized up
+    /// front and read back from memory. With
     /// recomputation on, a layer's matrices serve two passes in a row, so the layer is loaded
     /// whole once instead. The values are the same either way, so are the results.
     private var takesMatricesOneByOne: Bool { frozen != nil && !recompute }
@@ -401,9 +418,17 @@ public final class LoRAModel {
         return layerBuffer
     }
 
-    /// Calls `body` with `target`'s matrix of layer `l` (`w` from ``layer(_:)``).
+    /// `target`'s 4-bit matrix of layer `l` when matrices are taken one by one: its products
+    /// then dequantize it tile by tile (``FourBitProduct``).
+    private func fourBitMatrix(_ l: Int, _ target: LoRATarget) -> BNB4BitTensor? {
+        guard takesMatricesOneByOne, let frozen, case .fourBit(let t) = frozen.layers[l].matrices[target.order] else { return nil }
+        return t
+    }
+
+    /// Calls `body` with `target`'s dense matrix of layer `l` (`w` from ``layer(_:)``); 4-bit
+    /// matrices taken one by one go through ``fourBitMatrix(_:_:)`` instead.
     private func withWeight(_ l: Int, _ target: LoRATarget, _ w: LlamaLayerWeights,
-                            _ body: (UnsafePointer<Float>) -> Void) throws {
+                            _ body: (UnsafePointer<Float>) -> Void) {
         guard takesMatricesOneByOne, let frozen else {
             let fields: [KeyPath<LlamaLayerWeights, [Float]>] = [\.query, \.key, \.value, \.output, \.gate, \.up, \.down]
             w[keyPath: fields[target.order]].withUnsafeBufferPointer { body($0.baseAddress!) }
@@ -412,12 +437,9 @@ public final class LoRAModel {
         switch frozen.layers[l].matrices[target.order] {
         case .dense(let values):
             values.withUnsafeBufferPointer { body($0.baseAddress!) }
-        case .fourBit(let t):
-            if matrixBuffer.count < t.elementCount { matrixBuffer = [Float](repeating: 0, count: t.elementCount) }
-            try matrixBuffer.withUnsafeMutableBufferPointer { buffer in
-                try t.dequantize(into: UnsafeMutableBufferPointer(rebasing: buffer[..<t.elementCount]), threads: frozen.threadCount)
-                body(buffer.baseAddress!)
-            }
+        case .fourBit:
+            // The passes take these through fourBitMatrix(_:_:) before asking for a pointer.
+            preconditionFailure("a 4-bit matrix is multiplied tile by tile, never whole")
         }
     }
 
