@@ -193,11 +193,11 @@ public final class LoRAModel {
 
     /// The adapter operands of `layer`/`target` (nil when not adapted). With a dropout seed the
     /// mask is taken from `act` (generated there by the forward pass).
-    private func lora(_ layer: Int, _ target: LoRATarget, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
+    private func lora(_ layer: Int, _ target: LoRATarget, rows: Int, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
         guard let s = layout.slot(LoRAKey(layer: layer, target: target)) else { return nil }
         let dropout = dropoutSeed.map {
             DropoutBits(bits: act.masks[target.order].pointer, scale: dropoutMask(layer, target, seed: $0).keepScale,
-                        threads: threadCount)
+                        threads: threads(elements: rows * target.features(config).inFeatures))
         }
         return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset, rank: s.rank,
                             scaling: Float(loraConfig.scaling), dropout: dropout)
@@ -225,7 +225,7 @@ public final class LoRAModel {
         func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                     accumulate: Bool = false) throws {
             let (n, m) = target.features(c)
-            let op = lora(l, target, dropoutSeed: dropoutSeed, act: act)
+            let op = lora(l, target, rows: rows, dropoutSeed: dropoutSeed, act: act)
             if let t = fourBitMatrix(l, target) {
                 fourBitProduct.forward(t, x: x, rows: rows, y: y, accumulate: accumulate, threads: threadCount)
                 LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: nil, lora: op,
@@ -266,7 +266,7 @@ public final class LoRAModel {
         if let output {
             output.update(from: act.h1.pointer, count: rows * dim)
             try linear(.down, a, output, accumulate: true)
-        } else if let op = lora(l, .down, dropoutSeed: dropoutSeed, act: act) {
+        } else if let op = lora(l, .down, rows: rows, dropoutSeed: dropoutSeed, act: act) {
             LoRALinear.adapterInput(x: a, rows: rows, inFeatures: ffn, lora: op, z: act.z[LoRATarget.down.order].pointer,
                                     scratch: scratch)
         }
@@ -289,7 +289,7 @@ public final class LoRAModel {
             let slot = layout.slot(LoRAKey(layer: l, target: target))
             func backward(_ weight: UnsafePointer<Float>?) {
                 LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: weight,
-                                    lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
+                                    lora: lora(l, target, rows: rows, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                     gradA: slot.map { gradients.pointer + $0.aOffset },
                                     gradB: slot.map { gradients.pointer + $0.bOffset },
                                     dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate,
@@ -318,7 +318,7 @@ public final class LoRAModel {
         try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
         w.feedForwardNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threadCount)
+                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
         }
 
         // Attention block.
@@ -344,7 +344,7 @@ public final class LoRAModel {
         guard l > 0 else { return }
         w.attentionNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threadCount)
+                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
         }
     }
 
@@ -455,8 +455,14 @@ public final class LoRAModel {
 
     private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int,
                            epsilon: Float) {
-        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: threadCount)
+        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon,
+                      threads: threads(elements: rows * config.hiddenSize))
     }
+
+    /// Workers for a light element-wise kernel (a few operations per element) over `elements`
+    /// values: below 256K values one thread, since waking a worker and waiting for it costs more
+    /// than the work (a 128-token batch of SmolLM2 is 74K values per norm).
+    private func threads(elements: Int) -> Int { elements >= 1 << 18 ? threadCount : 1 }
 }
 
 /// Examples packed row after row, with what the head needs: the rows that predict a target
