@@ -56,7 +56,8 @@ final class FourBitProduct {
         return min(length, max(64, tile))
     }
 
-    /// Calls `body(tile, dequantizer, buffer)` for every tile; worker `w` takes tiles `w`, `w + workers`, …
+    /// Calls `body(tile, dequantizer, buffer)` for every tile; each worker takes a run of neighbouring
+    /// tiles (the packed bytes of neighbouring column tiles share cache lines).
     private func run(_ w: BNB4BitTensor, tiles: Int, tileFloats: Int, threads: Int,
                      _ body: @Sendable (Int, TileDequantizer, UnsafeMutablePointer<Float>) -> Void) {
         let workers = max(1, min(threads, tiles))
@@ -73,7 +74,7 @@ final class FourBitProduct {
                     return
                 }
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    for tile in stride(from: worker, to: tiles, by: workers) { body(tile, d, outputs[worker]) }
+                    for tile in tiles * worker / workers ..< tiles * (worker + 1) / workers { body(tile, d, outputs[worker]) }
                 }
             }
         }
