@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "VerifyTests", dependencies: ["Verify", "Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "Verify", "Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "FinetuneTests", dependencies: ["Finetune", "Verify", "Formats", "Quantize", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "wconvTests", dependencies: ["Formats", "TensorCore", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -15,8 +15,10 @@ import Verify
             _ = try model.lossAndGradients(examples: [example], dropoutSeed: 3)
             let work = try #require(Mirror(reflecting: model).descendant("work") as? Workspace)
             #expect(work.activations.count == (recompute ? 1 : base.config.layerCount))
-            // Two score matrices of at most 128 query rows × 200 keys, not 200 × 200.
-            #expect(work.scores.capacity == 2 * AttentionBackward.blockRows * 200)
+            // Per head (heads run in parallel): two score matrices of at most 128 query rows × 200
+            // keys, not 200 × 200, and the head's dK, dV contributions (200 × head dimension each).
+            let c = base.config
+            #expect(work.scores.capacity == c.headCount * (2 * AttentionBackward.blockRows * 200 + 2 * 200 * c.headDimension))
         }
     }
 }

@@ -130,7 +130,7 @@ import Verify
         // The float32 kernels against the references.
         let (qf, kf, vf, df) = (Self.floats(q), Self.floats(k), Self.floats(v), Self.floats(dO))
         var out = [Float](repeating: 0, count: q.count)
-        var scratch = [Float](repeating: 0, count: 2 * AttentionBackward.scratchCount(length: n))
+        var scratch = [Float](repeating: 0, count: AttentionBackward.scratchCount(length: n, heads: heads, headDimension: hd))
         var dQ = out, dK = [Float](repeating: 0, count: k.count), dV = dK
         scratch.withUnsafeMutableBufferPointer { s in
             out.withUnsafeMutableBufferPointer { o in
@@ -181,6 +181,18 @@ import Verify
         Self.expectClose(dGate, r.dGate, 1e-6, "dGate")
         Self.expectClose(dUp, r.dUp, 1e-6, "dUp")
         #expect(a == SwiGLU.reference(gate: gf, up: uf) || Self.maxAbsDiff(Self.doubles(a), Self.doubles(SwiGLU.reference(gate: gf, up: uf))) <= 1e-6)
+        // Keeping the forward pass's denominators (in dUp, as the training pass does) changes no bit.
+        var kept = [Float](repeating: 0, count: count), keptGate = kept, keptUp = kept
+        kept.withUnsafeMutableBufferPointer { pa in
+            keptGate.withUnsafeMutableBufferPointer { pg in
+                keptUp.withUnsafeMutableBufferPointer { pu in
+                    SwiGLUBackward.forward(gate: gf, up: uf, into: pa.baseAddress!, denominators: pu.baseAddress!, count: count)
+                    SwiGLUBackward.apply(gate: gf, up: uf, da: df, dGate: pg.baseAddress!, dUp: pu.baseAddress!,
+                                         denominators: pu.baseAddress!, count: count)
+                }
+            }
+        }
+        #expect(kept == a && keptGate == dGate && keptUp == dUp)
     }
 
     @Test(arguments: [false, true])
@@ -255,6 +267,31 @@ import Verify
         #expect(DropoutMask(probability: 0.25, seed: 8).values(rows: 50, columns: 40) != a)
         // Row r depends on r only: a shorter buffer sees the same first rows.
         #expect(Array(mask.values(rows: 3, columns: 40)) == Array(a.prefix(120)))
+    }
+
+    /// The eight-at-a-time mask application equals the scalar reference bit for bit (rows
+    /// whose length is not a multiple of 8 or 64 included), and its accumulating form adds the
+    /// same values.
+    @Test func dropoutApplyMatchesItsReference() {
+        let rows = 37
+        for columns in [1, 7, 64, 75, 130] {
+            let mask = DropoutMask(probability: 0.3, seed: UInt64(columns))
+            var bits = [UInt64](repeating: 0, count: rows * DropoutMask.words(columns: columns))
+            let x = Self.floats(Self.random(rows * columns, seed: UInt64(columns) + 1, scale: 2))
+            let base = Self.floats(Self.random(rows * columns, seed: UInt64(columns) + 2, scale: 1))
+            var fast = [Float](repeating: 0, count: rows * columns), reference = fast, accumulated = base
+            bits.withUnsafeMutableBufferPointer { b in
+                mask.generate(into: b.baseAddress!, rows: rows, columns: columns)
+                DropoutMask.apply(bits: b.baseAddress!, scale: mask.keepScale, x, into: &fast, rows: rows, columns: columns,
+                                  threads: 2)
+                DropoutMask.applyReference(bits: b.baseAddress!, scale: mask.keepScale, x, into: &reference, rows: rows,
+                                           columns: columns)
+                DropoutMask.apply(bits: b.baseAddress!, scale: mask.keepScale, x, into: &accumulated, rows: rows,
+                                  columns: columns, threads: 2, accumulate: true)
+            }
+            #expect(fast == reference, "\(columns) columns")
+            #expect(accumulated == zip(base, reference).map { $0 + $1 }, "\(columns) columns, accumulated")
+        }
     }
 
     @Test func crossEntropy() {

@@ -12,17 +12,28 @@ import Verify
 /// attention. The backward pass recomputes `P` with the same calls (so it equals the forward
 /// `P` bit for bit) instead of storing `heads × n²` probabilities, then
 /// `dV_g += Pᵀ dO_h`, `dP = dO_h V_gᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`,
-/// `dQ_h = scale · dS K_g`, `dK_g += scale · dSᵀ Q_h`. Heads of a group accumulate into their
-/// kv head in head order, so results do not depend on the thread count. Query rows go in blocks
-/// of ``blockRows``, so the score scratch grows linearly with the sequence length.
+/// `dQ_h = scale · dS K_g`, `dK_g += scale · dSᵀ Q_h`. Query rows go in blocks of
+/// ``blockRows``, so the score scratch grows linearly with the sequence length.
+///
+/// Heads run in parallel, each with its own scratch (the products are too small to split:
+/// 128 × 128 × 64). The backward pass gives each head its own `dK`, `dV` contribution, summed
+/// into its kv head in head order afterwards, so results do not depend on the thread count.
 enum AttentionBackward {
     /// Query rows per block: the score scratch is `blockRows × n` per matrix, whatever the
     /// sequence length, and the masked upper triangle beyond a block's last row is skipped.
     static let blockRows = 128
 
-    /// Score scratch floats ``forward(q:k:v:length:heads:kvHeads:headDimension:output:scratch:threads:)``
-    /// needs; ``backward(q:k:v:dO:length:heads:kvHeads:headDimension:dQ:dK:dV:scratch:threads:)`` needs twice as many.
-    static func scratchCount(length n: Int) -> Int { min(n, blockRows) * n }
+    /// Score floats of one head: `P` of one block of query rows.
+    private static func blockCount(length n: Int) -> Int { min(n, blockRows) * n }
+
+    /// Floats of one head's backward scratch: `P`, `dP`, and its `dK`, `dV` contributions.
+    private static func headCount(length n: Int, headDimension hd: Int) -> Int { 2 * blockCount(length: n) + 2 * n * hd }
+
+    /// Scratch floats ``forward(q:k:v:length:heads:kvHeads:headDimension:output:scratch:threads:)`` and
+    /// ``backward(q:k:v:dO:length:heads:kvHeads:headDimension:dQ:dK:dV:scratch:threads:)`` need.
+    static func scratchCount(length n: Int, heads: Int, headDimension hd: Int) -> Int {
+        heads * headCount(length: n, headDimension: hd)
+    }
 
     /// `P` of head `h` for query rows `t0 ..< t0 + rows` against keys `0 ..< visible` (= t0 + rows)
     /// into `p` (`[rows, visible]`, zeros above the diagonal and, with a `window`, before it).
@@ -30,20 +41,17 @@ enum AttentionBackward {
     /// and needs no mask of its own.
     private static func probabilities(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, rows: Int, firstRow t0: Int, head h: Int, group: Int,
-        qStride: Int, kvStride: Int, hd: Int, scale: Float, window: Int?, p: UnsafeMutablePointer<Float>, threads: Int
+        qStride: Int, kvStride: Int, hd: Int, scale: Float, window: Int?, p: UnsafeMutablePointer<Float>
     ) {
         let visible = t0 + rows
         BLAS.gemm(transB: true, m: rows, n: visible, k: hd, alpha: scale, q + t0 * qStride + h * hd, lda: qStride,
                   k + (h / group) * hd, ldb: kvStride, p, ldc: visible)
-        nonisolated(unsafe) let s = p
-        parallelChunks(count: rows, threads: threads, minimumChunk: 32) { range in
-            for r in range {
-                let row = s + r * visible, last = t0 + r
-                let first = window.map { max(0, last - $0 + 1) } ?? 0
-                row.update(repeating: 0, count: first)
-                Softmax.apply(row + first, count: last + 1 - first)
-                (row + last + 1).update(repeating: 0, count: rows - r - 1)
-            }
+        for r in 0 ..< rows {
+            let row = p + r * visible, last = t0 + r
+            let first = firstVisible(last, window: window)
+            row.update(repeating: 0, count: first)
+            Softmax.apply(row + first, count: last + 1 - first)
+            (row + last + 1).update(repeating: 0, count: rows - r - 1)
         }
     }
 
@@ -51,27 +59,31 @@ enum AttentionBackward {
     static func firstVisible(_ t: Int, window: Int?) -> Int { window.map { max(0, t - $0 + 1) } ?? 0 }
 
     /// Attention output `o` `[n, heads · hd]` from rotated `q` `[n, heads · hd]` and rotated `k`,
-    /// `v` `[n, kvHeads · hd]`; `scratch` holds ``scratchCount(length:)`` floats.
+    /// `v` `[n, kvHeads · hd]`; `scratch` holds ``scratchCount(length:heads:headDimension:)`` floats.
     static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, length n: Int,
         heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil,
         output o: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let group = heads / kvHeads, qStride = heads * hd, kvStride = kvHeads * hd
-        let scale = Attention.scale(headDimension: hd)
-        for h in 0 ..< heads {
-            for t0 in stride(from: 0, to: n, by: blockRows) {
-                let rows = min(blockRows, n - t0), visible = t0 + rows
-                probabilities(q: q, k: k, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
-                              kvStride: kvStride, hd: hd, scale: scale, window: window, p: scratch, threads: threads)
-                BLAS.gemm(m: rows, n: hd, k: visible, scratch, lda: visible, v + (h / group) * hd, ldb: kvStride,
-                          o + t0 * qStride + h * hd, ldc: qStride)
+        let scale = Attention.scale(headDimension: hd), perHead = headCount(length: n, headDimension: hd)
+        nonisolated(unsafe) let (qs, ks, vs, os, scores) = (q, k, v, o, scratch)
+        parallelChunks(count: heads, threads: threads) { range in
+            for h in range {
+                let p = scores + h * perHead
+                for t0 in stride(from: 0, to: n, by: blockRows) {
+                    let rows = min(blockRows, n - t0), visible = t0 + rows
+                    probabilities(q: qs, k: ks, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
+                                  kvStride: kvStride, hd: hd, scale: scale, window: window, p: p)
+                    BLAS.gemm(m: rows, n: hd, k: visible, p, lda: visible, vs + (h / group) * hd, ldb: kvStride,
+                              os + t0 * qStride + h * hd, ldc: qStride)
+                }
             }
         }
     }
 
     /// Gradients of `q`, `k`, `v` (rotated) given `dO`; `dQ`, `dK`, `dV` are overwritten.
-    /// `scratch` holds `2 ×` ``scratchCount(length:)`` floats.
+    /// `scratch` holds ``scratchCount(length:heads:headDimension:)`` floats.
     static func backward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dO: UnsafePointer<Float>,
         length n: Int, heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil,
@@ -79,43 +91,65 @@ enum AttentionBackward {
         scratch: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let group = heads / kvHeads, qStride = heads * hd, kvStride = kvHeads * hd
-        let scale = Attention.scale(headDimension: hd)
-        let p = scratch, dp = scratch + scratchCount(length: n)
-        // dK and dV accumulate over query heads and row blocks, in a fixed order.
-        for t in 0 ..< n {
-            (dK + t * kvStride).update(repeating: 0, count: kvStride)
-            (dV + t * kvStride).update(repeating: 0, count: kvStride)
-        }
-        for h in 0 ..< heads {
-            let kvOffset = (h / group) * hd
-            for t0 in stride(from: 0, to: n, by: blockRows) {
-                let rows = min(blockRows, n - t0), visible = t0 + rows
-                probabilities(q: q, k: k, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
-                              kvStride: kvStride, hd: hd, scale: scale, window: window, p: p, threads: threads)
-                let dOBlock = dO + t0 * qStride + h * hd
-                // dV_g += Pᵀ dO_h
-                BLAS.gemm(transA: true, m: visible, n: hd, k: rows, p, lda: visible, dOBlock, ldb: qStride,
-                          beta: 1, dV + kvOffset, ldc: kvStride)
-                // dP = dO_h V_gᵀ
-                BLAS.gemm(transB: true, m: rows, n: visible, k: hd, dOBlock, lda: qStride, v + kvOffset, ldb: kvStride,
-                          dp, ldc: visible)
-                // dS = P ⊙ (dP − Σⱼ Pᵢⱼ dPᵢⱼ), zero above the diagonal (P is zero there).
-                nonisolated(unsafe) let (ps, dps) = (p, dp)
-                parallelChunks(count: rows, threads: threads, minimumChunk: 32) { range in
-                    for r in range {
-                        let pr = ps + r * visible, dr = dps + r * visible, last = t0 + r
+        let scale = Attention.scale(headDimension: hd), perHead = headCount(length: n, headDimension: hd)
+        let block = blockCount(length: n)
+        nonisolated(unsafe) let (qs, ks, vs, dOs, dQs, scores) = (q, k, v, dO, dQ, scratch)
+        parallelChunks(count: heads, threads: threads) { range in
+            for h in range {
+                let p = scores + h * perHead, dp = p + block
+                // This head's dK and dV contributions `[n, hd]`, accumulated over row blocks.
+                let dKh = dp + block, dVh = dKh + n * hd
+                let kvOffset = (h / group) * hd
+                for t0 in stride(from: 0, to: n, by: blockRows) {
+                    let rows = min(blockRows, n - t0), visible = t0 + rows
+                    // Rows of dK_h, dV_h past this block's last visible key start at zero.
+                    let beta: Float = t0 == 0 ? 0 : 1
+                    if t0 > 0 {
+                        (dKh + t0 * hd).update(repeating: 0, count: rows * hd)
+                        (dVh + t0 * hd).update(repeating: 0, count: rows * hd)
+                    }
+                    probabilities(q: qs, k: ks, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
+                                  kvStride: kvStride, hd: hd, scale: scale, window: window, p: p)
+                    let dOBlock = dOs + t0 * qStride + h * hd
+                    // dV_h += Pᵀ dO_h
+                    BLAS.gemm(transA: true, m: visible, n: hd, k: rows, p, lda: visible, dOBlock, ldb: qStride,
+                              beta: beta, dVh, ldc: hd)
+                    // dP = dO_h V_gᵀ
+                    BLAS.gemm(transB: true, m: rows, n: visible, k: hd, dOBlock, lda: qStride, vs + kvOffset, ldb: kvStride,
+                              dp, ldc: visible)
+                    // dS = P ⊙ (dP − Σⱼ Pᵢⱼ dPᵢⱼ), zero above the diagonal (P is zero there).
+                    for r in 0 ..< rows {
+                        let pr = p + r * visible, dr = dp + r * visible, last = t0 + r
                         var dot: Float = 0
                         for j in 0 ... last { dot += pr[j] * dr[j] }
                         for j in 0 ... last { dr[j] = pr[j] * (dr[j] - dot) }
                         (dr + last + 1).update(repeating: 0, count: visible - last - 1)
                     }
+                    // dQ_h = scale · dS K_g
+                    BLAS.gemm(m: rows, n: hd, k: visible, alpha: scale, dp, lda: visible, ks + kvOffset, ldb: kvStride,
+                              dQs + t0 * qStride + h * hd, ldc: qStride)
+                    // dK_h += scale · dSᵀ Q_h
+                    BLAS.gemm(transA: true, m: visible, n: hd, k: rows, alpha: scale, dp, lda: visible,
+                              qs + t0 * qStride + h * hd, ldb: qStride, beta: beta, dKh, ldc: hd)
                 }
-                // dQ_h = scale · dS K_g
-                BLAS.gemm(m: rows, n: hd, k: visible, alpha: scale, dp, lda: visible, k + kvOffset, ldb: kvStride,
-                          dQ + t0 * qStride + h * hd, ldc: qStride)
-                // dK_g += scale · dSᵀ Q_h
-                BLAS.gemm(transA: true, m: visible, n: hd, k: rows, alpha: scale, dp, lda: visible,
-                          q + t0 * qStride + h * hd, ldb: qStride, beta: 1, dK + kvOffset, ldc: kvStride)
+            }
+        }
+        // dK_g, dV_g: the contributions of the group's heads, in head order.
+        for t in 0 ..< n {
+            for g in 0 ..< kvHeads {
+                let dKt = dK + t * kvStride + g * hd, dVt = dV + t * kvStride + g * hd
+                for h in g * group ..< (g + 1) * group {
+                    let dKh = scratch + h * perHead + 2 * block + t * hd, dVh = dKh + n * hd
+                    if h == g * group {
+                        dKt.update(from: dKh, count: hd)
+                        dVt.update(from: dVh, count: hd)
+                    } else {
+                        for i in 0 ..< hd {
+                            dKt[i] += dKh[i]
+                            dVt[i] += dVh[i]
+                        }
+                    }
+                }
             }
         }
     }

@@ -41,18 +41,54 @@ struct DropoutMask: Sendable, Hashable {
         }
     }
 
-    /// `y = x ⊙ mask · scale` for `rows × columns` values (row stride `columns`); `y` may be `x`.
+    /// `y = x ⊙ mask · scale` (or `y += x ⊙ mask · scale` when `accumulate`) for `rows × columns`
+    /// values (row stride `columns`); `y` may be `x`.
+    ///
+    /// Eight elements at a time: a byte of keep bits selects eight 0/1 factors from a table, so
+    /// each element is `x · (keep · scale)` exactly as ``applyReference(bits:scale:_:into:rows:columns:)`` computes it.
     static func apply(bits: UnsafePointer<UInt64>, scale: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                      rows: Int, columns: Int, threads: Int = 1) {
+                      rows: Int, columns: Int, threads: Int = 1, accumulate: Bool = false) {
         let words = Self.words(columns: columns)
         nonisolated(unsafe) let (b, xs, ys) = (bits, x, y)
-        parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
-            for r in range {
-                let row = b + r * words, xr = xs + r * columns, yr = ys + r * columns
-                for j in 0 ..< columns {
-                    let keep = Float((row[j >> 6] >> UInt64(j & 63)) & 1)
-                    yr[j] = xr[j] * (keep * scale)
+        byteFactors.withUnsafeBufferPointer { table in
+            nonisolated(unsafe) let factors = table.baseAddress!
+            parallelChunks(count: rows, threads: threads, minimumChunk: 16) { range in
+                let s = SIMD8<Float>(repeating: scale)
+                for r in range {
+                    let row = b + r * words, xr = UnsafeRawPointer(xs + r * columns), yr = UnsafeMutableRawPointer(ys + r * columns)
+                    var j = 0
+                    while j + 8 <= columns {
+                        let byte = Int(truncatingIfNeeded: row[j >> 6] >> UInt64(j & 63)) & 0xFF
+                        var v = xr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) * (factors[byte] * s)
+                        if accumulate { v = yr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) + v }
+                        yr.storeBytes(of: v, toByteOffset: j * 4, as: SIMD8<Float>.self)
+                        j += 8
+                    }
+                    let xt = xs + r * columns, yt = ys + r * columns
+                    while j < columns {
+                        let v = xt[j] * (Float((row[j >> 6] >> UInt64(j & 63)) & 1) * scale)
+                        yt[j] = accumulate ? yt[j] + v : v
+                        j += 1
+                    }
                 }
+            }
+        }
+    }
+
+    /// Bit `i` of byte `b` as a float factor (0 or 1), for eight elements at a time.
+    private static let byteFactors: [SIMD8<Float>] = (0 ..< 256).map { b in
+        SIMD8<Float>((0 ..< 8).map { Float((b >> $0) & 1) })
+    }
+
+    /// Scalar reference of ``apply(bits:scale:_:into:rows:columns:threads:accumulate:)`` (no accumulation).
+    static func applyReference(bits: UnsafePointer<UInt64>, scale: Float, _ x: UnsafePointer<Float>,
+                               into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        let words = Self.words(columns: columns)
+        for r in 0 ..< rows {
+            let row = bits + r * words, xr = x + r * columns, yr = y + r * columns
+            for j in 0 ..< columns {
+                let keep = Float((row[j >> 6] >> UInt64(j & 63)) & 1)
+                yr[j] = xr[j] * (keep * scale)
             }
         }
     }
@@ -102,18 +138,23 @@ enum LoRALinear {
     /// `y (+)= x·Wᵀ + s · (dropout(x)·Aᵀ)·Bᵀ`, storing `z` for the backward pass.
     /// - Parameters:
     ///   - x: `[rows, inFeatures]`.
-    ///   - weight: `W` `[outFeatures, inFeatures]`.
+    ///   - weight: `W` `[outFeatures, inFeatures]`, or nil when the caller has already written
+    ///     `x·Wᵀ` into `y` (a 4-bit `W`, see ``FourBitProduct``).
     ///   - lora: nil for a projection without adapter.
     ///   - z: `[rows, rank]`, written when `lora` is set.
     ///   - scratch: `rows × inFeatures` floats, used when dropout is on.
     ///   - y: `[rows, outFeatures]`.
     ///   - accumulate: add to `y` (residual connection) instead of overwriting it.
+    ///   - threads: workers for the base product (the adapter's are too small to split).
     static func forward(
         x: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
-        weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafeMutablePointer<Float>?,
-        scratch: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool
+        weight: UnsafePointer<Float>?, lora: LoRAOperands?, z: UnsafeMutablePointer<Float>?,
+        scratch: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int = 1
     ) {
-        BLAS.gemm(transB: true, m: rows, n: m, k: n, x, lda: n, weight, ldb: n, beta: accumulate ? 1 : 0, y, ldc: m)
+        if let weight {
+            BLAS.gemm(transB: true, m: rows, n: m, k: n, x, lda: n, weight, ldb: n, beta: accumulate ? 1 : 0, y, ldc: m,
+                      threads: threads)
+        }
         guard let lora, let z else { return }
         let input = droppedInput(x, rows: rows, columns: n, dropout: lora.dropout, scratch: scratch)
         BLAS.gemm(transB: true, m: rows, n: lora.rank, k: n, input, lda: n, lora.a, ldb: n, z, ldc: lora.rank)
@@ -140,12 +181,14 @@ enum LoRALinear {
     ///   - dx: `[rows, inFeatures]`, or nil when the input's gradient is not needed (the first
     ///     layer: embeddings are frozen).
     ///   - accumulate: add to `dx` instead of overwriting it.
+    ///   - threads: workers for the base product.
+    ///   - weight: nil when the caller has already written (or added) `dY·W` into `dx`.
     static func backward(
         x: UnsafePointer<Float>, dY: UnsafePointer<Float>, rows: Int, inFeatures n: Int, outFeatures m: Int,
-        weight: UnsafePointer<Float>, lora: LoRAOperands?, z: UnsafePointer<Float>?,
+        weight: UnsafePointer<Float>?, lora: LoRAOperands?, z: UnsafePointer<Float>?,
         gradA: UnsafeMutablePointer<Float>?, gradB: UnsafeMutablePointer<Float>?,
         dz: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        dx: UnsafeMutablePointer<Float>?, accumulate: Bool
+        dx: UnsafeMutablePointer<Float>?, accumulate: Bool, threads: Int = 1
     ) {
         if let lora, let z, let gradA, let gradB {
             let r = lora.rank, s = lora.scaling
@@ -155,13 +198,14 @@ enum LoRALinear {
             BLAS.gemm(transA: true, m: r, n: n, k: rows, dz, lda: r, input, ldb: n, beta: 1, gradA, ldc: n)
         }
         guard let dx else { return }
-        BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n)
+        if let weight {
+            BLAS.gemm(m: rows, n: n, k: m, dY, lda: m, weight, ldb: n, beta: accumulate ? 1 : 0, dx, ldc: n, threads: threads)
+        }
         guard let lora, z != nil, gradA != nil, gradB != nil else { return }
         if let dropout = lora.dropout {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, scratch, ldc: n)
-            DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, scratch, into: scratch, rows: rows, columns: n,
-                              threads: dropout.threads)
-            VectorMath.addScaled(1, scratch, to: dx, count: rows * n)
+            DropoutMask.apply(bits: dropout.bits, scale: dropout.scale, scratch, into: dx, rows: rows, columns: n,
+                              threads: dropout.threads, accumulate: true)
         } else {
             BLAS.gemm(m: rows, n: n, k: lora.rank, dz, lda: lora.rank, lora.a, ldb: n, beta: 1, dx, ldc: n)
         }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TensorCore
 
 /// Hyper-parameters of AdamW (`torch.optim.AdamW`).
 public struct AdamWConfig: Sendable, Hashable {
@@ -70,7 +71,9 @@ public struct AdamW: Sendable, Hashable {
     }
 
     /// One update of `parameters` with `gradients` (same layout as the moments) at `learningRate`.
-    public mutating func update(_ parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, learningRate lr: Double) {
+    /// Each element is updated on its own, so `threads` workers give the same values as one.
+    public mutating func update(_ parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, learningRate lr: Double,
+                                threads: Int = 1) {
         step += 1
         let c = config
         let decay = Float(1 - lr * c.weightDecay)
@@ -82,19 +85,23 @@ public struct AdamW: Sendable, Hashable {
         let correction2Root = Float(correction2.squareRoot())
         let eps = Float(c.epsilon)
         let count = m.count
+        guard count > 0 else { return }
         m.withUnsafeMutableBufferPointer { mp in
             v.withUnsafeMutableBufferPointer { vp in
-                for i in 0 ..< count {
-                    let g = gradients[i]
-                    var p = parameters[i]
-                    if c.weightDecay != 0 { p = p * decay }
-                    let mi = mp[i] + mWeight * (g - mp[i])
-                    var vi = vp[i] * beta2
-                    vi = vi + vWeight * g * g
-                    let denominator = vi.squareRoot() / correction2Root + eps
-                    parameters[i] = p + stepSize * mi / denominator
-                    mp[i] = mi
-                    vp[i] = vi
+                nonisolated(unsafe) let (ms, vs, ps, gs) = (mp.baseAddress!, vp.baseAddress!, parameters, gradients)
+                parallelChunks(count: count, threads: threads, minimumChunk: 1 << 16) { range in
+                    for i in range {
+                        let g = gs[i]
+                        var p = ps[i]
+                        if c.weightDecay != 0 { p = p * decay }
+                        let mi = ms[i] + mWeight * (g - ms[i])
+                        var vi = vs[i] * beta2
+                        vi = vi + vWeight * g * g
+                        let denominator = vi.squareRoot() / correction2Root + eps
+                        ps[i] = p + stepSize * mi / denominator
+                        ms[i] = mi
+                        vs[i] = vi
+                    }
                 }
             }
         }

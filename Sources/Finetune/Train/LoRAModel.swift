@@ -22,11 +22,11 @@ public import Verify
 public final class LoRAModel {
     public let config: LlamaConfig
     public let loraConfig: LoRAConfig
-    /// Threads for BLAS and the row-parallel kernels. Our kernels split work by rows or
-    /// elements, never a reduction, so they give the same bits for any count; OpenBLAS's
-    /// level-3 products split rows and columns, not the inner dimension, so with OpenBLAS
-    /// 0.3.21 the results are the same too (checked: 1 vs 2 threads bit for bit on the tiny
-    /// models and on SmolLM2-135M). Another BLAS build may not promise that.
+    /// Threads for the products and the row-parallel kernels, all on our own workers (OpenBLAS
+    /// runs single-threaded, see ``BLAS``). Kernels split work by rows, elements or attention
+    /// heads, never a reduction, and a product is split into column blocks of its output, so
+    /// every value is the same computation for any count (checked: 1 vs 2 threads bit for bit
+    /// on the tiny models and on SmolLM2-135M with OpenBLAS 0.3.21).
     public var threadCount: Int
     /// Recompute each layer's activations in the backward pass instead of storing them.
     public var recompute: Bool
@@ -42,10 +42,11 @@ public final class LoRAModel {
     private var loadedLayer: Int? = nil
     private var headWeights: LlamaHeadWeights
     /// The base when it is a ``FrozenBase``: then, with recomputation off, each matrix is taken
-    /// just before its product (``withWeight(_:_:_:_:)``) instead of a whole layer up front.
+    /// just before its product (``withWeight(_:_:_:_:)``, ``fourBitMatrix(_:_:)``) instead of a
+    /// whole layer up front.
     private let frozen: FrozenBase?
-    /// The one 4-bit matrix dequantized at a time when matrices are taken one by one.
-    private var matrixBuffer: [Float] = []
+    /// Tile buffers of the 4-bit products.
+    private let fourBitProduct = FourBitProduct()
 
     /// - Parameters:
     ///   - base: the frozen weights (``FrozenBase`` or any other source).
@@ -117,7 +118,7 @@ public final class LoRAModel {
     public func loss(examples: [TrainingExample]) throws -> (sum: Double, targets: Int) {
         let batch = try Batch(examples, config: config)
         guard !batch.targetRows.isEmpty else { return (0, 0) }
-        BLAS.setThreadCount(threadCount)
+        BLAS.setThreadCount(1)
         try forwardLayers(batch, dropoutSeed: nil, keepActivations: false)
         let sum = try head(batch, gradientScale: nil)
         return (sum, batch.targetRows.count)
@@ -127,7 +128,7 @@ public final class LoRAModel {
     public func logits(tokens: [Int]) throws -> [Float] {
         let batch = try Batch([TrainingExample(tokens: tokens, lossMask: tokens.map { _ in true })], config: config,
                               allRows: true)
-        BLAS.setThreadCount(threadCount)
+        BLAS.setThreadCount(1)
         try forwardLayers(batch, dropoutSeed: nil, keepActivations: false)
         let c = config, rows = batch.rows, dim = c.hiddenSize
         let x = work.hidden[c.layerCount].pointer
@@ -139,7 +140,7 @@ public final class LoRAModel {
         let out = FloatBuffer(count: rows * c.vocabularySize)
         try outputHead().withUnsafeBufferPointer { h in
             BLAS.gemm(transB: true, m: rows, n: c.vocabularySize, k: dim, xf.pointer, lda: dim, h.baseAddress!, ldb: dim,
-                      out.pointer, ldc: c.vocabularySize)
+                      out.pointer, ldc: c.vocabularySize, threads: threadCount)
         }
         return out.array(0 ..< rows * c.vocabularySize)
     }
@@ -152,7 +153,7 @@ public final class LoRAModel {
                              into gradients: FloatBuffer) throws -> Double {
         let batch = try Batch(examples, config: config)
         guard !batch.targetRows.isEmpty else { return 0 }
-        BLAS.setThreadCount(threadCount)
+        BLAS.setThreadCount(1)
         let seed = loraConfig.dropout > 0 ? dropoutSeed : nil
         try forwardLayers(batch, dropoutSeed: seed, keepActivations: true)
         let loss = try head(batch, gradientScale: lossScale)
@@ -192,11 +193,11 @@ public final class LoRAModel {
 
     /// The adapter operands of `layer`/`target` (nil when not adapted). With a dropout seed the
     /// mask is taken from `act` (generated there by the forward pass).
-    private func lora(_ layer: Int, _ target: LoRATarget, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
+    private func lora(_ layer: Int, _ target: LoRATarget, rows: Int, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
         guard let s = layout.slot(LoRAKey(layer: layer, target: target)) else { return nil }
         let dropout = dropoutSeed.map {
             DropoutBits(bits: act.masks[target.order].pointer, scale: dropoutMask(layer, target, seed: $0).keepScale,
-                        threads: threadCount)
+                        threads: threads(elements: rows * target.features(config).inFeatures))
         }
         return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset, rank: s.rank,
                             scaling: Float(loraConfig.scaling), dropout: dropout)
@@ -224,10 +225,17 @@ public final class LoRAModel {
         func linear(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                     accumulate: Bool = false) throws {
             let (n, m) = target.features(c)
-            try withWeight(l, target, w) { wp in
-                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp,
-                                   lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
-                                   scratch: scratch, y: y, accumulate: accumulate)
+            let op = lora(l, target, rows: rows, dropoutSeed: dropoutSeed, act: act)
+            if let t = fourBitMatrix(l, target) {
+                fourBitProduct.forward(t, x: x, rows: rows, y: y, accumulate: accumulate, threads: threadCount)
+                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: nil, lora: op,
+                                   z: act.z[target.order].pointer, scratch: scratch, y: y, accumulate: accumulate)
+                return
+            }
+            withWeight(l, target, w) { wp in
+                LoRALinear.forward(x: x, rows: rows, inFeatures: n, outFeatures: m, weight: wp, lora: op,
+                                   z: act.z[target.order].pointer, scratch: scratch, y: y, accumulate: accumulate,
+                                   threads: threadCount)
             }
         }
 
@@ -266,7 +274,7 @@ public final class LoRAModel {
         if let output {
             output.update(from: act.h1.pointer, count: rows * dim)
             try linear(.down, a, output, accumulate: true)
-        } else if let op = lora(l, .down, dropoutSeed: dropoutSeed, act: act) {
+        } else if let op = lora(l, .down, rows: rows, dropoutSeed: dropoutSeed, act: act) {
             LoRALinear.adapterInput(x: a, rows: rows, inFeatures: ffn, lora: op, z: act.z[LoRATarget.down.order].pointer,
                                     scratch: scratch)
         }
@@ -287,27 +295,38 @@ public final class LoRAModel {
                     dx: UnsafeMutablePointer<Float>?, accumulate: Bool) throws {
             let (n, m) = target.features(c)
             let slot = layout.slot(LoRAKey(layer: l, target: target))
-            try withWeight(l, target, w) { wp in
-                LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: wp,
-                                    lora: lora(l, target, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
+            func backward(_ weight: UnsafePointer<Float>?) {
+                LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: weight,
+                                    lora: lora(l, target, rows: rows, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
                                     gradA: slot.map { gradients.pointer + $0.aOffset },
                                     gradB: slot.map { gradients.pointer + $0.bOffset },
-                                    dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate)
+                                    dz: work.dz.pointer, scratch: scratch, dx: dx, accumulate: accumulate,
+                                    threads: threadCount)
             }
+            if let t = fourBitMatrix(l, target) {
+                // The base part of dx first, then the adapter's added to it (the same order as
+                // LoRALinear.backward with the weight).
+                if let dx { fourBitProduct.backward(t, dY: dY, rows: rows, dx: dx, accumulate: accumulate, threads: threadCount) }
+                backward(nil)
+                return
+            }
+            withWeight(l, target, w) { backward($0) }
         }
 
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
         normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
+        // The exponentials of the gate are kept in `du` for the activation's backward pass.
+        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, denominators: du, count: rows * ffn,
+                               threads: threadCount)
         try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
-        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, count: rows * ffn,
-                             threads: threadCount)
+        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, denominators: du,
+                             count: rows * ffn, threads: threadCount)
         try linear(.gate, x: xn, dY: da, dx: dxn, accumulate: false)
         try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
         w.feedForwardNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threadCount)
+                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
         }
 
         // Attention block.
@@ -334,7 +353,7 @@ public final class LoRAModel {
         guard l > 0 else { return }
         w.attentionNorm.withUnsafeBufferPointer { wp in
             RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threadCount)
+                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
         }
     }
 
@@ -357,7 +376,8 @@ public final class LoRAModel {
             for i in 0 ..< n { (xg + i * dim).update(from: x + rows[start + i] * dim, count: dim) }
             normalize(xg, norm, into: xf, rows: n, epsilon: eps)
             headMatrix.withUnsafeBufferPointer { hp in
-                BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab)
+                BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab,
+                          threads: threadCount)
             }
             let targets = Array(batch.targetTokens[start ..< start + n])
             guard let scale = gradientScale else {
@@ -368,7 +388,8 @@ public final class LoRAModel {
                                                   threads: threadCount)
             // ∂xf = ∂logits · H, then back through the final norm into the rows' gradients.
             headMatrix.withUnsafeBufferPointer { hp in
-                BLAS.gemm(m: n, n: dim, k: vocab, logits, lda: vocab, hp.baseAddress!, ldb: dim, xf, ldc: dim)
+                BLAS.gemm(m: n, n: dim, k: vocab, logits, lda: vocab, hp.baseAddress!, ldb: dim, xf, ldc: dim,
+                          threads: threadCount)
             }
             norm.withUnsafeBufferPointer { wp in
                 for i in 0 ..< n {
@@ -384,8 +405,9 @@ public final class LoRAModel {
     // MARK: - Weights
 
     /// Whether matrices are taken one at a time just before their product: a 4-bit matrix is
-    /// then dequantized into one reused buffer that stays in cache for the product, instead of
-    /// a whole layer (14 MB on SmolLM2) dequantized up front and read back from memory. With
+    /// then dequantized tile by tile into buffers that stay in the core's cache for the tile's
+    /// product (``FourBitProduct``), instead of a whole layer (14 MB on SmolLM2) dequantized up
+    /// front and read back from memory. With
     /// recomputation on, a layer's matrices serve two passes in a row, so the layer is loaded
     /// whole once instead. The values are the same either way, so are the results.
     private var takesMatricesOneByOne: Bool { frozen != nil && !recompute }
@@ -406,9 +428,17 @@ public final class LoRAModel {
         return layerBuffer
     }
 
-    /// Calls `body` with `target`'s matrix of layer `l` (`w` from ``layer(_:)``).
+    /// `target`'s 4-bit matrix of layer `l` when matrices are taken one by one: its products
+    /// then dequantize it tile by tile (``FourBitProduct``).
+    private func fourBitMatrix(_ l: Int, _ target: LoRATarget) -> BNB4BitTensor? {
+        guard takesMatricesOneByOne, let frozen, case .fourBit(let t) = frozen.layers[l].matrices[target.order] else { return nil }
+        return t
+    }
+
+    /// Calls `body` with `target`'s dense matrix of layer `l` (`w` from ``layer(_:)``); 4-bit
+    /// matrices taken one by one go through ``fourBitMatrix(_:_:)`` instead.
     private func withWeight(_ l: Int, _ target: LoRATarget, _ w: LlamaLayerWeights,
-                            _ body: (UnsafePointer<Float>) -> Void) throws {
+                            _ body: (UnsafePointer<Float>) -> Void) {
         guard takesMatricesOneByOne, let frozen else {
             let fields: [KeyPath<LlamaLayerWeights, [Float]>] = [\.query, \.key, \.value, \.output, \.gate, \.up, \.down]
             w[keyPath: fields[target.order]].withUnsafeBufferPointer { body($0.baseAddress!) }
@@ -417,12 +447,9 @@ public final class LoRAModel {
         switch frozen.layers[l].matrices[target.order] {
         case .dense(let values):
             values.withUnsafeBufferPointer { body($0.baseAddress!) }
-        case .fourBit(let t):
-            if matrixBuffer.count < t.elementCount { matrixBuffer = [Float](repeating: 0, count: t.elementCount) }
-            try matrixBuffer.withUnsafeMutableBufferPointer { buffer in
-                try t.dequantize(into: UnsafeMutableBufferPointer(rebasing: buffer[..<t.elementCount]), threads: frozen.threadCount)
-                body(buffer.baseAddress!)
-            }
+        case .fourBit:
+            // The passes take these through fourBitMatrix(_:_:) before asking for a pointer.
+            preconditionFailure("a 4-bit matrix is multiplied tile by tile, never whole")
         }
     }
 
@@ -449,8 +476,14 @@ public final class LoRAModel {
 
     private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int,
                            epsilon: Float) {
-        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: threadCount)
+        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon,
+                      threads: threads(elements: rows * config.hiddenSize))
     }
+
+    /// Workers for a light element-wise kernel (a few operations per element) over `elements`
+    /// values: below 256K values one thread, since waking a worker and waiting for it costs more
+    /// than the work (a 128-token batch of SmolLM2 is 74K values per norm).
+    private func threads(elements: Int) -> Int { elements >= 1 << 18 ? threadCount : 1 }
 }
 
 /// Examples packed row after row, with what the head needs: the rows that predict a target
@@ -547,7 +580,7 @@ final class Workspace {
         for b in [dO, dq] { b.reserve(rows * c.queryDimension) }
         for b in [dk, dv] { b.reserve(rows * c.kvDimension) }
         dz.reserve(rows * rank)
-        scores.reserve(2 * AttentionBackward.scratchCount(length: maxLength))
+        scores.reserve(AttentionBackward.scratchCount(length: maxLength, heads: c.headCount, headDimension: c.headDimension))
         if maxLength > tableLength {
             tableLength = maxLength
             cos.reserve(maxLength * c.headDimension / 2)

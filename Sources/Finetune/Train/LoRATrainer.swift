@@ -217,7 +217,7 @@ public final class LoRATrainer {
         guard loss.isFinite else { throw TrainingError.nonFinite(what: "loss", step: stepIndex + 1) }
         guard norm.isFinite else { throw TrainingError.nonFinite(what: "gradient norm", step: stepIndex + 1) }
         let lr = options.learningRateSchedule.learningRate(afterSteps: stepIndex)
-        optimizer.update(model.parameters.pointer, gradients: gradients.pointer, learningRate: lr)
+        optimizer.update(model.parameters.pointer, gradients: gradients.pointer, learningRate: lr, threads: model.threadCount)
         let tokens = microBatches.reduce(0) { $0 + $1.reduce(0) { $0 + $1.tokens.count } }
         let epochFraction = examples.isEmpty ? 0 : Double(epoch) + Double(position) / Double(examples.count)
         return StepReport(step: optimizer.step, totalSteps: options.totalSteps, loss: loss, learningRate: lr,

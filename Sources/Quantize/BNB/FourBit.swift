@@ -228,24 +228,56 @@ public enum FourBit {
         let count = out.count
         guard count > 0, let src = packed.baseAddress, let dst = out.baseAddress, let scales = absmax.baseAddress
         else { return }
-        // Both levels of a byte at once: pairs[byte] = (table[byte >> 4], table[byte & 15]).
-        let table = kind.codeTable
-        let pairs = (0 ..< 256).map { SIMD2<Float>(table[$0 >> 4], table[$0 & 0xF]) }
+        let dequantizer = BlockDequantizer(kind: kind)
         let io = SendablePointers(input: src.assumingMemoryBound(to: UInt8.self), output: dst)
         nonisolated(unsafe) let scaleIn = scales
         let blocks = blockCount(elementCount: count, blockSize: blockSize)
         parallelChunks(count: blocks, threads: threads, minimumChunk: max(1, elementsPerChunk / blockSize)) { range in
+            let start = range.lowerBound * blockSize, end = min(count, range.upperBound * blockSize)
+            dequantizer.dequantize(packed: io.input, absmax: scaleIn, blockSize: blockSize, elements: start ..< end,
+                                   into: io.output + start)
+        }
+    }
+
+    /// Dequantization of any run of elements into a place the caller chooses: what
+    /// ``dequantize(_:absmax:kind:blockSize:into:threads:)`` does per chunk, for kernels that
+    /// dequantize a matrix piece by piece (a tile just before its product) instead of all at once.
+    public struct BlockDequantizer: Sendable {
+        /// Both levels of a byte at once: pairs[byte] = (table[byte >> 4], table[byte & 15]).
+        private let pairs: [SIMD2<Float>]
+
+        public init(kind: Kind) {
+            let table = kind.codeTable
+            pairs = (0 ..< 256).map { SIMD2<Float>(table[$0 >> 4], table[$0 & 0xF]) }
+        }
+
+        /// `out[i - elements.lowerBound] = codeTable[code_i] · absmax[i / blockSize]` for `i` in
+        /// `elements` (indices into the whole tensor; `packed` and `absmax` are the whole tensor's).
+        /// The caller guarantees the ranges lie inside the tensor.
+        public func dequantize(packed: UnsafePointer<UInt8>, absmax: UnsafePointer<Float>, blockSize: Int,
+                               elements: Range<Int>, into out: UnsafeMutablePointer<Float>) {
             pairs.withUnsafeBufferPointer { pairs in
-                for block in range {
-                    let start = block * blockSize
-                    let n = min(blockSize, count - start)
-                    let scale = SIMD2<Float>(repeating: scaleIn[block])
-                    let bytes = io.input + start / 2
-                    let o = UnsafeMutableRawPointer(io.output + start)
-                    for k in 0 ..< n / 2 {
+                let base = elements.lowerBound
+                var i = base
+                while i < elements.upperBound {
+                    let block = i / blockSize
+                    let end = min(elements.upperBound, (block + 1) * blockSize)
+                    let scale = SIMD2<Float>(repeating: absmax[block])
+                    if i % 2 == 1 {   // a low nibble first
+                        out[i - base] = pairs[Int(packed[i / 2])].y * scale.y
+                        i += 1
+                    }
+                    let o = UnsafeMutableRawPointer(out + (i - base))
+                    let bytes = packed + i / 2
+                    let pairCount = (end - i) / 2
+                    for k in 0 ..< pairCount {
                         o.storeBytes(of: pairs[Int(bytes[k])] * scale, toByteOffset: k * 8, as: SIMD2<Float>.self)
                     }
-                    if n % 2 == 1 { io.output[start + n - 1] = pairs[Int(bytes[n / 2])].x * scale.x }
+                    i += 2 * pairCount
+                    if i < end {   // a high nibble last
+                        out[i - base] = pairs[Int(packed[i / 2])].x * scale.x
+                        i += 1
+                    }
                 }
             }
         }
