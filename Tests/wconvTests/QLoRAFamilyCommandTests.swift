@@ -38,7 +38,7 @@ import TestSupport
         let merged = try CLI.run(["qlora-merge", Fixtures.path("families/gpt2"), Fixtures.path("golden/families-lora/gpt2"), "-o", dir + "/m",
                                   "--outtype", "f32"])
         #expect(merged.status == 0, "\(merged.stderr)")
-        #expect(merged.stderr.contains("forward pass does not run"))
+        #expect(!merged.stderr.contains("not verified"), "\(merged.stderr)")
         for family in ["falcon-40b", "baichuan2-7b"] {
             let out = dir + "/\(family).gguf"
             let r = try CLI.run(["convert-adapter", Fixtures.path("golden/families-lora/\(family)"), "-o", out,
@@ -47,4 +47,25 @@ import TestSupport
             #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == Data(try Fixtures.data("golden/families-lora/\(family).f32.gguf")))
         }
     }
+
+    /// qlora-merge verifies every family by a forward pass (merged vs base + adapter applied on the
+    /// fly): merging the golden PEFT adapter to f32 leaves nothing between the two.
+    @Test(arguments: ["gpt2", "opt", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "persimmon", "baichuan2-7b",
+                      "baichuan2-13b", "qwen-7b", "qwen2", "mistral"])
+    func mergeIsVerifiedOnEveryFamily(family: String) throws {
+        let dir = Fixtures.temporaryDirectory()
+        let r = try CLI.run(["qlora-merge", Fixtures.path("families/\(family)"), Fixtures.path("golden/families-lora/\(family)"),
+                             "-o", dir + "/m", "--outtype", "f32", "--threads", "2", "--json", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let v = try #require(report["verification"] as? [String: Any], "\(family): no verification in \(r.stdout)")
+        let warnings = report["warnings"] as? [String] ?? []
+        #expect(!warnings.contains { $0.contains("not verified") }, "\(warnings)")
+        #expect((v["tokens"] as? Int ?? 0) >= 2)
+        #expect(v["top1_agreement"] as? Double == 1)
+        let diff = v["max_logit_difference"] as? Double ?? .infinity
+        print("\(family): qlora-merge verification max |Δlogit| \(diff), mean KLD \(v["mean_kld"] ?? "?")")
+        #expect(diff <= 1e-4)
+    }
+
 }

@@ -231,7 +231,17 @@ public enum LoRAMerge {
         }
 
         if options.verify && base.config == nil {
-            report.warnings.append("not verified by a forward pass: wconv's forward pass does not run \(base.familyName) yet (the merged weights are base + delta as PEFT's merge_and_unload computes them)")
+            // The families Verify runs through their own tensor layouts.
+            progress?(0, 0, "verifying")
+            let merged = try MergeInput(path: output)
+            let tokenizerSources = [base, merged] + (source !== base ? [source] : [])
+            do {
+                report.verification = try MergeVerification.compareFamily(reference: base, adapter: adapter, merged: merged,
+                                                                          text: options.verifyText, tokenizerFrom: tokenizerSources,
+                                                                          threads: options.threads)
+            } catch let error as Failure where error.kind == .unsupported {
+                report.warnings.append("not verified by a forward pass: \(error.message) (the merged weights are base + delta as PEFT's merge_and_unload computes them)")
+            }
         } else if options.verify {
             progress?(0, 0, "verifying")
             let merged = try MergeInput(path: output)
