@@ -13,7 +13,7 @@ import TestSupport
         #expect(base.config == nil)
         let adapter = try PEFTAdapter(directory: Fixtures.path("golden/families-lora/\(family)"))
         // The base itself stands for a merge that forgot the adapter.
-        let v = try MergeVerification.compareFamily(reference: base, adapter: adapter, merged: base, text: nil, threads: 2)
+        let v = try MergeVerification.compareFamily(reference: base, adapter: adapter, merged: base.input, text: nil, threads: 2)
         #expect(v.tokenCount >= 2)
         #expect(v.maxLogitDifference > 1e-2)
         #expect(v.meanKLD > 1e-6)

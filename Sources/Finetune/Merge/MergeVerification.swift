@@ -109,17 +109,17 @@ public enum MergeVerification {
     /// The same check for the families Verify runs through their own tensor layouts (GPT-2, OPT,
     /// phi, Falcon, MPT, Persimmon, Baichuan, Qwen-7B: ``MergeInput/config`` nil): the base with the
     /// adapter applied on the fly by ``LoRAAdapter`` (Conv1D and fused q|k|v handled as PEFT does)
-    /// against the merged output, both opened by ``LlamaCheckpoint``.
+    /// against the merged output (HF directory or the family's GGUF), both opened by ``LlamaCheckpoint``.
     /// - Throws: ``Failure`` (`.unsupported`) for a bitsandbytes base of a Conv1D family (its
     ///   weights are stored transposed to Linear4bit's `[out, in]`, which the GPT-2 layout does not
     ///   read), reader and forward-pass errors.
-    public static func compareFamily(reference: MergeInput, adapter: PEFTAdapter, merged: MergeInput, text: String?,
+    public static func compareFamily(reference: MergeInput, adapter: PEFTAdapter, merged: ModelInput, text: String?,
                                      tokenizerFrom: [MergeInput]? = nil, threads: Int) throws -> MergeReport.Verification {
         if reference.isQuantized, let targets = reference.loraTargets, !targets.conv1D.isEmpty {
             throw Failure(.unsupported, "the forward pass does not read a bitsandbytes \(reference.familyName) (Conv1D weights stored as Linear4bit)")
         }
         let base = try LlamaCheckpoint(reference.input)
-        let candidate = try LlamaCheckpoint(merged.input)
+        let candidate = try LlamaCheckpoint(merged)
         let config = base.config
         let limit = min(128, config.maxPositions, candidate.config.maxPositions)
         let tokens = Self.tokens(text: text, from: tokenizerFrom ?? [reference], config: config, limit: limit)
