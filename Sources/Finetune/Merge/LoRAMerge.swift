@@ -168,7 +168,12 @@ public enum LoRAMerge {
     public static func outputPlan(base basePath: String, adapter adapterPath: String, output: String,
                                   options: MergeOptions) throws -> OutputPlan {
         let (job, _) = try prepare(base: basePath, adapter: adapterPath, output: output, options: options, progress: nil)
-        if output.hasSuffix(".gguf") { return try job.planGGUF(output: output).outputPlan }
+        if output.hasSuffix(".gguf") {
+            if case .hf(let directory) = job.source.input, !job.writesGGUFDirectly {
+                return try job.planGGUFThroughHF(directory, output: output)
+            }
+            return try job.planGGUF(output: output).outputPlan
+        }
         guard case .hf = job.source.input else {
             throw MergeError.outputKind("a GGUF base merges into GGUF: give an output ending in .gguf (then `wconv convert` makes an HF directory)")
         }
@@ -590,12 +595,7 @@ public enum LoRAMerge {
         /// --outtype T`, DIR named as the base directory. The scratch directory (the merged model once more on disk) is removed
         /// afterwards, also when anything fails.
         func writeGGUFThroughHF(_ directory: HFModelDirectory, to output: String, report: inout MergeReport) throws {
-            guard source.architecture != nil else {
-                throw MergeError.outputKind("llama.cpp has no architecture for \(source.familyName), so there is no GGUF to merge into; give an output directory")
-            }
-            if case .ggml? = options.requantize {
-                throw MergeError.outputKind("--requantize with a llama.cpp type is done in the merge for LLaMA, Mistral and Qwen2 bases; merge \(source.familyName) to a .gguf without it, then `wconv quantize` that file")
-            }
+            let convert = try throughHFConvertOptions()
             let scratch = try AtomicOutput.directory(at: output + ".merged-hf", force: true)
             defer { scratch.abandon() }
             // Named as the base: the converter takes `general.name` from the directory's name, and
@@ -604,11 +604,6 @@ public enum LoRAMerge {
             var merged = MergeReport()
             try writeDense(directory, to: hfPath, report: &merged)
             progress?(0, 0, "converting to GGUF")
-            var convert = ConvertOptions()
-            convert.outType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
-            convert.force = options.force
-            convert.threads = threads
-            convert.provenance = options.provenance
             let hf = try HFModelDirectory(path: hfPath)
             let written = try HFToGGUF.convert(hf, to: output, options: convert)
             report.tensors += merged.tensors
@@ -616,9 +611,37 @@ public enum LoRAMerge {
             for t in try HFToGGUF.plan(hf, options: convert).tensors { report.add(type: t.type.name, bytes: t.byteCount) }
         }
 
+        /// The conversion options of ``writeGGUFThroughHF(_:to:report:)``, after its refusals.
+        func throughHFConvertOptions() throws -> ConvertOptions {
+            guard source.architecture != nil else {
+                throw MergeError.outputKind("llama.cpp has no architecture for \(source.familyName), so there is no GGUF to merge into; give an output directory")
+            }
+            if case .ggml? = options.requantize {
+                throw MergeError.outputKind("--requantize with a llama.cpp type is done in the merge for LLaMA, Mistral and Qwen2 bases; merge \(source.familyName) to a .gguf without it, then `wconv quantize` that file")
+            }
+            var convert = ConvertOptions()
+            convert.outType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
+            convert.force = options.force
+            convert.threads = threads
+            convert.provenance = options.provenance
+            return convert
+        }
+
+        /// The dry-run plan of ``writeGGUFThroughHF(_:to:report:)``: the converter's plan of the
+        /// base directory, whose merged copy has the same names, shapes and config (the types
+        /// are fixed by `--outtype`). A bitsandbytes base's directory holds packed tensors, so it
+        /// is not planned.
+        func planGGUFThroughHF(_ directory: HFModelDirectory, output: String) throws -> OutputPlan {
+            let convert = try throughHFConvertOptions()
+            guard !source.isQuantized else {
+                throw MergeError.outputKind("--dry-run does not plan the GGUF of a quantized \(source.familyName) base (it is converted from the merged directory once written); merge without --dry-run, or plan the merge to a directory")
+            }
+            return try HFToGGUF.outputPlan(directory, output: output, options: convert)
+        }
+
         func planGGUF(output: String) throws -> GGUFMergePlan {
             guard let arch = source.architecture, let config = source.config else {
-                throw MergeError.outputKind("the GGUF of a \(source.familyName) merge is planned once its merged Hugging Face directory exists (its converter regroups tensors), so --dry-run does not plan it; merging to .gguf writes it")
+                throw Failure(.internalError, "\(source.familyName): a GGUF merge through the HF directory planned tensor by tensor")
             }
             let denseType: GGMLType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
             // The dense merged GGUF first (the converter's types for `denseType`); a llama.cpp
