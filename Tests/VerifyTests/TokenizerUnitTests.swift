@@ -11,7 +11,7 @@ enum PreTokenizerRegex {
 
     static func pattern(_ family: PreTokenizerFamily) -> String {
         switch family {
-        case .gpt2, .smollm: gpt2
+        case .gpt2, .smollm, .falcon: gpt2
         case .llama3: BPEPreTokenizer.llama3Pattern
         case .qwen2: BPEPreTokenizer.qwen2Pattern
         }
@@ -34,6 +34,7 @@ enum PreTokenizerRegex {
             if last < range.count { pieces.append(range.lowerBound + last ..< range.upperBound) }
             return pieces
         }
+        if family == .falcon { return try falcon(scalars, gpt2: run) }
         guard family == .smollm else { return run(0 ..< scalars.count) }
         // Digits(individual_digits) first.
         var pieces: [Range<Int>] = []
@@ -45,6 +46,40 @@ enum PreTokenizerRegex {
         }
         if start < scalars.count { pieces += run(start ..< scalars.count) }
         return pieces
+    }
+
+    /// Falcon's pipeline as llama.cpp writes it: isolate `[\p{P}$+<=>^~|`]+`, GPT-2's regex on the rest, then
+    /// isolate `\p{N}+` and `[0-9][0-9][0-9]` within each piece.
+    static func falcon(_ scalars: [Unicode.Scalar], gpt2: (Range<Int>) -> [Range<Int>]) throws -> [Range<Int>] {
+        func isolate(_ pattern: String, _ pieces: [Range<Int>]) throws -> [Range<Int>] {
+            let regex = try Regex(pattern).matchingSemantics(.unicodeScalar)
+            return pieces.flatMap { range -> [Range<Int>] in
+                let text = String(String.UnicodeScalarView(scalars[range]))
+                var out: [Range<Int>] = []
+                var last = 0
+                for match in text.matches(of: regex) {
+                    let lower = text.unicodeScalars.distance(from: text.startIndex, to: match.range.lowerBound)
+                    let upper = text.unicodeScalars.distance(from: text.startIndex, to: match.range.upperBound)
+                    if last < lower { out.append(range.lowerBound + last ..< range.lowerBound + lower) }
+                    if lower < upper { out.append(range.lowerBound + lower ..< range.lowerBound + upper) }
+                    last = upper
+                }
+                if last < range.count { out.append(range.lowerBound + last ..< range.upperBound) }
+                return out
+            }
+        }
+        let punctuation = try isolate(#"[\p{P}$+<=>^~|`]+"#, [0 ..< scalars.count])
+        let regexPieces = punctuation.flatMap { range -> [Range<Int>] in
+            return isPunctuationRun(scalars[range]) ? [range] : gpt2(range)
+        }
+        return try isolate(#"[0-9][0-9][0-9]"#, try isolate(#"\p{N}+"#, regexPieces))
+    }
+
+    private static func isPunctuationRun(_ s: ArraySlice<Unicode.Scalar>) -> Bool {
+        s.allSatisfy { c in
+            "$+<=>^~|`".unicodeScalars.contains(c) || [.connectorPunctuation, .dashPunctuation, .openPunctuation,
+                .closePunctuation, .initialPunctuation, .finalPunctuation, .otherPunctuation].contains(c.properties.generalCategory)
+        }
     }
 
     private static func isNumber(_ s: Unicode.Scalar) -> Bool {
@@ -66,7 +101,7 @@ enum PreTokenizerRegex {
         let alphabet: [Unicode.Scalar] = [
             "a", "B", "z", "'", "s", "t", "r", "e", "v", "m", "l", "d", "S", "T", "R", "E", "L", "D", "\u{17F}",
             " ", " ", " ", "\t", "\n", "\r", "\u{A0}", "\u{3000}", "\u{85}", "0", "7", "\u{663}", "\u{BD}", "\u{2167}",
-            ".", ",", "!", "-", "_", "(", "\u{1F999}", "\u{4E2D}", "\u{E9}", "\u{301}", "\u{5D0}", "\u{200B}",
+            ".", ",", "!", "-", "_", "(", "$", "+", "`", "1", "2", "\u{1F999}", "\u{4E2D}", "\u{E9}", "\u{301}", "\u{5D0}", "\u{200B}",
         ]
         var rng = SplitMix64(seed: 0x5EED)
         return (0 ..< count).map { _ in
@@ -89,6 +124,9 @@ enum PreTokenizerRegex {
         #expect(PreTokenizerFamily(preName: "smollm") == .smollm)
         #expect(PreTokenizerFamily(preName: "gpt-2") == .gpt2)
         #expect(PreTokenizerFamily(preName: "qwen2") == .qwen2)
+        #expect(PreTokenizerFamily(preName: "phi-2") == .gpt2)
+        #expect(PreTokenizerFamily(preName: "mpt") == .gpt2)
+        #expect(PreTokenizerFamily(preName: "falcon") == .falcon)
         #expect(PreTokenizerFamily(preName: "default") == nil)
     }
 
@@ -105,6 +143,9 @@ enum PreTokenizerRegex {
         #expect(pieces(.qwen2, "123") == ["1", "2", "3"])
         #expect(pieces(.smollm, "a 12") == ["a", " ", "1", "2"])
         #expect(pieces(.llama3, "x \n\n y") == ["x", " \n\n", " y"])
+        // tokenizers' Falcon pipeline (Punctuation, ByteLevel, Digits, Split [0-9]{3}) pre_tokenize_str.
+        #expect(pieces(.falcon, "Price: $12345.5 don't!? x\u{663}")
+            == ["Price", ":", " ", "$", "123", "45", ".", "5", " don", "'", "t", "!?", " x", "\u{663}"])
     }
 
     // MARK: Errors and edge cases

@@ -93,8 +93,9 @@ public final class LlamaCheckpoint: @unchecked Sendable {
     public static func tokenizer(of input: ModelInput) throws -> Tokenizer {
         switch input {
         case .hf(let directory):
-            guard directory.tokenizerFiles.contains(where: { $0 == "tokenizer.json" || $0 == "tokenizer.model" }) else {
-                throw PathError(path: directory.path, ModelLoadError.noTokenizer("no tokenizer.json or tokenizer.model"))
+            guard directory.tokenizerFiles.contains(where: { $0 == "tokenizer.json" || $0 == "tokenizer.model" })
+                || FileSystem.exists(FileSystem.join(directory.path, QwenTiktokenVocabulary.fileName)) else {
+                throw PathError(path: directory.path, ModelLoadError.noTokenizer("no tokenizer.json, tokenizer.model or qwen.tiktoken"))
             }
             return try Tokenizer.load(directory: directory.path)
         case .gguf(let model):

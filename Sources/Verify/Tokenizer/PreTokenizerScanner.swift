@@ -16,11 +16,15 @@ public enum PreTokenizerFamily: String, Sendable, CaseIterable {
     case llama3
     /// Qwen2: Llama 3's regex with single digits (`\p{N}` instead of `\p{N}{1,3}`).
     case qwen2
+    /// Falcon: `Punctuation` (contiguous runs of `[\p{P}$+<=>^`|~]` isolated), GPT-2's regex on the rest,
+    /// `Digits` (runs of `\p{N}` isolated), then `[0-9][0-9][0-9]` isolated.
+    case falcon
 
     /// The family of a `tokenizer.ggml.pre` name (llama.cpp's aliases included), or nil.
     public init?(preName: String) {
         switch preName {
-        case "gpt-2": self = .gpt2
+        case "gpt-2", "phi-2", "mpt": self = .gpt2
+        case "falcon": self = .falcon
         case "smollm", "starcoder", "refact": self = .smollm
         case "llama-bpe", "llama3", "llama-v3": self = .llama3
         case "qwen2", "deepseek-r1-qwen": self = .qwen2
@@ -53,6 +57,8 @@ public enum PreTokenizerFamily: String, Sendable, CaseIterable {
             Self.scanLlama3(text, range, maxDigits: 3, body)
         case .qwen2:
             Self.scanLlama3(text, range, maxDigits: 1, body)
+        case .falcon:
+            Self.scanFalcon(text, range, body)
         }
     }
 
@@ -133,6 +139,59 @@ public enum PreTokenizerFamily: String, Sendable, CaseIterable {
                 }
             }
             body(i ..< j)
+            i = j
+        }
+    }
+
+    /// tokenizers' `Punctuation` test: ASCII punctuation (which includes the symbols `$+<=>^`|~`) or a
+    /// Unicode punctuation category (Pc, Pd, Ps, Pe, Pi, Pf, Po).
+    private static func isPunctuation(_ s: Unicode.Scalar) -> Bool {
+        if s.value < 0x80 {
+            return (0x21 ... 0x2F).contains(s.value) || (0x3A ... 0x40).contains(s.value)
+                || (0x5B ... 0x60).contains(s.value) || (0x7B ... 0x7E).contains(s.value)
+        }
+        switch s.properties.generalCategory {
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation,
+             .finalPunctuation, .otherPunctuation: return true
+        default: return false
+        }
+    }
+
+    private static func isASCIIDigit(_ s: Unicode.Scalar) -> Bool { s.value >= 0x30 && s.value <= 0x39 }
+
+    /// Falcon's four-step pipeline. A punctuation run holds no whitespace, letter or number, so the later steps
+    /// leave it whole; the rest goes through GPT-2's regex, and each of its pieces is cut at number runs and
+    /// then at every leftmost group of three ASCII digits.
+    private static func scanFalcon(_ t: [Unicode.Scalar], _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+        func triples(_ r: Range<Int>) {
+            var start = r.lowerBound
+            var i = r.lowerBound
+            while i + 3 <= r.upperBound {
+                if isASCIIDigit(t[i]) && isASCIIDigit(t[i + 1]) && isASCIIDigit(t[i + 2]) {
+                    if start < i { body(start ..< i) }
+                    body(i ..< i + 3)
+                    i += 3
+                    start = i
+                } else {
+                    i += 1
+                }
+            }
+            if start < r.upperBound { body(start ..< r.upperBound) }
+        }
+        func digits(_ r: Range<Int>) {
+            var i = r.lowerBound
+            while i < r.upperBound {
+                let number = C.isNumber(t[i])
+                let j = run(t, from: i, to: r.upperBound) { C.isNumber($0) == number }
+                if number { triples(i ..< j) } else { body(i ..< j) }
+                i = j
+            }
+        }
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let punctuation = isPunctuation(t[i])
+            let j = run(t, from: i, to: range.upperBound) { isPunctuation($0) == punctuation }
+            if punctuation { body(i ..< j) } else { scanGPT2(t, i ..< j, digits) }
             i = j
         }
     }

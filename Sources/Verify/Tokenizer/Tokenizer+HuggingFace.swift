@@ -5,9 +5,35 @@ extension Tokenizer {
     /// Reads the tokenizer files of a Hugging Face model directory (see ``init(huggingFace:options:)``).
     ///
     /// - Throws: ``PathError`` for an unreadable or malformed file, ``TokenizerError`` as the initializer does.
+    /// A directory with neither tokenizer.json nor tokenizer.model but Qwen-7B's `qwen.tiktoken` gets
+    /// ``init(qwenTiktokenDirectory:)``.
     public static func load(directory: String, options: HFVocabularyOptions = HFVocabularyOptions()) throws -> Tokenizer {
+        if !FileSystem.exists(FileSystem.join(directory, "tokenizer.json")),
+           !FileSystem.exists(FileSystem.join(directory, "tokenizer.model")),
+           FileSystem.exists(FileSystem.join(directory, QwenTiktokenVocabulary.fileName)) {
+            return try Tokenizer(qwenTiktokenDirectory: directory)
+        }
         let source = try HFTokenizerSource.load(directory: directory)
         return try withPath(directory) { try Tokenizer(huggingFace: source, options: options) }
+    }
+
+    /// Qwen-7B's tokenizer (remote-code `QWenTokenizer` over `qwen.tiktoken`): tiktoken's ranks as byte-level
+    /// BPE (a merge's priority is the rank of the merged bytes), after the regex split of tokenization_qwen.py,
+    /// which is Qwen2's; `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` and `<|extra_N|>` are matched in the
+    /// text (its `allowed_special="all"`); no BOS or EOS. The vocabulary is the one llama.cpp's converter
+    /// writes (``QwenTiktokenVocabulary``), so the directory and its GGUF tokenize alike.
+    ///
+    /// - Throws: ``PathError`` for an unreadable or malformed config.json, tokenizer_config.json or
+    ///   qwen.tiktoken; ``TokenizerError`` as ``init(vocabulary:)`` does.
+    public init(qwenTiktokenDirectory directory: String) throws {
+        let configPath = FileSystem.join(directory, "config.json")
+        let config = try HFConfig(path: configPath)
+        let vocabSize = try withPath(configPath) { try config.vocabSize }
+        let tokenizerConfigPath = FileSystem.join(directory, "tokenizer_config.json")
+        let tokenizerConfig = FileSystem.exists(tokenizerConfigPath) ? try HFConfig(path: tokenizerConfigPath).object : nil
+        let vocabulary = try QwenTiktokenVocabulary.load(directory: directory, vocabSize: vocabSize, pre: "qwen2",
+                                                         config: config.object, tokenizerConfig: tokenizerConfig)
+        self = try withPath(directory) { try Tokenizer(vocabulary: vocabulary) }
     }
 
     /// A tokenizer for Hugging Face tokenizer files, following the library transformers would load them with.
