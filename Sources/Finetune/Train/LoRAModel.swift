@@ -47,6 +47,8 @@ public final class LoRAModel {
     private let frozen: FrozenBase?
     /// Tile buffers of the 4-bit products.
     private let fourBitProduct = FourBitProduct()
+    /// ALiBi's per-head slopes (MPT), empty otherwise.
+    private var alibiSlopes: [Float] = []
 
     /// - Parameters:
     ///   - base: the frozen weights (``FrozenBase`` or any other source).
@@ -58,6 +60,7 @@ public final class LoRAModel {
     public init(base: any LlamaWeightSource, config: LlamaConfig, adapter: LoRAWeights,
                 threadCount: Int? = nil, recompute: Bool = false) throws {
         try config.validate()
+        try Self.checkTrainable(config)
         guard adapter.modelConfig == config else {
             throw TrainingError.badHyperparameter(name: "adapter", reason: "made for a different model shape")
         }
@@ -70,12 +73,30 @@ public final class LoRAModel {
         parameters = FloatBuffer(count: layout.count)
         layout.store(adapter, into: parameters)
         targets = try adapter.loraConfig.resolvedTargets()
+        if !config.block.gated, targets.contains(.gate) {
+            throw TrainingError.badHyperparameter(name: "targets", reason: "gate_proj: this block's MLP has no gate")
+        }
         inverseFrequencies = RoPE.inverseFrequencies(headDimension: config.headDimension, theta: config.ropeTheta,
                                                      scaling: config.ropeScaling)
         work = Workspace(config: config, rank: adapter.loraConfig.rank)
         layerBuffer = LlamaLayerWeights(config: config)
         headWeights = LlamaHeadWeights(config: config)
         frozen = base as? FrozenBase
+        if case .alibi(let maxBias) = config.block.positions {
+            alibiSlopes = ALiBi.slopes(heads: config.headCount, maxBias: maxBias)
+        }
+    }
+
+    /// Refuses the parts of a block description training does not run yet (parallel residual,
+    /// q/k LayerNorms, a head bias), so nothing trains with the wrong computation.
+    static func checkTrainable(_ c: LlamaConfig) throws {
+        let b = c.block
+        func refuse(_ what: String) throws -> Never {
+            throw TrainingError.familyNotTrainable(family: c.family.displayName, missing: what)
+        }
+        if b.residual != .sequential { try refuse("the parallel attention + MLP block") }
+        if b.qkNorm { try refuse("q/k LayerNorms") }
+        if b.headBias { try refuse("the output head's bias") }
     }
 
     /// The current adapter matrices.
@@ -178,6 +199,17 @@ public final class LoRAModel {
         for (r, token) in batch.tokens.enumerated() {
             try base.embeddingRow(token, into: UnsafeMutableBufferPointer(start: h0 + r * dim, count: dim))
         }
+        // Learned absolute positions (GPT-2, OPT): frozen, added to every sequence from 0.
+        if case .learned(let offset) = c.block.positions {
+            let row = work.scratch.pointer
+            for s in batch.segments {
+                for t in 0 ..< s.length {
+                    try base.positionEmbeddingRow(t + offset, into: UnsafeMutableBufferPointer(start: row, count: dim))
+                    let out = h0 + (s.start + t) * dim
+                    for i in 0 ..< dim { out[i] += row[i] }
+                }
+            }
+        }
         for l in 0 ..< c.layerCount {
             let act = keepActivations && !recompute ? work.activations[l] : work.activations[0]
             try forwardLayer(l, try layer(l), batch, input: work.hidden[l].pointer, act: act,
@@ -240,7 +272,7 @@ public final class LoRAModel {
         }
 
         // Attention block.
-        normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
+        normalize(h, w.attentionNorm, w.attentionNormBias, into: xn, rows: rows, epsilon: eps)
         try linear(.query, xn, act.q.pointer)
         try linear(.key, xn, act.k.pointer)
         try linear(.value, xn, act.v.pointer)
@@ -251,29 +283,46 @@ public final class LoRAModel {
             Self.addBias(w.keyBias, to: act.k.pointer, rows: rows)
             Self.addBias(w.valueBias, to: act.v.pointer, rows: rows)
         }
+        let rotary = c.block.rotaryDimensions
         for s in batch.segments {
-            RoPE.apply(act.q.pointer + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount,
-                       headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
-            RoPE.apply(act.k.pointer + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
-                       headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
-            AttentionBackward.forward(q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim,
-                                      v: act.v.pointer + s.start * kvDim, length: s.length, heads: c.headCount,
-                                      kvHeads: c.kvHeadCount, headDimension: hd, window: c.slidingWindow,
-                                      output: act.o.pointer + s.start * qDim,
-                                      scratch: work.scores.pointer, threads: threadCount)
+            if let rotary {
+                RoPE.apply(act.q.pointer + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount,
+                           headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
+                RoPE.apply(act.k.pointer + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
+                           headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
+            }
+            withAlibi { slopes in
+                AttentionBackward.forward(q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim,
+                                          v: act.v.pointer + s.start * kvDim, length: s.length, heads: c.headCount,
+                                          kvHeads: c.kvHeadCount, headDimension: hd, window: c.slidingWindow, alibi: slopes,
+                                          output: act.o.pointer + s.start * qDim,
+                                          scratch: work.scores.pointer, threads: threadCount)
+            }
         }
         act.h1.pointer.update(from: h, count: rows * dim)
         try linear(.output, act.o.pointer, act.h1.pointer, accumulate: true)
+        // Frozen projection biases have no gradient: added in the forward pass only.
+        if c.block.outputBias { Self.addBias(w.outputBias, to: act.h1.pointer, rows: rows) }
 
         // MLP block.
-        normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
-        try linear(.gate, xn, act.g.pointer)
-        try linear(.up, xn, act.u.pointer)
+        normalize(act.h1.pointer, w.feedForwardNorm, w.feedForwardNormBias, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
+        switch c.block.mlp {
+        case .swiGLU:
+            try linear(.gate, xn, act.g.pointer)
+            try linear(.up, xn, act.u.pointer)
+            SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
+        case .plain(let f):
+            // `u` keeps the activation's input for the backward pass.
+            try linear(.up, xn, act.u.pointer)
+            if c.block.mlpBias { Self.addBias(w.upBias, to: act.u.pointer, rows: rows) }
+            a.update(from: act.u.pointer, count: rows * ffn)
+            f.apply(a, count: rows * ffn)
+        }
         if let output {
             output.update(from: act.h1.pointer, count: rows * dim)
             try linear(.down, a, output, accumulate: true)
+            if c.block.mlpBias { Self.addBias(w.downBias, to: output, rows: rows) }
         } else if let op = lora(l, .down, rows: rows, dropoutSeed: dropoutSeed, act: act) {
             LoRALinear.adapterInput(x: a, rows: rows, inFeatures: ffn, lora: op, z: act.z[LoRATarget.down.order].pointer,
                                     scratch: scratch)
@@ -314,47 +363,54 @@ public final class LoRAModel {
         }
 
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
-        normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
+        normalize(act.h1.pointer, w.feedForwardNorm, w.feedForwardNormBias, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
-        // The exponentials of the gate are kept in `du` for the activation's backward pass.
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, denominators: du, count: rows * ffn,
-                               threads: threadCount)
-        try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
-        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, denominators: du,
-                             count: rows * ffn, threads: threadCount)
-        try linear(.gate, x: xn, dY: da, dx: dxn, accumulate: false)
-        try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
-        w.feedForwardNorm.withUnsafeBufferPointer { wp in
-            RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
+        switch c.block.mlp {
+        case .swiGLU:
+            // The exponentials of the gate are kept in `du` for the activation's backward pass.
+            SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, denominators: du, count: rows * ffn,
+                                   threads: threadCount)
+            try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
+            SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, denominators: du,
+                                 count: rows * ffn, threads: threadCount)
+            try linear(.gate, x: xn, dY: da, dx: dxn, accumulate: false)
+            try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
+        case .plain(let f):
+            a.update(from: act.u.pointer, count: rows * ffn)
+            f.apply(a, count: rows * ffn)
+            try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
+            f.backward(x: act.u.pointer, dy: da, into: du, count: rows * ffn, accumulate: false)
+            try linear(.up, x: xn, dY: du, dx: dxn, accumulate: false)
         }
+        normalizeBackward(x: act.h1.pointer, w.feedForwardNorm, dy: dxn, into: dh, rows: rows, epsilon: eps)
 
         // Attention block.
         let dO = work.dO.pointer, dq = work.dq.pointer, dk = work.dk.pointer, dv = work.dv.pointer
         try linear(.output, x: act.o.pointer, dY: dh, dx: dO, accumulate: false)
+        let rotary = c.block.rotaryDimensions
         for s in batch.segments {
-            AttentionBackward.backward(
-                q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim, v: act.v.pointer + s.start * kvDim,
-                dO: dO + s.start * qDim, length: s.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
-                window: c.slidingWindow,
-                dQ: dq + s.start * qDim, dK: dk + s.start * kvDim, dV: dv + s.start * kvDim,
-                scratch: work.scores.pointer, threads: threadCount)
+            withAlibi { slopes in
+                AttentionBackward.backward(
+                    q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim, v: act.v.pointer + s.start * kvDim,
+                    dO: dO + s.start * qDim, length: s.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
+                    window: c.slidingWindow, alibi: slopes,
+                    dQ: dq + s.start * qDim, dK: dk + s.start * kvDim, dV: dv + s.start * kvDim,
+                    scratch: work.scores.pointer, threads: threadCount)
+            }
+            guard let rotary else { continue }
             RoPEBackward.apply(dq + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount, headDimension: hd,
-                               cos: work.cos.pointer, sin: work.sin.pointer)
+                               cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
             RoPEBackward.apply(dk + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
-                               headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
+                               headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
         }
-        normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
+        normalize(h, w.attentionNorm, w.attentionNormBias, into: xn, rows: rows, epsilon: eps)
         // The first layer's input is the frozen embedding: its gradient is not needed.
         let inputGradient = l > 0 ? dxn : nil
         try linear(.query, x: xn, dY: dq, dx: inputGradient, accumulate: false)
         try linear(.key, x: xn, dY: dk, dx: inputGradient, accumulate: true)
         try linear(.value, x: xn, dY: dv, dx: inputGradient, accumulate: true)
         guard l > 0 else { return }
-        w.attentionNorm.withUnsafeBufferPointer { wp in
-            RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
-        }
+        normalizeBackward(x: h, w.attentionNorm, dy: dxn, into: dh, rows: rows, epsilon: eps)
     }
 
     /// Final norm, output head and cross-entropy over the target rows, in chunks of rows so the
@@ -368,13 +424,13 @@ public final class LoRAModel {
         work.reserveHead(chunk: chunk, vocabulary: vocab)
         let x = work.hidden[c.layerCount].pointer
         if gradientScale != nil { work.dh.zero(batch.rows * dim) }
-        let norm = try finalNorm(), headMatrix = try outputHead()
+        let norm = try finalNorm(), normBias = try headWeights.finalNormBias(from: base), headMatrix = try outputHead()
         var total = 0.0
         let xg = work.headInput.pointer, xf = work.headNormed.pointer, logits = work.logits.pointer
         for start in stride(from: 0, to: rows.count, by: chunk) {
             let n = min(chunk, rows.count - start)
             for i in 0 ..< n { (xg + i * dim).update(from: x + rows[start + i] * dim, count: dim) }
-            normalize(xg, norm, into: xf, rows: n, epsilon: eps)
+            normalize(xg, norm, normBias, into: xf, rows: n, epsilon: eps)
             headMatrix.withUnsafeBufferPointer { hp in
                 BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab,
                           threads: threadCount)
@@ -391,12 +447,9 @@ public final class LoRAModel {
                 BLAS.gemm(m: n, n: dim, k: vocab, logits, lda: vocab, hp.baseAddress!, ldb: dim, xf, ldc: dim,
                           threads: threadCount)
             }
-            norm.withUnsafeBufferPointer { wp in
-                for i in 0 ..< n {
-                    RMSNormBackward.apply(x: xg + i * dim, weight: wp.baseAddress!, dy: xf + i * dim,
-                                          into: work.dh.pointer + rows[start + i] * dim, rows: 1, dim: dim,
-                                          epsilon: eps, accumulate: false)
-                }
+            for i in 0 ..< n {
+                normalizeBackward(x: xg + i * dim, norm, dy: xf + i * dim, into: work.dh.pointer + rows[start + i] * dim,
+                                  rows: 1, epsilon: eps, accumulate: false, threads: 1)
             }
         }
         return total
@@ -474,10 +527,40 @@ public final class LoRAModel {
         }
     }
 
-    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int,
-                           epsilon: Float) {
-        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon,
-                      threads: threads(elements: rows * config.hiddenSize))
+    /// The block's norm (RMSNorm, or LayerNorm with `bias` when it has one).
+    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], _ bias: [Float] = [],
+                           into y: UnsafeMutablePointer<Float>, rows: Int, epsilon: Float) {
+        let t = threads(elements: rows * config.hiddenSize)
+        switch config.block.norm {
+        case .rms:
+            RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: t)
+        case .layerNorm:
+            LayerNorm.apply(x, weight: weight, bias: bias, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon,
+                            threads: t)
+        }
+    }
+
+    /// `dx (+)= ∂L/∂x` through the block's norm (frozen weight and bias).
+    private func normalizeBackward(x: UnsafePointer<Float>, _ weight: [Float], dy: UnsafePointer<Float>,
+                                   into dx: UnsafeMutablePointer<Float>, rows: Int, epsilon: Float,
+                                   accumulate: Bool = true, threads t: Int? = nil) {
+        let dim = config.hiddenSize, t = t ?? threads(elements: rows * dim)
+        switch config.block.norm {
+        case .rms:
+            weight.withUnsafeBufferPointer { wp in
+                RMSNormBackward.apply(x: x, weight: wp.baseAddress!, dy: dy, into: dx, rows: rows, dim: dim,
+                                      epsilon: epsilon, accumulate: accumulate, threads: t)
+            }
+        case .layerNorm:
+            LayerNormBackward.apply(x: x, weight: weight, dy: dy, into: dx, rows: rows, dim: dim, epsilon: epsilon,
+                                    accumulate: accumulate, threads: t)
+        }
+    }
+
+    /// Calls `body` with ALiBi's slopes, or nil for a block without ALiBi.
+    private func withAlibi(_ body: (UnsafePointer<Float>?) -> Void) {
+        guard !alibiSlopes.isEmpty else { return body(nil) }
+        alibiSlopes.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     /// Workers for a light element-wise kernel (a few operations per element) over `elements`
