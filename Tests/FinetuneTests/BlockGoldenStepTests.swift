@@ -21,6 +21,11 @@ import Verify
         Case(name: "opt_f32", prefix: "base_model.model.model.decoder.layers.",
              leaves: [.query: "self_attn.q_proj", .key: "self_attn.k_proj", .value: "self_attn.v_proj",
                       .output: "self_attn.out_proj", .up: "fc1", .down: "fc2"]),
+        // phi-1.5: parallel block over one LayerNorm, partial rotary (half of each head),
+        // GELU tanh, biases on every projection and on the head.
+        Case(name: "phi_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.q_proj", .key: "self_attn.k_proj", .value: "self_attn.v_proj",
+                      .output: "self_attn.dense", .up: "mlp.fc1", .down: "mlp.fc2"]),
     ]
 
     static func adapter(_ c: Case, _ tensors: [String: [Float]], config: LlamaConfig, suffix: String = "") throws -> LoRAWeights {

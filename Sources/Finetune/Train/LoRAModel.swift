@@ -76,8 +76,9 @@ public final class LoRAModel {
         if !config.block.gated, targets.contains(.gate) {
             throw TrainingError.badHyperparameter(name: "targets", reason: "gate_proj: this block's MLP has no gate")
         }
-        inverseFrequencies = RoPE.inverseFrequencies(headDimension: config.headDimension, theta: config.ropeTheta,
-                                                     scaling: config.ropeScaling)
+        // Partial rotary (phi, Persimmon): frequencies over the rotated dims only, as transformers.
+        inverseFrequencies = RoPE.inverseFrequencies(headDimension: config.block.rotaryDimensions ?? config.headDimension,
+                                                     theta: config.ropeTheta, scaling: config.ropeScaling)
         work = Workspace(config: config, rank: adapter.loraConfig.rank)
         layerBuffer = LlamaLayerWeights(config: config)
         headWeights = LlamaHeadWeights(config: config)
@@ -87,16 +88,16 @@ public final class LoRAModel {
         }
     }
 
-    /// Refuses the parts of a block description training does not run yet (parallel residual,
-    /// q/k LayerNorms, a head bias), so nothing trains with the wrong computation.
+    /// Refuses the parts of a block description training does not run yet (q/k LayerNorms), so
+    /// nothing trains with the wrong computation.
     static func checkTrainable(_ c: LlamaConfig) throws {
-        let b = c.block
-        func refuse(_ what: String) throws -> Never {
-            throw TrainingError.familyNotTrainable(family: c.family.displayName, missing: what)
-        }
-        if b.residual != .sequential { try refuse("the parallel attention + MLP block") }
-        if b.qkNorm { try refuse("q/k LayerNorms") }
-        if b.headBias { try refuse("the output head's bias") }
+        if c.block.qkNorm { throw TrainingError.familyNotTrainable(family: c.family.displayName, missing: "q/k LayerNorms") }
+    }
+
+    /// The MLP's norm in a parallel block: its own (Falcon 40B) or the attention's (phi, Falcon 7B).
+    private func mlpNorm(_ w: LlamaLayerWeights) -> (weight: [Float], bias: [Float]) {
+        config.block.residual == .parallel(separateNorms: false)
+            ? (w.attentionNorm, w.attentionNormBias) : (w.feedForwardNorm, w.feedForwardNormBias)
     }
 
     /// The current adapter matrices.
@@ -154,15 +155,15 @@ public final class LoRAModel {
         let c = config, rows = batch.rows, dim = c.hiddenSize
         let x = work.hidden[c.layerCount].pointer
         let xf = FloatBuffer(count: rows * dim)
-        let norm = try finalNorm()
-        norm.withUnsafeBufferPointer { w in
-            RMSNorm.apply(x, weight: w.baseAddress!, into: xf.pointer, rows: rows, dim: dim, epsilon: Float(c.rmsNormEpsilon))
-        }
+        normalize(x, try finalNorm(), try headWeights.finalNormBias(from: base), into: xf.pointer, rows: rows,
+                  epsilon: Float(c.rmsNormEpsilon))
         let out = FloatBuffer(count: rows * c.vocabularySize)
         try outputHead().withUnsafeBufferPointer { h in
             BLAS.gemm(transB: true, m: rows, n: c.vocabularySize, k: dim, xf.pointer, lda: dim, h.baseAddress!, ldb: dim,
                       out.pointer, ldc: c.vocabularySize, threads: threadCount)
         }
+        let headBias = try headWeights.outputBias(from: base)
+        if !headBias.isEmpty { Self.addBias(headBias, to: out.pointer, rows: rows) }
         return out.array(0 ..< rows * c.vocabularySize)
     }
 
@@ -305,7 +306,10 @@ public final class LoRAModel {
         if c.block.outputBias { Self.addBias(w.outputBias, to: act.h1.pointer, rows: rows) }
 
         // MLP block.
-        normalize(act.h1.pointer, w.feedForwardNorm, w.feedForwardNormBias, into: xn, rows: rows, epsilon: eps)
+        // Sequential: the MLP reads the stream after attention; parallel: the layer input.
+        let parallel = c.block.residual != .sequential
+        let mlpIn = parallel ? UnsafePointer(h) : UnsafePointer(act.h1.pointer), mlpNorm = mlpNorm(w)
+        normalize(mlpIn, mlpNorm.weight, mlpNorm.bias, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer
         switch c.block.mlp {
         case .swiGLU:
@@ -363,7 +367,9 @@ public final class LoRAModel {
         }
 
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
-        normalize(act.h1.pointer, w.feedForwardNorm, w.feedForwardNormBias, into: xn, rows: rows, epsilon: eps)
+        let parallel = c.block.residual != .sequential
+        let mlpIn = parallel ? UnsafePointer(h) : UnsafePointer(act.h1.pointer), mlpNorm = mlpNorm(w)
+        normalize(mlpIn, mlpNorm.weight, mlpNorm.bias, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
         switch c.block.mlp {
         case .swiGLU:
@@ -382,7 +388,14 @@ public final class LoRAModel {
             f.backward(x: act.u.pointer, dy: da, into: du, count: rows * ffn, accumulate: false)
             try linear(.up, x: xn, dY: du, dx: dxn, accumulate: false)
         }
-        normalizeBackward(x: act.h1.pointer, w.feedForwardNorm, dy: dxn, into: dh, rows: rows, epsilon: eps)
+        // Parallel: the MLP's input gradient joins the layer input's after the attention branch
+        // (which sees only the output's gradient); kept in `dParallel` until then.
+        let dParallel = work.dParallel.pointer
+        if parallel {
+            dParallel.update(from: dxn, count: rows * dim)
+        } else {
+            normalizeBackward(x: act.h1.pointer, w.feedForwardNorm, dy: dxn, into: dh, rows: rows, epsilon: eps)
+        }
 
         // Attention block.
         let dO = work.dO.pointer, dq = work.dq.pointer, dk = work.dk.pointer, dv = work.dv.pointer
@@ -410,6 +423,15 @@ public final class LoRAModel {
         try linear(.key, x: xn, dY: dk, dx: inputGradient, accumulate: true)
         try linear(.value, x: xn, dY: dv, dx: inputGradient, accumulate: true)
         guard l > 0 else { return }
+        switch c.block.residual {
+        case .sequential:
+            break
+        case .parallel(separateNorms: false):
+            // One norm feeds both branches: its output gradient is the sum of theirs.
+            for i in 0 ..< rows * dim { dxn[i] += dParallel[i] }
+        case .parallel(separateNorms: true):
+            normalizeBackward(x: h, w.feedForwardNorm, dy: dParallel, into: dh, rows: rows, epsilon: eps)
+        }
         normalizeBackward(x: h, w.attentionNorm, dy: dxn, into: dh, rows: rows, epsilon: eps)
     }
 
@@ -425,6 +447,7 @@ public final class LoRAModel {
         let x = work.hidden[c.layerCount].pointer
         if gradientScale != nil { work.dh.zero(batch.rows * dim) }
         let norm = try finalNorm(), normBias = try headWeights.finalNormBias(from: base), headMatrix = try outputHead()
+        let headBias = try headWeights.outputBias(from: base)
         var total = 0.0
         let xg = work.headInput.pointer, xf = work.headNormed.pointer, logits = work.logits.pointer
         for start in stride(from: 0, to: rows.count, by: chunk) {
@@ -435,6 +458,8 @@ public final class LoRAModel {
                 BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab,
                           threads: threadCount)
             }
+            // phi's frozen head bias.
+            if !headBias.isEmpty { Self.addBias(headBias, to: logits, rows: n) }
             let targets = Array(batch.targetTokens[start ..< start + n])
             guard let scale = gradientScale else {
                 total += CrossEntropy.loss(logits: logits, vocabulary: vocab, targets: targets, threads: threadCount)
@@ -641,6 +666,8 @@ final class Workspace {
     let normed = FloatBuffer(), mlp = FloatBuffer(), scratch = FloatBuffer()
     let dh = FloatBuffer(), dxn = FloatBuffer(), dMLP = FloatBuffer(), dUp = FloatBuffer()
     let dO = FloatBuffer(), dq = FloatBuffer(), dk = FloatBuffer(), dv = FloatBuffer(), dz = FloatBuffer()
+    /// The MLP branch's input gradient of a parallel block `[rows, dim]`.
+    let dParallel = FloatBuffer()
     let scores = FloatBuffer(), cos = FloatBuffer(), sin = FloatBuffer()
     let headInput = FloatBuffer(), headNormed = FloatBuffer(), logits = FloatBuffer()
     private var tableLength = 0
@@ -658,6 +685,7 @@ final class Workspace {
         for a in activations.prefix(layers) { a.reserve(rows: rows, config: c, rank: rank) }
         let widest = max(c.hiddenSize, c.queryDimension, c.intermediateSize)
         for b in [normed, dh, dxn] { b.reserve(rows * c.hiddenSize) }
+        if c.block.residual != .sequential { dParallel.reserve(rows * c.hiddenSize) }
         for b in [mlp, dMLP, dUp] { b.reserve(rows * c.intermediateSize) }
         scratch.reserve(rows * widest)
         for b in [dO, dq] { b.reserve(rows * c.queryDimension) }
