@@ -8,6 +8,16 @@ import Verify
 /// One training step on the non-LLaMA blocks against PyTorch + PEFT (`make_qlora_goldens.py
 /// families`): the loss and every adapter gradient, the adapter under the family's own PEFT names.
 @Suite struct BlockGoldenStepTests {
+    /// The PEFT adapter writer names the modules as the goldens do (`model.decoder.layers.0.fc1`).
+    @Test(arguments: cases)
+    func adapterNamesAreTheFamilys(_ c: Case) throws {
+        let base = try FrozenBase.load(modelDirectory: Fixtures.path(c.name == "opt_f32" ? "families/opt" : "families/phi-1_5"),
+                                       storage: .float32)
+        let adapter = try Self.adapter(c, try QLoRAGolden.tensors("step_\(c.name).safetensors"), config: base.config)
+        let names = Set(PEFTAdapterWriter.entries(adapter).map { "base_model.model." + $0.module.name })
+        #expect(names == Set((0 ..< base.config.layerCount).flatMap { l in c.leaves.values.map { c.prefix + "\(l)." + $0 } }))
+    }
+
     struct Case: Sendable, CustomStringConvertible {
         var name: String
         /// PEFT module path of layer `l` and target: prefix and the leaf of each ``LoRATarget``.
@@ -52,15 +62,15 @@ import Verify
               let modelPath = step["model"]?.stringValue, let expectedLoss = step["loss"]?.doubleValue else {
             throw Failure(.malformedInput, "no golden step \(c.name)")
         }
-        let checkpoint = try LlamaCheckpoint.open(path: Fixtures.path(modelPath))
-        let config = checkpoint.config
+        // What qlora-train trains on: the base read through Verify's family layout.
+        let base = try FrozenBase.load(modelDirectory: Fixtures.path(modelPath), storage: .float32)
+        let config = base.config
         let tensors = try QLoRAGolden.tensors("step_\(c.name).safetensors")
         let adapter = try Self.adapter(c, tensors, config: config)
         let expected = try Self.adapter(c, tensors, config: config, suffix: ".grad")
         let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
         for recompute in [false, true] {
-            let model = try LoRAModel(base: checkpoint.weights(threads: 1), config: config, adapter: adapter, threadCount: 2,
-                                      recompute: recompute)
+            let model = try LoRAModel(base: base, config: config, adapter: adapter, threadCount: 2, recompute: recompute)
             let (loss, gradients) = try model.lossAndGradients(examples: [example])
             #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs \(expectedLoss)")
             var worst: Float = 0

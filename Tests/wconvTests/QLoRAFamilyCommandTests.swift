@@ -27,6 +27,23 @@ import TestSupport
         #expect(try Self.adapterTargets(dir + "/peft") == ["q_proj", "v_proj"])
     }
 
+    /// OPT and phi-1.5 train on their f32 and NF4 bases; the adapter carries the family's names.
+    @Test(arguments: [("opt", ["fc1", "fc2", "k_proj", "out_proj", "q_proj", "v_proj"]),
+                      ("phi-1_5", ["dense", "fc1", "fc2", "k_proj", "q_proj", "v_proj"])])
+    func trainsOPTAndPhi(family: (name: String, targets: [String])) throws {
+        let dir = Fixtures.temporaryDirectory()
+        for precision in ["f32", "nf4"] {
+            let r = try CLI.run(["qlora-train", Fixtures.path("families/\(family.name)"), "--data", Self.sample, "-o", dir + "/" + precision,
+                                 "--steps", "2", "--threads", "1", "--base-precision", precision, "--quiet"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try Self.adapterTargets(dir + "/" + precision) == family.targets)
+        }
+        let p = try CLI.run(["qlora-train", Fixtures.path("families/\(family.name)"), "--data", Self.sample, "-o", dir + "/peft",
+                             "--steps", "1", "--threads", "1", "--targets", "fc1,out_proj,dense", "--quiet"])
+        // `fc1,out_proj,dense` mixes OPT's and phi's names: one is not the family's, refused as a usage error.
+        #expect(p.status == 64, "\(p.stderr)")
+    }
+
     @Test func otherBlocksAreRefusedByName() throws {
         let r = try CLI.run(["qlora-train", Fixtures.path("families/gpt2"), "--data", Self.sample, "-o", Fixtures.temporaryDirectory() + "/a"])
         #expect(r.status == 69)

@@ -32,6 +32,40 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         }
     }
 
+    /// The module path inside a decoder layer of `family`, under the family's own names (OPT's
+    /// `self_attn.out_proj`, `fc1`, `fc2`; phi's `self_attn.dense`, `mlp.fc1`, `mlp.fc2`), or nil
+    /// when training does not adapt that projection there (no gate in a plain MLP, fused q|k|v).
+    public func modulePath(in family: ModelFamily) -> String? {
+        switch (family, self) {
+        case (.llama, _): modulePath
+        case (.opt, .query), (.opt, .key), (.opt, .value), (.phi, .query), (.phi, .key), (.phi, .value): modulePath
+        case (.opt, .output): "self_attn.out_proj"
+        case (.opt, .up): "fc1"
+        case (.opt, .down): "fc2"
+        case (.phi, .output): "self_attn.dense"
+        case (.phi, .up): "mlp.fc1"
+        case (.phi, .down): "mlp.fc2"
+        default: nil
+        }
+    }
+
+    /// The PEFT `target_modules` name of this projection in `family` (the module path's leaf).
+    public func peftName(in family: ModelFamily) -> String? {
+        modulePath(in: family).map { String($0.split(separator: ".").last ?? "") }
+    }
+
+    /// The projection `family` calls `name` (a `target_modules` leaf), or nil.
+    public init?(peftName name: String, family: ModelFamily) {
+        guard let t = Self.allCases.first(where: { $0.peftName(in: family) == name }) else { return nil }
+        self = t
+    }
+
+    /// Where `family`'s decoder layers sit in the HF module tree (`model.layers.`, OPT's
+    /// `model.decoder.layers.`).
+    public static func layerPrefix(in family: ModelFamily) -> String {
+        family == .opt ? "model.decoder.layers." : "model.layers."
+    }
+
     /// Position in the layer's computation order (q, k, v, o, gate, up, down): the order of
     /// parameters everywhere (optimizer state, checkpoints, gradient norms).
     var order: Int { Self.allCases.firstIndex(of: self) ?? 0 }
