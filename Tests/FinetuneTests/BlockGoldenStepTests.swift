@@ -11,8 +11,8 @@ import Verify
     /// The PEFT adapter writer names the modules as the goldens do (`model.decoder.layers.0.fc1`).
     @Test(arguments: cases)
     func adapterNamesAreTheFamilys(_ c: Case) throws {
-        let base = try FrozenBase.load(modelDirectory: Fixtures.path(c.name == "opt_f32" ? "families/opt" : "families/phi-1_5"),
-                                       storage: .float32)
+        let step = try QLoRAGolden.json()["steps"]?.objectValue?[c.name]?.objectValue
+        let base = try FrozenBase.load(modelDirectory: Fixtures.path(step?["model"]?.stringValue ?? "?"), storage: .float32)
         let adapter = try Self.adapter(c, try QLoRAGolden.tensors("step_\(c.name).safetensors"), config: base.config)
         let names = Set(PEFTAdapterWriter.entries(adapter).map { "base_model.model." + $0.module.name })
         #expect(names == Set((0 ..< base.config.layerCount).flatMap { l in c.leaves.values.map { c.prefix + "\(l)." + $0 } }))
@@ -36,6 +36,13 @@ import Verify
         Case(name: "phi_f32", prefix: "base_model.model.model.layers.",
              leaves: [.query: "self_attn.q_proj", .key: "self_attn.k_proj", .value: "self_attn.v_proj",
                       .output: "self_attn.dense", .up: "mlp.fc1", .down: "mlp.fc2"]),
+        // GPT-2: LayerNorm with bias, GELU tanh, learned positions, Conv1D projections; one pair on
+        // the fused c_attn (q | k | v rows of B).
+        Case(name: "gpt2_f32", prefix: "base_model.model.transformer.h.",
+             leaves: [.query: "attn.c_attn", .output: "attn.c_proj", .up: "mlp.c_fc", .down: "mlp.c_proj"]),
+        // MPT: ALiBi, LayerNorm without bias, exact GELU, no biases; one pair on the fused Wqkv.
+        Case(name: "mpt_f32", prefix: "base_model.model.transformer.blocks.",
+             leaves: [.query: "attn.Wqkv", .output: "attn.out_proj", .up: "ffn.up_proj", .down: "ffn.down_proj"]),
     ]
 
     static func adapter(_ c: Case, _ tensors: [String: [Float]], config: LlamaConfig, suffix: String = "") throws -> LoRAWeights {
@@ -46,7 +53,7 @@ import Verify
                 guard let a = tensors[name + ".lora_A.weight" + suffix], let b = tensors[name + ".lora_B.weight" + suffix] else {
                     throw Failure(.missingInput, "no golden tensors for \(name)\(suffix)")
                 }
-                let (n, m) = t.features(config)
+                let (n, m) = t.adapterFeatures(config)
                 pairs[LoRAKey(layer: l, target: t)] = try LoRAPair(rank: 8, inFeatures: n, outFeatures: m, a: a, b: b)
             }
         }

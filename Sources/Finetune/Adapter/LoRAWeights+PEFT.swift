@@ -6,7 +6,10 @@ extension PEFTLoRAConfig {
     /// The PEFT config of a trained adapter: `target_modules` are the projection names in layer
     /// order (`family`'s names), `lora_dropout` the training dropout.
     public init(_ lora: LoRAConfig, baseModelNameOrPath: String?, family: ModelFamily = .llama) {
-        let targets = (try? lora.resolvedTargets().map { $0.peftName(in: family) ?? $0.rawValue }) ?? lora.targets
+        var targets: [String] = []
+        // GPT-2's attention and MLP `c_proj` are one PEFT name.
+        for name in (try? lora.resolvedTargets().map { $0.peftName(in: family) ?? $0.rawValue }) ?? lora.targets
+        where !targets.contains(name) { targets.append(name) }
         self.init(rank: lora.rank, alpha: lora.alpha, dropout: lora.dropout, targetModules: targets,
                   useRSLoRA: lora.useRSLoRA, baseModelNameOrPath: baseModelNameOrPath)
     }

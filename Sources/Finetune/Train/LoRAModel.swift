@@ -227,13 +227,24 @@ public final class LoRAModel {
     /// The adapter operands of `layer`/`target` (nil when not adapted). With a dropout seed the
     /// mask is taken from `act` (generated there by the forward pass).
     private func lora(_ layer: Int, _ target: LoRATarget, rows: Int, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
-        guard let s = layout.slot(LoRAKey(layer: layer, target: target)) else { return nil }
+        guard let (s, bRow, owner) = slot(layer, target) else { return nil }
         let dropout = dropoutSeed.map {
-            DropoutBits(bits: act.masks[target.order].pointer, scale: dropoutMask(layer, target, seed: $0).keepScale,
-                        threads: threads(elements: rows * target.features(config).inFeatures))
+            DropoutBits(bits: act.masks[owner.order].pointer, scale: dropoutMask(layer, owner, seed: $0).keepScale,
+                        threads: threads(elements: rows * owner.features(config).inFeatures))
         }
-        return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset, rank: s.rank,
+        return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset + bRow * s.rank, rank: s.rank,
                             scaling: Float(loraConfig.scaling), dropout: dropout)
+    }
+
+    /// The adapter slot feeding `target`'s product, the row of its B where `target`'s output
+    /// starts, and the target owning the slot. A fused q|k|v pair (GPT-2, MPT) sits on `.query`:
+    /// q, k and v each take their rows of its B and share its A and dropout mask, so their
+    /// three backward calls add up `∂A` and fill disjoint rows of `∂B`, as PEFT's one module does.
+    private func slot(_ layer: Int, _ target: LoRATarget) -> (ParameterLayout.Slot, Int, LoRATarget)? {
+        if let row = target.fusedRowOffset(config) {
+            return layout.slot(LoRAKey(layer: layer, target: .query)).map { ($0, row, .query) }
+        }
+        return layout.slot(LoRAKey(layer: layer, target: target)).map { ($0, 0, target) }
     }
 
     /// One decoder layer. With `output` nil (recomputation), only what the backward pass reads
@@ -347,7 +358,7 @@ public final class LoRAModel {
         func linear(_ target: LoRATarget, x: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                     dx: UnsafeMutablePointer<Float>?, accumulate: Bool) throws {
             let (n, m) = target.features(c)
-            let slot = layout.slot(LoRAKey(layer: l, target: target))
+            let slot = self.slot(l, target).map { (aOffset: $0.0.aOffset, bOffset: $0.0.bOffset + $0.1 * $0.0.rank) }
             func backward(_ weight: UnsafePointer<Float>?) {
                 LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: weight,
                                     lora: lora(l, target, rows: rows, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,

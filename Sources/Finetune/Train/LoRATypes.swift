@@ -39,6 +39,15 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         switch (family, self) {
         case (.llama, _): modulePath
         case (.opt, .query), (.opt, .key), (.opt, .value), (.phi, .query), (.phi, .key), (.phi, .value): modulePath
+        // Fused q|k|v: one pair on `.query` covers the whole module (``adapterFeatures(_:)``).
+        case (.gpt2, .query): "attn.c_attn"
+        case (.gpt2, .output): "attn.c_proj"
+        case (.gpt2, .up): "mlp.c_fc"
+        case (.gpt2, .down): "mlp.c_proj"
+        case (.mpt, .query): "attn.Wqkv"
+        case (.mpt, .output): "attn.out_proj"
+        case (.mpt, .up): "ffn.up_proj"
+        case (.mpt, .down): "ffn.down_proj"
         case (.opt, .output): "self_attn.out_proj"
         case (.opt, .up): "fc1"
         case (.opt, .down): "fc2"
@@ -54,16 +63,43 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         modulePath(in: family).map { String($0.split(separator: ".").last ?? "") }
     }
 
-    /// The projection `family` calls `name` (a `target_modules` leaf), or nil.
-    public init?(peftName name: String, family: ModelFamily) {
-        guard let t = Self.allCases.first(where: { $0.peftName(in: family) == name }) else { return nil }
-        self = t
+    /// The projections `family` calls `name` (a `target_modules` leaf; GPT-2's `c_proj` names
+    /// two), in layer order.
+    public static func targets(peftName name: String, family: ModelFamily) -> [LoRATarget] {
+        allCases.filter { $0.peftName(in: family) == name }
     }
 
     /// Where `family`'s decoder layers sit in the HF module tree (`model.layers.`, OPT's
-    /// `model.decoder.layers.`).
+    /// `model.decoder.layers.`, GPT-2's `transformer.h.`, MPT's `transformer.blocks.`).
     public static func layerPrefix(in family: ModelFamily) -> String {
-        family == .opt ? "model.decoder.layers." : "model.layers."
+        switch family {
+        case .opt: "model.decoder.layers."
+        case .gpt2: "transformer.h."
+        case .mpt: "transformer.blocks."
+        default: "model.layers."
+        }
+    }
+
+    /// Whether `family` adapts q, k and v as one fused module whose output rows are q | k | v
+    /// (GPT-2's `c_attn`, MPT's `Wqkv`): PEFT puts one pair on it, here the pair of `.query`.
+    public static func fusesQKV(_ family: ModelFamily) -> Bool { family == .gpt2 || family == .mpt }
+
+    /// `(inFeatures, outFeatures)` of this target's adapter pair: ``features(_:)``, except the
+    /// fused q|k|v pair (`.query` of a ``fusesQKV(_:)`` family), whose B covers q, k and v.
+    public func adapterFeatures(_ c: LlamaConfig) -> (inFeatures: Int, outFeatures: Int) {
+        guard self == .query, Self.fusesQKV(c.family) else { return features(c) }
+        return (c.hiddenSize, c.queryDimension + 2 * c.kvDimension)
+    }
+
+    /// For a fused family, the row of the q|k|v pair's B where `self`'s (q, k or v) rows start.
+    func fusedRowOffset(_ c: LlamaConfig) -> Int? {
+        guard Self.fusesQKV(c.family) else { return nil }
+        switch self {
+        case .query: return 0
+        case .key: return c.queryDimension
+        case .value: return c.queryDimension + c.kvDimension
+        default: return nil
+        }
     }
 
     /// Position in the layer's computation order (q, k, v, o, gate, up, down): the order of
@@ -205,7 +241,7 @@ public struct LoRAWeights: Sendable, Hashable {
         var keys: [LoRAKey] = []
         for layer in 0 ..< model.layerCount {
             for target in targets {
-                let (n, m) = target.features(model)
+                let (n, m) = target.adapterFeatures(model)
                 let bound = 1 / Float(Double(n).squareRoot())
                 let a = (0 ..< lora.rank * n).map { _ in rng.nextUniform(-bound, bound) }
                 let key = LoRAKey(layer: layer, target: target)
@@ -231,7 +267,7 @@ public struct LoRAWeights: Sendable, Hashable {
             for target in targets {
                 let key = LoRAKey(layer: layer, target: target)
                 guard let p = pairs[key] else { throw TrainingError.missingAdapter(key.peftModuleName) }
-                let (n, m) = target.features(modelConfig)
+                let (n, m) = target.adapterFeatures(modelConfig)
                 guard p.rank == loraConfig.rank, p.inFeatures == n, p.outFeatures == m else {
                     throw TrainingError.shapeMismatch(what: key.peftModuleName + ".lora_A/B",
                                                       expected: loraConfig.rank * (n + m), actual: p.rank * (p.inFeatures + p.outFeatures))

@@ -169,9 +169,10 @@ struct QLoRATrain: ParsableCommand {
             let loaded = try Self.loadBase(base, precision: basePrecision, threads: threads)
             let config = loaded.config
             let lora = LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora,
-                                  targets: try loaded.targetNames.resolve(targets).map {
-                                      // The family's PEFT names (OPT's `fc1`) to the trainer's projections.
-                                      LoRATarget(peftName: $0, family: config.family)?.rawValue ?? $0
+                                  targets: try loaded.targetNames.resolve(targets).flatMap { name in
+                                      // The family's PEFT names (OPT's `fc1`, GPT-2's `c_proj`) to the trainer's projections.
+                                      let t = LoRATarget.targets(peftName: name, family: config.family).map(\.rawValue)
+                                      return t.isEmpty ? [name] : t
                                   })
             try lora.validate()
             var dataOptions = DataOptions(template: template.flatMap(ChatTemplate.named), trainOnPrompt: trainOnPrompt,
