@@ -43,6 +43,11 @@ import Verify
         // MPT: ALiBi, LayerNorm without bias, exact GELU, no biases; one pair on the fused Wqkv.
         Case(name: "mpt_f32", prefix: "base_model.model.transformer.blocks.",
              leaves: [.query: "attn.Wqkv", .output: "attn.out_proj", .up: "ffn.up_proj", .down: "ffn.down_proj"]),
+        // Falcon 7B: multi-query, parallel block over one LayerNorm, exact GELU, rotary, no biases;
+        // one pair on the fused query_key_value.
+        Case(name: "falcon_f32", prefix: "base_model.model.transformer.h.",
+             leaves: [.query: "self_attention.query_key_value", .output: "self_attention.dense",
+                      .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
     ]
 
     static func adapter(_ c: Case, _ tensors: [String: [Float]], config: LlamaConfig, suffix: String = "") throws -> LoRAWeights {

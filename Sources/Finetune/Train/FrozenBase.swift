@@ -298,7 +298,9 @@ extension FrozenBase {
         let c = try withPath(directory.path(of: "config.json")) { () throws -> LlamaConfig in
             try TrainingFamily.check(config: directory.config.object)
             let name = directory.config.object["architectures"]?.arrayValue?.first?.stringValue ?? ""
-            return try LlamaConfig(hfConfig: directory.config.object, family: ModelFamily(hfArchitecture: name) ?? .llama)
+            let c = try LlamaConfig(hfConfig: directory.config.object, family: ModelFamily(hfArchitecture: name) ?? .llama)
+            try LoRAModel.checkTrainable(c, architecture: name)
+            return c
         }
         // The other blocks: read through Verify's family layout (fused and Conv1D tensors split and
         // transposed to [out, in]), projections quantized here for `.nf4`.

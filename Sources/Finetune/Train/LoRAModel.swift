@@ -88,10 +88,16 @@ public final class LoRAModel {
         }
     }
 
-    /// Refuses the parts of a block description training does not run yet (q/k LayerNorms), so
-    /// nothing trains with the wrong computation.
-    static func checkTrainable(_ c: LlamaConfig) throws {
-        if c.block.qkNorm { throw TrainingError.familyNotTrainable(family: c.family.displayName, missing: "q/k LayerNorms") }
+    /// Refuses the parts of a block description training does not run yet (q/k LayerNorms,
+    /// Falcon's q|k|v rows interleaved by KV group), so nothing trains with the wrong computation.
+    /// `architecture` (config.json's class) is named in the error beside the family.
+    static func checkTrainable(_ c: LlamaConfig, architecture: String? = nil) throws(TrainingError) {
+        let family = c.family.displayName + (architecture.map { " (\($0))" } ?? "")
+        if c.block.qkNorm { throw .familyNotTrainable(family: family, missing: "q/k LayerNorms") }
+        if c.family == .falcon && c.kvHeadCount > 1 {
+            throw .familyNotTrainable(family: family,
+                                      missing: "a LoRA pair on the query_key_value interleaved by KV group (new decoder architecture)")
+        }
     }
 
     /// The MLP's norm in a parallel block: its own (Falcon 40B) or the attention's (phi, Falcon 7B).

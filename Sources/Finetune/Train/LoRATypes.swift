@@ -48,6 +48,10 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         case (.mpt, .output): "attn.out_proj"
         case (.mpt, .up): "ffn.up_proj"
         case (.mpt, .down): "ffn.down_proj"
+        case (.falcon, .query): "self_attention.query_key_value"
+        case (.falcon, .output): "self_attention.dense"
+        case (.falcon, .up): "mlp.dense_h_to_4h"
+        case (.falcon, .down): "mlp.dense_4h_to_h"
         case (.opt, .output): "self_attn.out_proj"
         case (.opt, .up): "fc1"
         case (.opt, .down): "fc2"
@@ -76,24 +80,29 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         case .opt: "model.decoder.layers."
         case .gpt2: "transformer.h."
         case .mpt: "transformer.blocks."
+        case .falcon: "transformer.h."
         default: "model.layers."
         }
     }
 
-    /// Whether `family` adapts q, k and v as one fused module whose output rows are q | k | v
-    /// (GPT-2's `c_attn`, MPT's `Wqkv`): PEFT puts one pair on it, here the pair of `.query`.
-    public static func fusesQKV(_ family: ModelFamily) -> Bool { family == .gpt2 || family == .mpt }
+    /// Whether the model adapts q, k and v as one fused module whose output rows are q | k | v
+    /// (GPT-2's `c_attn`, MPT's `Wqkv`, the multi-query Falcon 7B's `query_key_value`): PEFT puts
+    /// one pair on it, here the pair of `.query`. (Falcon's new decoder interleaves the rows by
+    /// KV group: ``LoRAModel`` refuses it.)
+    public static func fusesQKV(_ c: LlamaConfig) -> Bool {
+        c.family == .gpt2 || c.family == .mpt || (c.family == .falcon && c.kvHeadCount == 1)
+    }
 
     /// `(inFeatures, outFeatures)` of this target's adapter pair: ``features(_:)``, except the
-    /// fused q|k|v pair (`.query` of a ``fusesQKV(_:)`` family), whose B covers q, k and v.
+    /// fused q|k|v pair (`.query` of a ``fusesQKV(_:)`` model), whose B covers q, k and v.
     public func adapterFeatures(_ c: LlamaConfig) -> (inFeatures: Int, outFeatures: Int) {
-        guard self == .query, Self.fusesQKV(c.family) else { return features(c) }
+        guard self == .query, Self.fusesQKV(c) else { return features(c) }
         return (c.hiddenSize, c.queryDimension + 2 * c.kvDimension)
     }
 
     /// For a fused family, the row of the q|k|v pair's B where `self`'s (q, k or v) rows start.
     func fusedRowOffset(_ c: LlamaConfig) -> Int? {
-        guard Self.fusesQKV(c.family) else { return nil }
+        guard Self.fusesQKV(c) else { return nil }
         switch self {
         case .query: return 0
         case .key: return c.queryDimension

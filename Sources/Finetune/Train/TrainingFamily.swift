@@ -4,14 +4,12 @@ public import Formats
 /// Which model families the training pass runs, decided from config.json before any weight is read.
 ///
 /// Training runs the block description (``LoRAModel``): LLaMA, Mistral (with its sliding window),
-/// Yi and the other `LlamaForCausalLM` descendants, Qwen2 (q/k/v biases), OPT, phi, GPT-2 and MPT (checked
+/// Yi and the other `LlamaForCausalLM` descendants, Qwen2 (q/k/v biases), OPT, phi, GPT-2, MPT and Falcon's multi-query layout (checked
 /// against PEFT one step each). Every other family wconv knows is refused by name with what its
 /// block needs, so nothing is trained with the wrong computation.
 public enum TrainingFamily {
     /// What the blocks of the families training does not run need, by HF `architectures[0]`.
     static let missing: [String: (family: String, needs: String)] = [
-        "FalconForCausalLM": ("Falcon", "LayerNorm, GELU, the parallel block and the fused query_key_value"),
-        "RWForCausalLM": ("Falcon", "LayerNorm, GELU, the parallel block and the fused query_key_value"),
         "QWenLMHeadModel": ("Qwen-7B (first generation)", "the fused, biased c_attn and its w1 · silu(w2) MLP"),
         "BaichuanForCausalLM": ("Baichuan", "the fused W_pack projection (and ALiBi for 13B)"),
         "BaiChuanForCausalLM": ("Baichuan", "the fused W_pack projection (and ALiBi for 13B)"),
