@@ -42,6 +42,16 @@ import TestSupport
             #expect(r.status == 0, "\(r.stderr)")
             #expect(try Self.adapterTargets(dir + "/" + precision) == family.targets)
         }
+        // Resuming from a checkpoint (the adapter read back under the family's names) reaches the same adapter.
+        let args = ["qlora-train", Fixtures.path("families/\(family.name)"), "--data", Self.sample, "--steps", "2", "--save-every", "1",
+                    "--threads", "1", "--base-precision", "f32", "--quiet"]
+        #expect(try CLI.run(args + ["-o", dir + "/full"]).status == 0)
+        try FileManager.default.createDirectory(atPath: dir + "/part", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir + "/full/checkpoint-1", toPath: dir + "/part/checkpoint-1")
+        let resumed = try CLI.run(args + ["-o", dir + "/part", "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/part/adapter_model.safetensors"))
+            == Data(contentsOf: URL(fileURLWithPath: dir + "/full/adapter_model.safetensors")))
         let p = try CLI.run(["qlora-train", Fixtures.path("families/\(family.name)"), "--data", Self.sample, "-o", dir + "/peft",
                              "--steps", "1", "--threads", "1", "--targets", "fc1,out_proj,dense", "--quiet"])
         // `fc1,out_proj,dense` mixes the families' names: one is never the family's, refused as a usage error.
