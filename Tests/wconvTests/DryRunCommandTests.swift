@@ -21,6 +21,10 @@ import TestSupport
         ("qlora-merge", ["qlora-merge", spm, adapter, "--no-verify", "--outtype", "f16"], "merged"),
         ("qlora-merge nf4", ["qlora-merge", spm, adapter, "--no-verify", "--requantize", "nf4"], "merged-nf4"),
         ("qlora-merge GGUF", ["qlora-merge", spm, adapter, "--no-verify", "--requantize", "Q8_0"], "merged.gguf"),
+        ("qlora-merge GPT-2 GGUF", ["qlora-merge", Fixtures.path("families/gpt2"), Fixtures.path("golden/families-lora/gpt2"),
+                                    "--no-verify", "--outtype", "f16"], "merged.gguf"),
+        ("qlora-merge Falcon-40B GGUF", ["qlora-merge", Fixtures.path("families/falcon-40b"), Fixtures.path("golden/families-lora/falcon-40b"),
+                                         "--outtype", "f32"], "merged.gguf"),
     ]
 
     /// name → (type, shape, bytes) of every tensor stored in `files`.

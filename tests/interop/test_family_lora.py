@@ -117,3 +117,32 @@ def test_peft_loads_adapter_trained_on_family(tmp_path, family):
     err = float(np.abs(np.load(npy) - ref).max())
     print(f"{family}: wconv-trained adapter, wconv run --adapter vs PEFT: max |Δlogit| {err:g}")
     assert err <= 1e-4, f"{family}: wconv run --adapter vs PEFT: max |Δlogit| {err:g}"
+
+
+@pytest.mark.parametrize("family", ["gpt2", "opt", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "persimmon", "qwen2", "mistral"])
+def test_run_adapter_matches_peft(tmp_path, family):
+    """`wconv run --adapter --logits` with the golden PEFT adapter (testdata/golden/families-lora) equals
+    PEFT's own logits with the adapter loaded, unmerged, on the transformers-native families (GPT-2's
+    Conv1D with fan_in_fan_out; the fused c_attn / query_key_value / Wqkv modules)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    require("run")
+    base_dir = TESTDATA / "families" / family
+    tokens = json.loads((FAMILIES / f"{family}.tokens.json").read_text())["tokens"]
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32, attn_implementation="eager")
+    with torch.no_grad():
+        base = model(torch.tensor([tokens])).logits[0].float().numpy()
+    peft = PeftModel.from_pretrained(model, str(ADAPTERS / family)).eval()
+    with torch.no_grad():
+        ref = peft(torch.tensor([tokens])).logits[0].float().numpy()
+    moved = float(np.abs(ref - base).max())
+    assert moved > 1e-2, f"{family}: the adapter barely changes PEFT's logits ({moved:g})"
+    tok_file = tmp_path / "tokens.json"
+    tok_file.write_text(json.dumps(tokens))
+    npy = tmp_path / "run.npy"
+    run_wconv("run", base_dir, "--tokens", tok_file, "--adapter", ADAPTERS / family, "--logits", npy, "-n", "0")
+    err = float(np.abs(np.load(npy) - ref).max())
+    print(f"{family}: wconv run --adapter vs PEFT: max |Δlogit| {err:g} (adapter moves them {moved:g})")
+    assert err <= 1e-4, f"{family}: wconv run --adapter vs PEFT: max |Δlogit| {err:g}"

@@ -144,7 +144,11 @@ public enum LoRAMerge {
         let source = job.source
         var report = MergeReport()
         if output.hasSuffix(".gguf") {
-            try job.writeGGUF(to: output, report: &report)
+            if case .hf(let directory) = source.input, !job.writesGGUFDirectly {
+                try job.writeGGUFThroughHF(directory, to: output, report: &report)
+            } else {
+                try job.writeGGUF(to: output, report: &report)
+            }
         } else {
             guard case .hf(let directory) = source.input else {
                 throw MergeError.outputKind("a GGUF base merges into GGUF: give an output ending in .gguf (then `wconv convert` makes an HF directory)")
@@ -164,7 +168,12 @@ public enum LoRAMerge {
     public static func outputPlan(base basePath: String, adapter adapterPath: String, output: String,
                                   options: MergeOptions) throws -> OutputPlan {
         let (job, _) = try prepare(base: basePath, adapter: adapterPath, output: output, options: options, progress: nil)
-        if output.hasSuffix(".gguf") { return try job.planGGUF(output: output).outputPlan }
+        if output.hasSuffix(".gguf") {
+            if case .hf(let directory) = job.source.input, !job.writesGGUFDirectly {
+                return try job.planGGUFThroughHF(directory, output: output)
+            }
+            return try job.planGGUF(output: output).outputPlan
+        }
         guard case .hf = job.source.input else {
             throw MergeError.outputKind("a GGUF base merges into GGUF: give an output ending in .gguf (then `wconv convert` makes an HF directory)")
         }
@@ -231,7 +240,21 @@ public enum LoRAMerge {
         }
 
         if options.verify && base.config == nil {
-            report.warnings.append("not verified by a forward pass: wconv's forward pass does not run \(base.familyName) yet (the merged weights are base + delta as PEFT's merge_and_unload computes them)")
+            // The families Verify runs through their own tensor layouts.
+            progress?(0, 0, "verifying")
+            // Opened by Verify directly: MergeInput reads no GGUF of these families.
+            let merged = try ModelInput.open(path: output)
+            let tokenizerSources = [base] + (source !== base ? [source] : [])
+            do {
+                report.verification = try MergeVerification.compareFamily(reference: base, adapter: adapter, merged: merged,
+                                                                          text: options.verifyText, tokenizerFrom: tokenizerSources,
+                                                                          threads: options.threads)
+                if output.hasSuffix(".gguf"), base.architecture?.ggufName == "baichuan", base.config == nil {
+                    report.warnings.append("Baichuan 2's GGUF keeps the output head as stored and llama.cpp does not normalize its rows (NormHead), so the merged GGUF is compared with llama.cpp's semantics, not the Hugging Face model's: a large KLD here is that difference, not the merge")
+                }
+            } catch let error as Failure where error.kind == .unsupported {
+                report.warnings.append("not verified by a forward pass: \(error.message) (the merged weights are base + delta as PEFT's merge_and_unload computes them)")
+            }
         } else if options.verify {
             progress?(0, 0, "verifying")
             let merged = try MergeInput(path: output)
@@ -560,9 +583,65 @@ public enum LoRAMerge {
             let outputPlan: OutputPlan
         }
 
+        /// Whether the merged GGUF is planned here tensor by tensor (LLaMA's layout: LLaMA,
+        /// Mistral, Qwen2, whose GGUF names map one to one); the other families' GGUFs regroup,
+        /// split and transpose tensors, so they go through ``writeGGUFThroughHF(_:to:report:)``.
+        var writesGGUFDirectly: Bool { source.architecture != nil && source.config != nil }
+
+        /// A GGUF merge of a family whose converter changes tensor layouts (GPT-2, Falcon, MPT,
+        /// phi, Baichuan, Qwen-7B): the merged HF directory is written to a scratch directory beside
+        /// the output, then converted by Pipeline's ``HFToGGUF`` with `--outtype` the merge's type,
+        /// so the file is exactly `qlora-merge -o DIR` followed by `wconv convert DIR -o out.gguf
+        /// --outtype T`, DIR named as the base directory. The scratch directory (the merged model once more on disk) is removed
+        /// afterwards, also when anything fails.
+        func writeGGUFThroughHF(_ directory: HFModelDirectory, to output: String, report: inout MergeReport) throws {
+            let convert = try throughHFConvertOptions()
+            let scratch = try AtomicOutput.directory(at: output + ".merged-hf", force: true)
+            defer { scratch.abandon() }
+            // Named as the base: the converter takes `general.name` from the directory's name, and
+            // the LLaMA-layout GGUF merge takes it from the base directory.
+            let hfPath = FileSystem.join(scratch.temporaryPath, FileSystem.baseName(directory.path))
+            var merged = MergeReport()
+            try writeDense(directory, to: hfPath, report: &merged)
+            progress?(0, 0, "converting to GGUF")
+            let hf = try HFModelDirectory(path: hfPath)
+            let written = try HFToGGUF.convert(hf, to: output, options: convert)
+            report.tensors += merged.tensors
+            report.outputs = written.outputs
+            for t in try HFToGGUF.plan(hf, options: convert).tensors { report.add(type: t.type.name, bytes: t.byteCount) }
+        }
+
+        /// The conversion options of ``writeGGUFThroughHF(_:to:report:)``, after its refusals.
+        func throughHFConvertOptions() throws -> ConvertOptions {
+            guard source.architecture != nil else {
+                throw MergeError.outputKind("llama.cpp has no architecture for \(source.familyName), so there is no GGUF to merge into; give an output directory")
+            }
+            if case .ggml? = options.requantize {
+                throw MergeError.outputKind("--requantize with a llama.cpp type is done in the merge for LLaMA, Mistral and Qwen2 bases; merge \(source.familyName) to a .gguf without it, then `wconv quantize` that file")
+            }
+            var convert = ConvertOptions()
+            convert.outType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
+            convert.force = options.force
+            convert.threads = threads
+            convert.provenance = options.provenance
+            return convert
+        }
+
+        /// The dry-run plan of ``writeGGUFThroughHF(_:to:report:)``: the converter's plan of the
+        /// base directory, whose merged copy has the same names, shapes and config (the types
+        /// are fixed by `--outtype`). A bitsandbytes base's directory holds packed tensors, so it
+        /// is not planned.
+        func planGGUFThroughHF(_ directory: HFModelDirectory, output: String) throws -> OutputPlan {
+            let convert = try throughHFConvertOptions()
+            guard !source.isQuantized else {
+                throw MergeError.outputKind("--dry-run does not plan the GGUF of a quantized \(source.familyName) base (it is converted from the merged directory once written); merge without --dry-run, or plan the merge to a directory")
+            }
+            return try HFToGGUF.outputPlan(directory, output: output, options: convert)
+        }
+
         func planGGUF(output: String) throws -> GGUFMergePlan {
             guard let arch = source.architecture, let config = source.config else {
-                throw MergeError.outputKind("GGUF output of a merge is written for LLaMA, Mistral and Qwen2 bases; \(source.familyName) merges to a Hugging Face directory (convert that with `wconv convert`)")
+                throw Failure(.internalError, "\(source.familyName): a GGUF merge through the HF directory planned tensor by tensor")
             }
             let denseType: GGMLType = outType == .f32 ? .f32 : outType == .bf16 ? .bf16 : .f16
             // The dense merged GGUF first (the converter's types for `denseType`); a llama.cpp
@@ -769,7 +848,8 @@ public enum LoRAMerge {
         }
 
         func copyCompanionFiles(of directory: HFModelDirectory, into out: AtomicOutput) throws {
-            for name in HFModelDirectory.tokenizerFileNames + ["chat_template.jinja"] where FileSystem.exists(directory.path(of: name)) {
+            // qwen.tiktoken: Qwen-7B's tokenizer, which `wconv convert` reads from the merged directory.
+            for name in HFModelDirectory.tokenizerFileNames + ["chat_template.jinja", "qwen.tiktoken"] where FileSystem.exists(directory.path(of: name)) {
                 let bytes = try FileSystem.readFile(directory.path(of: name))
                 let file = try OutputFile(path: out.path(of: name))
                 try file.write(bytes)

@@ -98,19 +98,50 @@ public enum MergeVerification {
            let window = [config.slidingWindow, candidateWeights.config.slidingWindow].compactMap({ $0 }).min() {
             limit = min(limit, window)
         }
-        let tokenizer = (tokenizerFrom ?? [reference]).lazy.compactMap { try? Self.tokenizer(for: $0) }.first
+        let tokens = Self.tokens(text: text, from: tokenizerFrom ?? [reference], config: config, limit: limit)
+        let referenceModel = try LlamaModel(config: config, weights: referenceWeights, threadCount: threads)
+        let candidateModel = try LlamaModel(config: candidateWeights.config, weights: candidateWeights, threadCount: threads)
+        let expected = try referenceModel.logits(for: tokens)
+        let actual = try candidateModel.logits(for: tokens)
+        return metrics(reference: expected, candidate: actual, tokens: tokens, vocabularySize: config.vocabularySize)
+    }
+
+    /// The same check for the families Verify runs through their own tensor layouts (GPT-2, OPT,
+    /// phi, Falcon, MPT, Persimmon, Baichuan, Qwen-7B: ``MergeInput/config`` nil): the base with the
+    /// adapter applied on the fly by ``LoRAAdapter`` (Conv1D and fused q|k|v handled as PEFT does)
+    /// against the merged output (HF directory or the family's GGUF), both opened by ``LlamaCheckpoint``.
+    /// - Throws: ``Failure`` (`.unsupported`) for a bitsandbytes base of a Conv1D family (its
+    ///   weights are stored transposed to Linear4bit's `[out, in]`, which the GPT-2 layout does not
+    ///   read), reader and forward-pass errors.
+    public static func compareFamily(reference: MergeInput, adapter: PEFTAdapter, merged: ModelInput, text: String?,
+                                     tokenizerFrom: [MergeInput]? = nil, threads: Int) throws -> MergeReport.Verification {
+        if reference.isQuantized, let targets = reference.loraTargets, !targets.conv1D.isEmpty {
+            throw Failure(.unsupported, "the forward pass does not read a bitsandbytes \(reference.familyName) (Conv1D weights stored as Linear4bit)")
+        }
+        let base = try LlamaCheckpoint(reference.input)
+        let candidate = try LlamaCheckpoint(merged)
+        let config = base.config
+        let limit = min(128, config.maxPositions, candidate.config.maxPositions)
+        let tokens = Self.tokens(text: text, from: tokenizerFrom ?? [reference], config: config, limit: limit)
+        let expected = try base.model(threads: threads, adapter: try LoRAAdapter(adapter)).logits(for: tokens)
+        let actual = try candidate.model(threads: threads).logits(for: tokens)
+        guard candidate.config.vocabularySize == config.vocabularySize else {
+            throw PathError(path: merged.path, VerifyError.tensorSize(name: "logits", expected: expected.count, actual: actual.count))
+        }
+        return metrics(reference: expected, candidate: actual, tokens: tokens, vocabularySize: config.vocabularySize)
+    }
+
+    /// The verification tokens: `text` (or ``defaultText``) with the first tokenizer found, ids
+    /// inside the vocabulary, at most `limit`; a fixed spread of ids when no tokenizer gives two.
+    static func tokens(text: String?, from inputs: [MergeInput], config: LlamaConfig, limit: Int) -> [Int] {
+        let tokenizer = inputs.lazy.compactMap { try? Self.tokenizer(for: $0) }.first
         var tokens = tokenizer?.encode(text ?? defaultText, addSpecialTokens: true).filter { $0 < config.vocabularySize } ?? []
         if tokens.count < 2 {
             // No tokenizer: a fixed spread of ids still exercises every weight.
             let v = config.vocabularySize
             tokens = (0 ..< min(32, limit)).map { ($0 * 7919 + 1) % v }
         }
-        tokens = Array(tokens.prefix(limit))
-        let referenceModel = try LlamaModel(config: config, weights: referenceWeights, threadCount: threads)
-        let candidateModel = try LlamaModel(config: candidateWeights.config, weights: candidateWeights, threadCount: threads)
-        let expected = try referenceModel.logits(for: tokens)
-        let actual = try candidateModel.logits(for: tokens)
-        return metrics(reference: expected, candidate: actual, tokens: tokens, vocabularySize: config.vocabularySize)
+        return Array(tokens.prefix(limit))
     }
 
     /// KLD, top-1 agreement and largest logit difference of two `[T, vocab]` logit arrays.

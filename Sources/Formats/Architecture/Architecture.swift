@@ -253,8 +253,4 @@ extension ArchitectureDescription {
     public static func forGGUF(architecture: String) -> ArchitectureDescription? {
         all.first { $0.ggufName == architecture }
     }
-
-    /// Whether QLoRA (training, merge, adapter conversion) runs this family's block; today only
-    /// LLaMA's. Verify's forward pass also runs Qwen2 (`LlamaConfig.ggufArchitectures`).
-    public var runsLlamaBlock: Bool { ggufName == ArchitectureDescription.llama.ggufName }
 }

@@ -124,14 +124,43 @@ public final class LlamaCheckpoint: @unchecked Sendable {
     public func model(threads: Int = activeProcessorCount, adapter: LoRAAdapter? = nil,
                       keepLayersResident: Bool = false) throws -> LlamaModel {
         if let adapter {
-            guard layout == nil else {
-                throw PathError(path: adapter.path, LoRAAdapterError.unsupported(
-                    "an adapter on a \(config.family.displayName) model (the forward pass applies LoRA to LLaMA's layout only)"))
+            if let layout {
+                try checkFamilyAdapter(adapter, layout: layout)
+            } else {
+                try adapter.check(against: config)
             }
-            try adapter.check(against: config)
         }
         return try LlamaModel(config: config, weights: weights(threads: threads, adapter: adapter),
                               threadCount: threads, keepLayersResident: keepLayersResident)
+    }
+
+    /// Checks a PEFT adapter against a family layout: every update must be of a 2-D weight some
+    /// layer reads from the HF checkpoint, with `B·A` the weight's `[out, in]` shape (a Conv1D
+    /// weight, stored `[in, out]`, is read transposed, so its `B·A` is `[out, in]` too; a fused
+    /// q|k|v module's update covers the whole fused matrix, which the layout splits afterwards).
+    /// GGUF inputs of such families keep llama.cpp's names, which PEFT's do not address.
+    private func checkFamilyAdapter(_ adapter: LoRAAdapter, layout: FamilyTensorLayout) throws {
+        guard case .hf = input else {
+            throw PathError(path: adapter.path, LoRAAdapterError.unsupported(
+                "a PEFT adapter on a \(config.family.displayName) GGUF (apply it to the HF checkpoint, or convert it with wconv convert-adapter for llama.cpp)"))
+        }
+        var matrices: [String: Bool] = [:]  // stored name → transposed
+        for l in 0 ..< config.layerCount {
+            for recipe in layout.layer(l).values where recipe.name.hasSuffix(".weight") {
+                matrices[recipe.name] = recipe.transposed
+            }
+        }
+        for (name, d) in adapter.deltas.sorted(by: { $0.key < $1.key }) {
+            guard let transposed = matrices[name], let t = tensors[name], t.shape.count == 2 else {
+                throw PathError(path: adapter.path, LoRAAdapterError.unsupported(
+                    "an update of '\(name)' (only the \(config.family.displayName) decoder layers' Linear weights)"))
+            }
+            let shape = transposed ? [t.shape[1], t.shape[0]] : t.shape
+            guard shape == [d.outFeatures, d.inFeatures] else {
+                throw PathError(path: adapter.path, LoRAAdapterError.shapeMismatch(
+                    module: d.module, reason: "B·A is [\(d.outFeatures), \(d.inFeatures)], the base weight is \(shape) (as [out, in])"))
+            }
+        }
     }
 
     /// The shape the configuration implies for an HF tensor name of the forward pass, or nil
@@ -305,7 +334,7 @@ public final class StreamingWeights: LlamaWeightSource {
     private func read(_ recipe: TensorRecipe, field name: String, count: Int, rowLength: Int? = nil) throws -> [Float] {
         let t = try stored(recipe)
         let whole = TensorRecipe(name: recipe.name, transposed: recipe.transposed, permutation: recipe.permutation)
-        let values: [Float]
+        var values: [Float]
         if let last = lastDecoded, last.recipe == whole {
             values = last.values
         } else {
@@ -313,6 +342,14 @@ public final class StreamingWeights: LlamaWeightSource {
                 try FamilyTensorLayout.decode(whole, tensor: t, source: checkpoint.source, threads: threads)
             }
             t.releasePages(in: checkpoint.source)
+            // The update lands on the whole matrix, [out, in] after a Conv1D's transpose, before a
+            // fused q|k|v is cut (PEFT adapts the fused module). Adapters are refused on GGUF
+            // inputs of these layouts (checkFamilyAdapter), so recipe names here are HF names.
+            if let adapter, case .hf = checkpoint.input {
+                try withPath(adapter.path) {
+                    try values.withUnsafeMutableBufferPointer { try adapter.apply(to: $0, weightName: recipe.name) }
+                }
+            }
             if recipe.rows != nil { lastDecoded = (whole, values) }
         }
         // Rows and row length after the transpose (a 1-D tensor: one element per row).

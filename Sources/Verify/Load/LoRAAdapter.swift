@@ -67,7 +67,14 @@ public struct LoRAAdapter: Sendable {
     /// - Throws: ``PathError`` wrapping ``AdapterError`` (the reader's), ``LoRAAdapterError`` for
     ///   an embedding LoRA, a JSON error or a safetensors error.
     public init(directory: String) throws {
-        let adapter = try PEFTAdapter(directory: directory)
+        try self.init(try PEFTAdapter(directory: directory))
+    }
+
+    /// The updates of an adapter already read (`qlora-merge` verifies a merge with it).
+    /// - Throws: ``PathError`` wrapping ``LoRAAdapterError`` for an embedding LoRA, or what
+    ///   reading the matrices throws.
+    public init(_ adapter: PEFTAdapter) throws {
+        let directory = adapter.directory
         var deltas: [String: Delta] = [:]
         for m in adapter.modules {
             guard m.kind == .linear else {
