@@ -27,13 +27,14 @@ import TestSupport
         #expect(try Self.adapterTargets(dir + "/peft") == ["q_proj", "v_proj"])
     }
 
-    /// OPT, phi-1.5, GPT-2, MPT and Falcon 7B train on their f32 and NF4 bases; the adapter carries the
+    /// OPT, phi-1.5, GPT-2, MPT and Falcon (7B and 40B layouts) train on their f32 and NF4 bases; the adapter carries the
     /// family's names (one fused c_attn / Wqkv module).
     @Test(arguments: [("opt", ["fc1", "fc2", "k_proj", "out_proj", "q_proj", "v_proj"]),
                       ("phi-1_5", ["dense", "fc1", "fc2", "k_proj", "q_proj", "v_proj"]),
                       ("gpt2", ["c_attn", "c_fc", "c_proj"]),
                       ("mpt", ["Wqkv", "down_proj", "out_proj", "up_proj"]),
-                      ("falcon-7b", ["dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value"])])
+                      ("falcon-7b", ["dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value"]),
+                      ("falcon-40b", ["dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value"])])
     func trainsTheBlockFamilies(family: (name: String, targets: [String])) throws {
         let dir = Fixtures.temporaryDirectory()
         for precision in ["f32", "nf4"] {

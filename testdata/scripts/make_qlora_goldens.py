@@ -27,8 +27,8 @@ Outputs (all float tensors float32, little-endian safetensors):
       to float32 (unrounded) as the forward does: isolates the effect of that rounding.
     - qwen2_f32, mistral_f32: testdata/families/qwen2 (frozen q/k/v biases) and testdata/families/mistral
       (sliding window 8, a 24-token sequence) in float32.
-    - gpt2_f32, opt_f32, phi_f32, falcon_f32, mpt_f32, persimmon_f32: the non-LLaMA blocks
-      (testdata/families/{gpt2,opt,phi-1_5,falcon-7b,mpt,persimmon}) in float32, a 20-token sequence,
+    - gpt2_f32, opt_f32, phi_f32, falcon_f32, mpt_f32, persimmon_f32, falcon40b_f32: the non-LLaMA blocks
+      (testdata/families/{gpt2,opt,phi-1_5,falcon-7b,mpt,persimmon,falcon-40b}) in float32, a 20-token sequence,
       every linear layer of the block adapted under the family's own names (BLOCK_FAMILIES: fused
       c_attn / query_key_value / Wqkv get one pair over the fused matrix; GPT-2's Conv1D modules are
       fan_in_fan_out), the base model's dropout layers off (eval mode) so the step is deterministic.
@@ -290,6 +290,9 @@ BLOCK_FAMILIES = [
     ("falcon_f32", "falcon-7b", ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"], 4),
     ("mpt_f32", "mpt", ["Wqkv", "out_proj", "up_proj", "down_proj"], 4),
     ("persimmon_f32", "persimmon", ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"], 4),
+    # Falcon's new decoder: query_key_value rows interleaved by KV group (appended last so the cases
+    # above keep their tokens).
+    ("falcon40b_f32", "falcon-40b", ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"], 4),
 ]
 
 

@@ -71,7 +71,7 @@ public final class LoRAModel {
         self.recompute = recompute
         layout = ParameterLayout(adapter)
         parameters = FloatBuffer(count: layout.count)
-        layout.store(adapter, into: parameters)
+        layout.store(try Self.reorderFused(adapter, toFused: false), into: parameters)
         targets = try adapter.loraConfig.resolvedTargets()
         if !config.block.gated, targets.contains(.gate) {
             throw TrainingError.badHyperparameter(name: "targets", reason: "gate_proj: this block's MLP has no gate")
@@ -88,16 +88,34 @@ public final class LoRAModel {
         }
     }
 
-    /// Refuses the parts of a block description training does not run yet (q/k LayerNorms,
-    /// Falcon's q|k|v rows interleaved by KV group), so nothing trains with the wrong computation.
+    /// `weights` with the fused q|k|v pairs' B rows reordered between the module's own row order
+    /// (`toFused`, what adapters and gradients carry) and the q | k | v order training keeps
+    /// (``LoRATarget/fusedRowOrder(_:)``); unchanged when the rows are already in that order.
+    static func reorderFused(_ weights: LoRAWeights, toFused: Bool) throws -> LoRAWeights {
+        let c = weights.modelConfig
+        guard let order = LoRATarget.fusedRowOrder(c) else { return weights }
+        var pairs: [LoRAKey: LoRAPair] = [:]
+        for key in weights.keys {
+            guard var p = weights[key] else { continue }
+            if key.target == .query {
+                var b = p.b
+                for (row, fused) in order.enumerated() {
+                    let (to, from) = toFused ? (fused, row) : (row, fused)
+                    for j in 0 ..< p.rank { b[to * p.rank + j] = p.b[from * p.rank + j] }
+                }
+                p.b = b
+            }
+            pairs[key] = p
+        }
+        return try LoRAWeights(modelConfig: c, loraConfig: weights.loraConfig, pairs: pairs)
+    }
+
+    /// Refuses the parts of a block description training does not run yet (q/k LayerNorms), so
+    /// nothing trains with the wrong computation.
     /// `architecture` (config.json's class) is named in the error beside the family.
     static func checkTrainable(_ c: LlamaConfig, architecture: String? = nil) throws(TrainingError) {
         let family = c.family.displayName + (architecture.map { " (\($0))" } ?? "")
         if c.block.qkNorm { throw .familyNotTrainable(family: family, missing: "q/k LayerNorms") }
-        if c.family == .falcon && c.kvHeadCount > 1 {
-            throw .familyNotTrainable(family: family,
-                                      missing: "a LoRA pair on the query_key_value interleaved by KV group (new decoder architecture)")
-        }
     }
 
     /// The MLP's norm in a parallel block: its own (Falcon 40B) or the attention's (phi, Falcon 7B).
@@ -108,7 +126,7 @@ public final class LoRAModel {
 
     /// The current adapter matrices.
     public var adapter: LoRAWeights {
-        get throws { try layout.weights(from: parameters, model: config, lora: loraConfig) }
+        get throws { try Self.reorderFused(layout.weights(from: parameters, model: config, lora: loraConfig), toFused: true) }
     }
 
     /// Replaces the adapter matrices (same configuration and shapes).
@@ -117,7 +135,7 @@ public final class LoRAModel {
         guard adapter.modelConfig == config, adapter.loraConfig == loraConfig, ParameterLayout(adapter) == layout else {
             throw TrainingError.badHyperparameter(name: "adapter", reason: "does not match the model's adapter layout")
         }
-        layout.store(adapter, into: parameters)
+        layout.store(try Self.reorderFused(adapter, toFused: false), into: parameters)
     }
 
     /// Number of trainable values.
@@ -138,7 +156,8 @@ public final class LoRAModel {
         let grads = FloatBuffer(count: layout.count)
         let sum = try accumulateGradients(examples: examples, lossScale: 1 / Float(targets), dropoutSeed: dropoutSeed,
                                           into: grads)
-        return (sum / Double(targets), try layout.weights(from: grads, model: config, lora: loraConfig))
+        return (sum / Double(targets),
+                try Self.reorderFused(layout.weights(from: grads, model: config, lora: loraConfig), toFused: true))
     }
 
     /// Sum of the cross-entropy over the target tokens of `examples` and their number (no

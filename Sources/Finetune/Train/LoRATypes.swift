@@ -85,12 +85,26 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         }
     }
 
-    /// Whether the model adapts q, k and v as one fused module whose output rows are q | k | v
-    /// (GPT-2's `c_attn`, MPT's `Wqkv`, the multi-query Falcon 7B's `query_key_value`): PEFT puts
-    /// one pair on it, here the pair of `.query`. (Falcon's new decoder interleaves the rows by
-    /// KV group: ``LoRAModel`` refuses it.)
+    /// Whether the model adapts q, k and v as one fused module (GPT-2's `c_attn`, MPT's `Wqkv`,
+    /// Falcon's `query_key_value`): PEFT puts one pair on it, here the pair of `.query`.
     public static func fusesQKV(_ c: LlamaConfig) -> Bool {
-        c.family == .gpt2 || c.family == .mpt || (c.family == .falcon && c.kvHeadCount == 1)
+        c.family == .gpt2 || c.family == .mpt || c.family == .falcon
+    }
+
+    /// For a fused module whose rows are not q | k | v in that order (Falcon's new decoder: per KV
+    /// group its query heads, one key head, one value head), the fused row of each row of the
+    /// q | k | v order; nil when the rows are already in that order. Training keeps the fused
+    /// pair's B in q | k | v order and reorders it at the adapter's boundaries.
+    static func fusedRowOrder(_ c: LlamaConfig) -> [Int]? {
+        guard c.family == .falcon, c.kvHeadCount > 1 else { return nil }
+        let hd = c.headDimension, group = c.headCount / c.kvHeadCount, width = (group + 2) * hd
+        var q: [Int] = [], k: [Int] = [], v: [Int] = []
+        for g in 0 ..< c.kvHeadCount {
+            q += (0 ..< group * hd).map { g * width + $0 }
+            k += (0 ..< hd).map { g * width + group * hd + $0 }
+            v += (0 ..< hd).map { g * width + (group + 1) * hd + $0 }
+        }
+        return q + k + v
     }
 
     /// `(inFeatures, outFeatures)` of this target's adapter pair: ``features(_:)``, except the

@@ -4,7 +4,7 @@ public import Formats
 /// Which model families the training pass runs, decided from config.json before any weight is read.
 ///
 /// Training runs the block description (``LoRAModel``): LLaMA, Mistral (with its sliding window),
-/// Yi and the other `LlamaForCausalLM` descendants, Qwen2 (q/k/v biases), OPT, phi, GPT-2, MPT and Falcon's multi-query layout (checked
+/// Yi and the other `LlamaForCausalLM` descendants, Qwen2 (q/k/v biases), OPT, phi, GPT-2, MPT and Falcon (checked
 /// against PEFT one step each). Every other family wconv knows is refused by name with what its
 /// block needs, so nothing is trained with the wrong computation.
 public enum TrainingFamily {
