@@ -48,6 +48,11 @@ import Verify
         Case(name: "falcon_f32", prefix: "base_model.model.transformer.h.",
              leaves: [.query: "self_attention.query_key_value", .output: "self_attention.dense",
                       .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
+        // Persimmon: q/k LayerNorms, squared ReLU, partial rotary, biases; query_key_value rows per
+        // head q, k, v (reordered like Falcon 40B's).
+        Case(name: "persimmon_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.query_key_value", .output: "self_attn.dense",
+                      .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
         // Falcon 40B: two norms, query_key_value rows interleaved by KV group (B reordered to
         // q | k | v for training and back for the gradients).
         Case(name: "falcon40b_f32", prefix: "base_model.model.transformer.h.",

@@ -57,7 +57,7 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
         /// q, k, v projection biases; empty when the block has none.
         public var attentionBiases: [[Float]]
         /// The other frozen vectors of a non-LLaMA block, in ``vectorFields`` order (norm
-        /// biases, output and MLP biases); empty for LLaMA's block.
+        /// biases, output and MLP biases, q/k norms); empty for LLaMA's block.
         public var vectors: [[Float]]
 
         public init(attentionNorm: [Float], feedForwardNorm: [Float], matrices: [StoredMatrix], attentionBiases: [[Float]] = [],
@@ -71,7 +71,8 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
 
         /// The layer vectors besides norm weights and q/k/v biases that training reads.
         static var vectorFields: [WritableKeyPath<LlamaLayerWeights, [Float]>] {
-            [\.attentionNormBias, \.feedForwardNormBias, \.outputBias, \.upBias, \.downBias]
+            [\.attentionNormBias, \.feedForwardNormBias, \.outputBias, \.upBias, \.downBias,
+             \.queryNorm, \.queryNormBias, \.keyNorm, \.keyNormBias]
         }
 
         /// Sets the q/k/v bias fields of `weights` (empty without biases) and the other vectors.
@@ -298,9 +299,7 @@ extension FrozenBase {
         let c = try withPath(directory.path(of: "config.json")) { () throws -> LlamaConfig in
             try TrainingFamily.check(config: directory.config.object)
             let name = directory.config.object["architectures"]?.arrayValue?.first?.stringValue ?? ""
-            let c = try LlamaConfig(hfConfig: directory.config.object, family: ModelFamily(hfArchitecture: name) ?? .llama)
-            try LoRAModel.checkTrainable(c, architecture: name)
-            return c
+            return try LlamaConfig(hfConfig: directory.config.object, family: ModelFamily(hfArchitecture: name) ?? .llama)
         }
         // The other blocks: read through Verify's family layout (fused and Conv1D tensors split and
         // transposed to [out, in]), projections quantized here for `.nf4`.

@@ -60,7 +60,6 @@ public final class LoRAModel {
     public init(base: any LlamaWeightSource, config: LlamaConfig, adapter: LoRAWeights,
                 threadCount: Int? = nil, recompute: Bool = false) throws {
         try config.validate()
-        try Self.checkTrainable(config)
         guard adapter.modelConfig == config else {
             throw TrainingError.badHyperparameter(name: "adapter", reason: "made for a different model shape")
         }
@@ -108,14 +107,6 @@ public final class LoRAModel {
             pairs[key] = p
         }
         return try LoRAWeights(modelConfig: c, loraConfig: weights.loraConfig, pairs: pairs)
-    }
-
-    /// Refuses the parts of a block description training does not run yet (q/k LayerNorms), so
-    /// nothing trains with the wrong computation.
-    /// `architecture` (config.json's class) is named in the error beside the family.
-    static func checkTrainable(_ c: LlamaConfig, architecture: String? = nil) throws(TrainingError) {
-        let family = c.family.displayName + (architecture.map { " (\($0))" } ?? "")
-        if c.block.qkNorm { throw .familyNotTrainable(family: family, missing: "q/k LayerNorms") }
     }
 
     /// The MLP's norm in a parallel block: its own (Falcon 40B) or the attention's (phi, Falcon 7B).
@@ -320,6 +311,16 @@ public final class LoRAModel {
             Self.addBias(w.keyBias, to: act.k.pointer, rows: rows)
             Self.addBias(w.valueBias, to: act.v.pointer, rows: rows)
         }
+        // Persimmon: LayerNorm over each head's q and k (frozen weight and bias) before rotary; the
+        // inputs are kept for its backward pass.
+        if c.block.qkNorm {
+            act.qRaw.pointer.update(from: act.q.pointer, count: rows * qDim)
+            act.kRaw.pointer.update(from: act.k.pointer, count: rows * kvDim)
+            LayerNorm.apply(act.q.pointer, weight: w.queryNorm, bias: w.queryNormBias, into: act.q.pointer,
+                            rows: rows * c.headCount, dim: hd, epsilon: eps, threads: 1)
+            LayerNorm.apply(act.k.pointer, weight: w.keyNorm, bias: w.keyNormBias, into: act.k.pointer,
+                            rows: rows * c.kvHeadCount, dim: hd, epsilon: eps, threads: 1)
+        }
         let rotary = c.block.rotaryDimensions
         for s in batch.segments {
             if let rotary {
@@ -451,6 +452,13 @@ public final class LoRAModel {
                                cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
             RoPEBackward.apply(dk + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
                                headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
+        }
+        if c.block.qkNorm {
+            // In place: the kernel reads each row's gradient before writing it.
+            LayerNormBackward.apply(x: act.qRaw.pointer, weight: w.queryNorm, dy: dq, into: dq, rows: rows * c.headCount,
+                                    dim: hd, epsilon: eps, accumulate: false)
+            LayerNormBackward.apply(x: act.kRaw.pointer, weight: w.keyNorm, dy: dk, into: dk, rows: rows * c.kvHeadCount,
+                                    dim: hd, epsilon: eps, accumulate: false)
         }
         normalize(h, w.attentionNorm, w.attentionNormBias, into: xn, rows: rows, epsilon: eps)
         // The first layer's input is the frozen embedding: its gradient is not needed.
@@ -672,6 +680,8 @@ struct Batch {
 final class LayerActivations {
     /// Rotated queries `[rows, qDim]`, rotated keys and values `[rows, kvDim]`.
     let q = FloatBuffer(), k = FloatBuffer(), v = FloatBuffer()
+    /// q and k before their per-head LayerNorms (Persimmon) `[rows, qDim]`, `[rows, kvDim]`.
+    let qRaw = FloatBuffer(), kRaw = FloatBuffer()
     /// Attention output before o_proj `[rows, qDim]`.
     let o = FloatBuffer()
     /// Residual stream after the attention block `[rows, dim]`.
@@ -687,6 +697,7 @@ final class LayerActivations {
         q.reserve(rows * c.queryDimension); o.reserve(rows * c.queryDimension)
         k.reserve(rows * c.kvDimension); v.reserve(rows * c.kvDimension)
         h1.reserve(rows * c.hiddenSize)
+        if c.block.qkNorm { qRaw.reserve(rows * c.queryDimension); kRaw.reserve(rows * c.kvDimension) }
         g.reserve(rows * c.intermediateSize); u.reserve(rows * c.intermediateSize)
         for b in z { b.reserve(rows * rank) }
     }

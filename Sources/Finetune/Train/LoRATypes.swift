@@ -48,6 +48,10 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         case (.mpt, .output): "attn.out_proj"
         case (.mpt, .up): "ffn.up_proj"
         case (.mpt, .down): "ffn.down_proj"
+        case (.persimmon, .query): "self_attn.query_key_value"
+        case (.persimmon, .output): "self_attn.dense"
+        case (.persimmon, .up): "mlp.dense_h_to_4h"
+        case (.persimmon, .down): "mlp.dense_4h_to_h"
         case (.falcon, .query): "self_attention.query_key_value"
         case (.falcon, .output): "self_attention.dense"
         case (.falcon, .up): "mlp.dense_h_to_4h"
@@ -88,15 +92,15 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
     /// Whether the model adapts q, k and v as one fused module (GPT-2's `c_attn`, MPT's `Wqkv`,
     /// Falcon's `query_key_value`): PEFT puts one pair on it, here the pair of `.query`.
     public static func fusesQKV(_ c: LlamaConfig) -> Bool {
-        c.family == .gpt2 || c.family == .mpt || c.family == .falcon
+        c.family == .gpt2 || c.family == .mpt || c.family == .falcon || c.family == .persimmon
     }
 
     /// For a fused module whose rows are not q | k | v in that order (Falcon's new decoder: per KV
-    /// group its query heads, one key head, one value head), the fused row of each row of the
+    /// group its query heads, one key head, one value head; Persimmon: per head q, k, v), the fused row of each row of the
     /// q | k | v order; nil when the rows are already in that order. Training keeps the fused
     /// pair's B in q | k | v order and reorders it at the adapter's boundaries.
     static func fusedRowOrder(_ c: LlamaConfig) -> [Int]? {
-        guard c.family == .falcon, c.kvHeadCount > 1 else { return nil }
+        guard (c.family == .falcon && c.kvHeadCount > 1) || c.family == .persimmon else { return nil }
         let hd = c.headDimension, group = c.headCount / c.kvHeadCount, width = (group + 2) * hd
         var q: [Int] = [], k: [Int] = [], v: [Int] = []
         for g in 0 ..< c.kvHeadCount {

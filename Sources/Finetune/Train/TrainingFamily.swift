@@ -4,7 +4,7 @@ public import Formats
 /// Which model families the training pass runs, decided from config.json before any weight is read.
 ///
 /// Training runs the block description (``LoRAModel``): LLaMA, Mistral (with its sliding window),
-/// Yi and the other `LlamaForCausalLM` descendants, Qwen2 (q/k/v biases), OPT, phi, GPT-2, MPT and Falcon (checked
+/// Yi and the other `LlamaForCausalLM` descendants, Qwen2 (q/k/v biases), OPT, phi, GPT-2, MPT, Falcon and Persimmon (checked
 /// against PEFT one step each). Every other family wconv knows is refused by name with what its
 /// block needs, so nothing is trained with the wrong computation.
 public enum TrainingFamily {
@@ -13,7 +13,6 @@ public enum TrainingFamily {
         "QWenLMHeadModel": ("Qwen-7B (first generation)", "the fused, biased c_attn and its w1 · silu(w2) MLP"),
         "BaichuanForCausalLM": ("Baichuan", "the fused W_pack projection (and ALiBi for 13B)"),
         "BaiChuanForCausalLM": ("Baichuan", "the fused W_pack projection (and ALiBi for 13B)"),
-        "PersimmonForCausalLM": ("Persimmon", "LayerNorm, q/k LayerNorms, squared ReLU and partial rotary"),
     ]
 
     /// Throws ``TrainingError/familyNotTrainable(family:missing:)`` when config.json names a
