@@ -2,12 +2,16 @@ import TensorCore
 import Quantize
 public import Verify
 
-/// A LLaMA decoder with LoRA adapters on a frozen base: the forward pass, and the backward
-/// pass that produces gradients of the adapter matrices only.
+/// A decoder with LoRA adapters on a frozen base: the forward pass, and the backward pass that
+/// produces gradients of the adapter matrices only.
 ///
 /// The whole decoder is written out by hand (embedding, RMSNorm, RoPE, causal GQA attention,
 /// SwiGLU, final norm, output head, cross-entropy) in float32 with OpenBLAS for every matrix
-/// product. Several examples are packed row after row into one matrix (no padding); each is
+/// product. The block is the config's ``BlockDescription``, as in Verify's forward pass:
+/// LayerNorm instead of RMSNorm, a plain MLP (GELU, ReLU, ReLU²), learned positions, partial
+/// rotary, ALiBi, the parallel block, q/k LayerNorms and frozen biases each take their branch;
+/// LLaMA's block runs the same code as before. A fused q|k|v module (GPT-2, MPT, Falcon,
+/// Persimmon) carries one pair, kept on `.query` (``LoRATarget/adapterFeatures(_:)``). Several examples are packed row after row into one matrix (no padding); each is
 /// its own sequence for RoPE positions and attention, and every projection runs once over all
 /// rows.
 ///
