@@ -58,7 +58,7 @@ import Verify
     }
 
     /// Families whose block the training pass does not run are refused by name before any weight is read.
-    @Test(arguments: ["gpt2", "opt", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "persimmon", "qwen-7b", "baichuan2-7b", "baichuan2-13b"])
+    @Test(arguments: ["qwen-7b", "baichuan2-7b", "baichuan2-13b"])
     func trainingRefusesOtherBlocksByName(family: String) throws {
         do {
             _ = try FrozenBase.load(modelDirectory: Fixtures.path("families/\(family)"), storage: .float32)

@@ -26,8 +26,14 @@ Outputs (all float tensors float32, little-endian safetensors):
     - spm_nf4_checkpoint_unrounded: the same, with MatMul4Bit.backward patched for this run to dequantize
       to float32 (unrounded) as the forward does: isolates the effect of that rounding.
     - qwen2_f32, mistral_f32: testdata/families/qwen2 (frozen q/k/v biases) and testdata/families/mistral
-      (sliding window 8, a 24-token sequence) in float32. `make_qlora_goldens.py families` writes only these
-      two and adds them to the existing qlora_goldens.json.
+      (sliding window 8, a 24-token sequence) in float32.
+    - gpt2_f32, opt_f32, phi_f32, falcon_f32, mpt_f32, persimmon_f32, falcon40b_f32: the non-LLaMA blocks
+      (testdata/families/{gpt2,opt,phi-1_5,falcon-7b,mpt,persimmon,falcon-40b}) in float32, a 20-token sequence,
+      every linear layer of the block adapted under the family's own names (BLOCK_FAMILIES: fused
+      c_attn / query_key_value / Wqkv get one pair over the fused matrix; GPT-2's Conv1D modules are
+      fan_in_fan_out), the base model's dropout layers off (eval mode) so the step is deterministic.
+    `make_qlora_goldens.py families` writes only the family cases and adds them to the existing
+    qlora_goldens.json.
   LoRA: r=8, lora_alpha=16, lora_dropout=0, all seven projections. A is drawn from
   U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming_uniform(a=sqrt(5)) bound) and B from U(-0.05, 0.05) with
   a seeded torch.Generator, so that both A and B receive non-zero gradients. The input is one sequence;
@@ -91,8 +97,8 @@ def load(path, quantized=False, quantize_at_load=False):
     return model
 
 
-def lora_model(model, seed):
-    config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS, bias="none",
+def lora_model(model, seed, targets=TARGETS):
+    config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=targets, bias="none",
                         task_type="CAUSAL_LM")
     model = get_peft_model(model, config)
     g = torch.Generator().manual_seed(seed)
@@ -137,13 +143,17 @@ def float32_4bit_backward():
         bnb_autograd.F.dequantize_4bit = original
 
 
-def one_step(case, path, tokens, mask, quantized=False, quantize_at_load=False, unrounded_backward=False):
-    model = lora_model(load(path, quantized or quantize_at_load, quantize_at_load), seed=1234)
+def one_step(case, path, tokens, mask, quantized=False, quantize_at_load=False, unrounded_backward=False,
+             targets=TARGETS, modules_per_layer=7, base_dropout=True):
+    model = lora_model(load(path, quantized or quantize_at_load, quantize_at_load), seed=1234, targets=targets)
     if quantized or quantize_at_load:
         assert type(model.base_model.model.model.layers[0].mlp.down_proj.base_layer).__name__ == "Linear4bit"
-    model.train()
+    # Without base_dropout the base model's own dropout layers are off (eval mode; LoRA dropout is 0
+    # anyway): the families whose configs keep a dropout probability (GPT-2, OPT, ...) then give
+    # deterministic gradients. Gradients are computed the same way in either mode.
+    model.train(base_dropout)
     params = adapter_tensors(model)
-    assert len(params) == 2 * 7 * model.config.num_hidden_layers, len(params)
+    assert len(params) == 2 * modules_per_layer * model.config.num_hidden_layers, len(params)
     ids = torch.tensor([tokens])
     labels = torch.tensor([labels_for(tokens, mask)])
     with float32_4bit_backward() if unrounded_backward else contextlib.nullcontext():
@@ -155,8 +165,11 @@ def one_step(case, path, tokens, mask, quantized=False, quantize_at_load=False, 
         tensors[name + ".grad"] = p.grad.detach().float().contiguous()
     save_file(tensors, os.path.join(OUT, f"step_{case}.safetensors"), metadata={"format": "pt"})
     print(f"{case}: loss {loss.item():.6f}, {len(params)} adapter tensors", file=sys.stderr)
-    return {"model": os.path.relpath(path, os.path.join(ROOT, "testdata")), "loss": loss.item(),
-            "tokens": tokens, "mask": mask}
+    out = {"model": os.path.relpath(path, os.path.join(ROOT, "testdata")), "loss": loss.item(),
+           "tokens": tokens, "mask": mask}
+    if targets != TARGETS:
+        out["target_modules"] = targets
+    return out
 
 
 def make_examples(seed, count, vocab):
@@ -263,7 +276,41 @@ def family_steps():
     return {
         "qwen2_f32": one_step("qwen2_f32", os.path.join(families, "qwen2"), qwen2_tokens, mask),
         "mistral_f32": one_step("mistral_f32", os.path.join(families, "mistral"), mistral_tokens, mask),
+        **block_family_steps(),
     }
+
+
+# The non-LLaMA blocks (issue 7): fixture directory, PEFT target leaves (every linear layer of the
+# block, LoRATargetNames.allLinear in Sources/Formats/Architecture/LoRATargets.swift) and how many
+# adapted modules one layer has (GPT-2's c_proj names two).
+BLOCK_FAMILIES = [
+    ("gpt2_f32", "gpt2", ["c_attn", "c_proj", "c_fc"], 4),
+    ("opt_f32", "opt", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"], 6),
+    ("phi_f32", "phi-1_5", ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"], 6),
+    ("falcon_f32", "falcon-7b", ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"], 4),
+    ("mpt_f32", "mpt", ["Wqkv", "out_proj", "up_proj", "down_proj"], 4),
+    ("persimmon_f32", "persimmon", ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"], 4),
+    # Falcon's new decoder: query_key_value rows interleaved by KV group (appended last so the cases
+    # above keep their tokens).
+    ("falcon40b_f32", "falcon-40b", ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"], 4),
+]
+
+
+def block_family_steps():
+    """One step on each tiny non-LLaMA family checkpoint in float32, eager attention, all linear layers
+    adapted (fused q|k|v modules get one LoRA pair over the fused matrix, GPT-2's Conv1D ones
+    fan_in_fan_out), the base model's dropout off; 20 tokens below each config's vocab_size."""
+    g = torch.Generator().manual_seed(44)
+    mask = [i >= 4 for i in range(20)]
+    families = os.path.join(ROOT, "testdata", "families")
+    out = {}
+    for case, name, targets, per_layer in BLOCK_FAMILIES:
+        with open(os.path.join(families, name, "config.json")) as f:
+            vocab = json.load(f)["vocab_size"]
+        tokens = torch.randint(3, vocab, (20,), generator=g).tolist()
+        out[case] = one_step(case, os.path.join(families, name), tokens, mask, targets=targets,
+                             modules_per_layer=per_layer, base_dropout=False)
+    return out
 
 
 def update_family_steps():

@@ -4,9 +4,12 @@ import TensorCore
 
 extension PEFTLoRAConfig {
     /// The PEFT config of a trained adapter: `target_modules` are the projection names in layer
-    /// order, `lora_dropout` the training dropout.
-    public init(_ lora: LoRAConfig, baseModelNameOrPath: String?) {
-        let targets = (try? lora.resolvedTargets().map(\.rawValue)) ?? lora.targets
+    /// order (`family`'s names), `lora_dropout` the training dropout.
+    public init(_ lora: LoRAConfig, baseModelNameOrPath: String?, family: ModelFamily = .llama) {
+        var targets: [String] = []
+        // GPT-2's attention and MLP `c_proj` are one PEFT name.
+        for name in (try? lora.resolvedTargets().map { $0.peftName(in: family) ?? $0.rawValue }) ?? lora.targets
+        where !targets.contains(name) { targets.append(name) }
         self.init(rank: lora.rank, alpha: lora.alpha, dropout: lora.dropout, targetModules: targets,
                   useRSLoRA: lora.useRSLoRA, baseModelNameOrPath: baseModelNameOrPath)
     }
@@ -17,7 +20,8 @@ extension PEFTAdapterWriter {
     public static func entries(_ weights: LoRAWeights) -> [Entry] {
         weights.keys.compactMap { key in
             guard let pair = weights[key] else { return nil }
-            let name = "model.layers.\(key.layer).\(key.target.modulePath)"
+            let family = weights.modelConfig.family
+            let name = LoRATarget.layerPrefix(in: family) + "\(key.layer)." + (key.target.modulePath(in: family) ?? key.target.modulePath)
             let module = LoRAModule(name: name, kind: .linear, rank: pair.rank, inFeatures: pair.inFeatures,
                                     outFeatures: pair.outFeatures, alpha: weights.loraConfig.alpha,
                                     scaling: weights.loraConfig.scaling)
@@ -28,7 +32,7 @@ extension PEFTAdapterWriter {
     /// Writes `weights` as a PEFT adapter directory (see ``write(config:entries:to:force:dtype:)``).
     /// - Parameter baseModel: recorded as `base_model_name_or_path` and in the model card.
     public static func write(_ weights: LoRAWeights, baseModel: String?, to directory: String, force: Bool) throws {
-        try write(config: PEFTLoRAConfig(weights.loraConfig, baseModelNameOrPath: baseModel),
+        try write(config: PEFTLoRAConfig(weights.loraConfig, baseModelNameOrPath: baseModel, family: weights.modelConfig.family),
                   entries: entries(weights), to: directory, force: force)
     }
 }
@@ -46,7 +50,9 @@ extension PEFTAdapter {
         var targets = Set<LoRATarget>()
         for m in modules {
             guard m.kind == .linear, let layer = Self.layerIndex(ofModule: m.name),
-                  let target = LoRATarget.allCases.first(where: { m.name == "model.layers.\(layer).\($0.modulePath)" })
+                  let target = LoRATarget.allCases.first(where: {
+                      $0.modulePath(in: modelConfig.family).map { LoRATarget.layerPrefix(in: modelConfig.family) + "\(layer)." + $0 } == m.name
+                  })
             else {
                 throw AdapterError.moduleNotInBase(module: m.name, reason: "not one of the seven projections of a decoder layer")
             }

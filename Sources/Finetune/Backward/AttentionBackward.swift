@@ -41,7 +41,8 @@ enum AttentionBackward {
     /// and needs no mask of its own.
     private static func probabilities(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, rows: Int, firstRow t0: Int, head h: Int, group: Int,
-        qStride: Int, kvStride: Int, hd: Int, scale: Float, window: Int?, p: UnsafeMutablePointer<Float>
+        qStride: Int, kvStride: Int, hd: Int, scale: Float, window: Int?, alibi: UnsafePointer<Float>?,
+        p: UnsafeMutablePointer<Float>
     ) {
         let visible = t0 + rows
         BLAS.gemm(transB: true, m: rows, n: visible, k: hd, alpha: scale, q + t0 * qStride + h * hd, lda: qStride,
@@ -50,6 +51,12 @@ enum AttentionBackward {
             let row = p + r * visible, last = t0 + r
             let first = firstVisible(last, window: window)
             row.update(repeating: 0, count: first)
+            // ALiBi: a constant per (query, key) added to the score, so the softmax's gradient
+            // (and everything after it) is unchanged.
+            if let alibi {
+                let slope = alibi[h]
+                for j in first ... last { row[j] += slope * Float(j - last) }
+            }
             Softmax.apply(row + first, count: last + 1 - first)
             (row + last + 1).update(repeating: 0, count: rows - r - 1)
         }
@@ -62,19 +69,19 @@ enum AttentionBackward {
     /// `v` `[n, kvHeads · hd]`; `scratch` holds ``scratchCount(length:heads:headDimension:)`` floats.
     static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, length n: Int,
-        heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil,
+        heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil, alibi: UnsafePointer<Float>? = nil,
         output o: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let group = heads / kvHeads, qStride = heads * hd, kvStride = kvHeads * hd
         let scale = Attention.scale(headDimension: hd), perHead = headCount(length: n, headDimension: hd)
-        nonisolated(unsafe) let (qs, ks, vs, os, scores) = (q, k, v, o, scratch)
+        nonisolated(unsafe) let (qs, ks, vs, os, scores, slopes) = (q, k, v, o, scratch, alibi)
         parallelChunks(count: heads, threads: threads) { range in
             for h in range {
                 let p = scores + h * perHead
                 for t0 in stride(from: 0, to: n, by: blockRows) {
                     let rows = min(blockRows, n - t0), visible = t0 + rows
                     probabilities(q: qs, k: ks, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
-                                  kvStride: kvStride, hd: hd, scale: scale, window: window, p: p)
+                                  kvStride: kvStride, hd: hd, scale: scale, window: window, alibi: slopes, p: p)
                     BLAS.gemm(m: rows, n: hd, k: visible, p, lda: visible, vs + (h / group) * hd, ldb: kvStride,
                               os + t0 * qStride + h * hd, ldc: qStride)
                 }
@@ -87,13 +94,13 @@ enum AttentionBackward {
     static func backward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dO: UnsafePointer<Float>,
         length n: Int, heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil,
-        dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
+        alibi: UnsafePointer<Float>? = nil, dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, threads: Int
     ) {
         let group = heads / kvHeads, qStride = heads * hd, kvStride = kvHeads * hd
         let scale = Attention.scale(headDimension: hd), perHead = headCount(length: n, headDimension: hd)
         let block = blockCount(length: n)
-        nonisolated(unsafe) let (qs, ks, vs, dOs, dQs, scores) = (q, k, v, dO, dQ, scratch)
+        nonisolated(unsafe) let (qs, ks, vs, dOs, dQs, scores, slopes) = (q, k, v, dO, dQ, scratch, alibi)
         parallelChunks(count: heads, threads: threads) { range in
             for h in range {
                 let p = scores + h * perHead, dp = p + block
@@ -109,7 +116,7 @@ enum AttentionBackward {
                         (dVh + t0 * hd).update(repeating: 0, count: rows * hd)
                     }
                     probabilities(q: qs, k: ks, rows: rows, firstRow: t0, head: h, group: group, qStride: qStride,
-                                  kvStride: kvStride, hd: hd, scale: scale, window: window, p: p)
+                                  kvStride: kvStride, hd: hd, scale: scale, window: window, alibi: slopes, p: p)
                     let dOBlock = dOs + t0 * qStride + h * hd
                     // dV_h += Pᵀ dO_h
                     BLAS.gemm(transA: true, m: visible, n: hd, k: rows, p, lda: visible, dOBlock, ldb: qStride,
@@ -156,7 +163,7 @@ enum AttentionBackward {
 
     /// Scalar reference forward in Double (one sequence, positions 0 ..< n).
     static func referenceForward(q: [Double], k: [Double], v: [Double], heads: Int, kvHeads: Int, headDimension hd: Int,
-                                 window: Int? = nil) -> [Double] {
+                                 window: Int? = nil, alibi: [Double]? = nil) -> [Double] {
         let qStride = heads * hd, kvStride = kvHeads * hd, n = q.count / qStride
         let scale = Double(Attention.scale(headDimension: hd))
         var out = [Double](repeating: 0, count: q.count)
@@ -166,6 +173,7 @@ enum AttentionBackward {
                 let lo = firstVisible(t, window: window)
                 var s = (lo ... t).map { j in
                     (0 ..< hd).reduce(0.0) { $0 + q[t * qStride + h * hd + $1] * k[j * kvStride + g * hd + $1] } * scale
+                    + (alibi.map { $0[h] * Double(j - t) } ?? 0)
                 }
                 let m = s.max() ?? 0
                 s = s.map { exp($0 - m) }
@@ -180,7 +188,8 @@ enum AttentionBackward {
 
     /// Scalar reference gradients in Double (the textbook chain rule, no recomputation tricks).
     static func reference(
-        q: [Double], k: [Double], v: [Double], dO: [Double], heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil
+        q: [Double], k: [Double], v: [Double], dO: [Double], heads: Int, kvHeads: Int, headDimension hd: Int, window: Int? = nil,
+        alibi: [Double]? = nil
     ) -> (dQ: [Double], dK: [Double], dV: [Double]) {
         let qStride = heads * hd, kvStride = kvHeads * hd, n = q.count / qStride
         let scale = Double(Attention.scale(headDimension: hd))
@@ -192,6 +201,7 @@ enum AttentionBackward {
                 let lo = firstVisible(t, window: window)
                 var p = (lo ... t).map { j in
                     (0 ..< hd).reduce(0.0) { $0 + q[t * qStride + h * hd + $1] * k[j * kvStride + g * hd + $1] } * scale
+                    + (alibi.map { $0[h] * Double(j - t) } ?? 0)
                 }
                 let m = p.max() ?? 0
                 p = p.map { exp($0 - m) }

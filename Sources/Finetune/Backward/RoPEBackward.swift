@@ -7,12 +7,14 @@ import Glibc
 enum RoPEBackward {
     /// Rotates the gradient of every head of `rows` rows back in place:
     /// `(da, db) → (da·cos + db·sin, −da·sin + db·cos)`.
-    /// - Parameters: as ``RoPE/apply(_:rows:rowStride:heads:headDimension:cos:sin:)``.
+    /// With `rotaryDimensions` (partial rotary: phi, Persimmon) only the first that many values
+    /// of each head were rotated; the rest passed through, so their gradient is left as is.
+    /// - Parameters: as ``RoPE/apply(_:rows:rowStride:heads:headDimension:cos:sin:rotaryDimensions:)``.
     static func apply(
         _ dx: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int, headDimension: Int,
-        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rotaryDimensions: Int? = nil
     ) {
-        let half = headDimension / 2
+        let half = (rotaryDimensions ?? headDimension) / 2
         for r in 0 ..< rows {
             let c = cos + r * half, s = sin + r * half
             for h in 0 ..< heads {

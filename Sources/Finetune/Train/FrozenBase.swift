@@ -56,19 +56,32 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
         public var matrices: [StoredMatrix]
         /// q, k, v projection biases; empty when the block has none.
         public var attentionBiases: [[Float]]
+        /// The other frozen vectors of a non-LLaMA block, in ``vectorFields`` order (norm
+        /// biases, output and MLP biases, q/k norms); empty for LLaMA's block.
+        public var vectors: [[Float]]
 
-        public init(attentionNorm: [Float], feedForwardNorm: [Float], matrices: [StoredMatrix], attentionBiases: [[Float]] = []) {
+        public init(attentionNorm: [Float], feedForwardNorm: [Float], matrices: [StoredMatrix], attentionBiases: [[Float]] = [],
+                    vectors: [[Float]] = []) {
             self.attentionNorm = attentionNorm
             self.feedForwardNorm = feedForwardNorm
             self.matrices = matrices
             self.attentionBiases = attentionBiases
+            self.vectors = vectors
         }
 
-        /// Sets the q/k/v bias fields of `weights` (empty without biases).
+        /// The layer vectors besides norm weights and q/k/v biases that training reads.
+        static var vectorFields: [WritableKeyPath<LlamaLayerWeights, [Float]>] {
+            [\.attentionNormBias, \.feedForwardNormBias, \.outputBias, \.upBias, \.downBias,
+             \.queryNorm, \.queryNormBias, \.keyNorm, \.keyNormBias]
+        }
+
+        /// Sets the q/k/v bias fields of `weights` (empty without biases) and the other vectors.
         func copyBiases(into weights: inout LlamaLayerWeights) {
             weights.queryBias = attentionBiases.count == 3 ? attentionBiases[0] : []
             weights.keyBias = attentionBiases.count == 3 ? attentionBiases[1] : []
             weights.valueBias = attentionBiases.count == 3 ? attentionBiases[2] : []
+            guard vectors.count == Self.vectorFields.count else { return }
+            for (field, v) in zip(Self.vectorFields, vectors) { weights[keyPath: field] = v }
         }
     }
 
@@ -80,13 +93,19 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
     /// `lm_head.weight`, nil when tied to the embeddings.
     public let head: [Float]?
     public let layers: [StoredLayer]
+    /// The learned position table `[rows, dim]` (GPT-2, OPT), empty otherwise.
+    public let positions: [Float]
+    /// The final norm's bias (LayerNorm blocks), empty otherwise.
+    public let finalNormBiasValues: [Float]
+    /// The output head's bias (phi), empty otherwise.
+    public let headBias: [Float]
     /// Threads used to dequantize a 4-bit layer (the result does not depend on it).
     public var threadCount: Int
 
     /// Wraps stored weights, checking every size against `config`.
     /// - Throws: ``VerifyError/tensorSize(name:expected:actual:)`` naming the HF tensor.
     public init(config c: LlamaConfig, embedding: [Float], norm: [Float], head: [Float]?, layers: [StoredLayer],
-                threadCount: Int = 1) throws {
+                positions: [Float] = [], finalNormBias: [Float] = [], headBias: [Float] = [], threadCount: Int = 1) throws {
         try c.validate()
         func check(_ name: String, _ expected: Int, _ actual: Int) throws {
             guard expected == actual else { throw VerifyError.tensorSize(name: name, expected: expected, actual: actual) }
@@ -101,7 +120,8 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
         for (l, layer) in layers.enumerated() {
             let p = "model.layers.\(l)."
             try check(p + "input_layernorm.weight", c.hiddenSize, layer.attentionNorm.count)
-            try check(p + "post_attention_layernorm.weight", c.hiddenSize, layer.feedForwardNorm.count)
+            // A parallel block over one norm (phi, Falcon 7B) has no second norm.
+            try check(p + "post_attention_layernorm.weight", c.block.hasSecondNorm ? c.hiddenSize : 0, layer.feedForwardNorm.count)
             guard layer.matrices.count == LoRATarget.allCases.count else {
                 throw VerifyError.badConfigValue(key: "layers", reason: "layer \(l) has \(layer.matrices.count) matrices, needs 7")
             }
@@ -115,6 +135,11 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
                 throw VerifyError.unsupportedConfig("q/k/v biases in a block without attention biases")
             }
             for (target, m) in zip(LoRATarget.allCases, layer.matrices) {
+                // A plain MLP has no gate: its slot stays empty.
+                if target == .gate && !c.block.gated {
+                    try check(p + "mlp.gate_proj.weight", 0, m.byteCount)
+                    continue
+                }
                 let (n, o) = target.features(c)
                 let count: Int
                 switch m {
@@ -129,6 +154,9 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
         self.norm = norm
         self.head = head
         self.layers = layers
+        self.positions = positions
+        self.finalNormBiasValues = finalNormBias
+        self.headBias = headBias
         self.threadCount = max(1, threadCount)
     }
 
@@ -159,13 +187,26 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
             try buffer.checkSizes(layer: l, config: c)
             let dense = [buffer.query, buffer.key, buffer.value, buffer.output, buffer.gate, buffer.up, buffer.down]
             let matrices = try zip(LoRATarget.allCases, dense).map { target, values in
-                try Self.store(values, shape: Self.shape(target, c), dtype: originalDType, storage: storage, threads: threadCount)
+                target == .gate && !c.block.gated ? StoredMatrix.dense([])
+                    : try Self.store(values, shape: Self.shape(target, c), dtype: originalDType, storage: storage, threads: threadCount)
             }
+            let llama = c.runsLlamaBlock
             layers.append(StoredLayer(attentionNorm: buffer.attentionNorm, feedForwardNorm: buffer.feedForwardNorm, matrices: matrices,
-                                      attentionBiases: c.attentionBias ? [buffer.queryBias, buffer.keyBias, buffer.valueBias] : []))
+                                      attentionBiases: c.attentionBias ? [buffer.queryBias, buffer.keyBias, buffer.valueBias] : [],
+                                      vectors: llama ? [] : StoredLayer.vectorFields.map { buffer[keyPath: $0] }))
+        }
+        var positions: [Float] = []
+        if case .learned(let offset) = c.block.positions {
+            positions = [Float](repeating: 0, count: (c.maxPositions + offset) * dim)
+            try positions.withUnsafeMutableBufferPointer { p in
+                for r in 0 ..< c.maxPositions + offset {
+                    try source.positionEmbeddingRow(r, into: UnsafeMutableBufferPointer(rebasing: p[r * dim ..< (r + 1) * dim]))
+                }
+            }
         }
         try self.init(config: c, embedding: embedding, norm: try source.finalNorm(),
-                      head: c.tiedEmbeddings ? nil : try source.outputHead(), layers: layers, threadCount: threadCount)
+                      head: c.tiedEmbeddings ? nil : try source.outputHead(), layers: layers, positions: positions,
+                      finalNormBias: try source.finalNormBias(), headBias: try source.outputBias(), threadCount: threadCount)
     }
 
     static func shape(_ target: LoRATarget, _ c: LlamaConfig) -> [Int] {
@@ -232,6 +273,16 @@ public final class FrozenBase: LlamaWeightSource, @unchecked Sendable {
 
     public func finalNorm() throws -> [Float] { norm }
     public func outputHead() throws -> [Float] { head ?? embedding }
+    public func finalNormBias() throws -> [Float] { finalNormBiasValues }
+    public func outputBias() throws -> [Float] { headBias }
+
+    public func positionEmbeddingRow(_ index: Int, into row: UnsafeMutableBufferPointer<Float>) throws {
+        let dim = config.hiddenSize
+        guard index >= 0, (index + 1) * dim <= positions.count else {
+            throw VerifyError.badConfigValue(key: "max_position_embeddings", reason: "no learned position \(index)")
+        }
+        _ = row.update(fromContentsOf: positions[index * dim ..< (index + 1) * dim])
+    }
 }
 
 extension FrozenBase {
@@ -247,7 +298,17 @@ extension FrozenBase {
         let directory = try HFModelDirectory(path: path)
         let c = try withPath(directory.path(of: "config.json")) { () throws -> LlamaConfig in
             try TrainingFamily.check(config: directory.config.object)
-            return try LlamaConfig(hfConfig: directory.config.object)
+            let name = directory.config.object["architectures"]?.arrayValue?.first?.stringValue ?? ""
+            return try LlamaConfig(hfConfig: directory.config.object, family: ModelFamily(hfArchitecture: name) ?? .llama)
+        }
+        // The other blocks: read through Verify's family layout (fused and Conv1D tensors split and
+        // transposed to [out, in]), projections quantized here for `.nf4`.
+        if !c.runsLlamaBlock {
+            let checkpoint = try LlamaCheckpoint.open(path: path)
+            return try withPath(path) {
+                try FrozenBase(source: checkpoint.weights(threads: threadCount), config: checkpoint.config, storage: storage,
+                               threadCount: threadCount)
+            }
         }
         let source = CheckpointTensorSource(directory.weights)
         let layout = try BNBCheckpointLayout(source: source, config: directory.config)

@@ -2,12 +2,16 @@ import TensorCore
 import Quantize
 public import Verify
 
-/// A LLaMA decoder with LoRA adapters on a frozen base: the forward pass, and the backward
-/// pass that produces gradients of the adapter matrices only.
+/// A decoder with LoRA adapters on a frozen base: the forward pass, and the backward pass that
+/// produces gradients of the adapter matrices only.
 ///
 /// The whole decoder is written out by hand (embedding, RMSNorm, RoPE, causal GQA attention,
 /// SwiGLU, final norm, output head, cross-entropy) in float32 with OpenBLAS for every matrix
-/// product. Several examples are packed row after row into one matrix (no padding); each is
+/// product. The block is the config's ``BlockDescription``, as in Verify's forward pass:
+/// LayerNorm instead of RMSNorm, a plain MLP (GELU, ReLU, ReLU²), learned positions, partial
+/// rotary, ALiBi, the parallel block, q/k LayerNorms and frozen biases each take their branch;
+/// LLaMA's block runs the same code as before. A fused q|k|v module (GPT-2, MPT, Falcon,
+/// Persimmon) carries one pair, kept on `.query` (``LoRATarget/adapterFeatures(_:)``). Several examples are packed row after row into one matrix (no padding); each is
 /// its own sequence for RoPE positions and attention, and every projection runs once over all
 /// rows.
 ///
@@ -47,6 +51,8 @@ public final class LoRAModel {
     private let frozen: FrozenBase?
     /// Tile buffers of the 4-bit products.
     private let fourBitProduct = FourBitProduct()
+    /// ALiBi's per-head slopes (MPT), empty otherwise.
+    private var alibiSlopes: [Float] = []
 
     /// - Parameters:
     ///   - base: the frozen weights (``FrozenBase`` or any other source).
@@ -68,19 +74,54 @@ public final class LoRAModel {
         self.recompute = recompute
         layout = ParameterLayout(adapter)
         parameters = FloatBuffer(count: layout.count)
-        layout.store(adapter, into: parameters)
+        layout.store(try Self.reorderFused(adapter, toFused: false), into: parameters)
         targets = try adapter.loraConfig.resolvedTargets()
-        inverseFrequencies = RoPE.inverseFrequencies(headDimension: config.headDimension, theta: config.ropeTheta,
-                                                     scaling: config.ropeScaling)
+        if !config.block.gated, targets.contains(.gate) {
+            throw TrainingError.badHyperparameter(name: "targets", reason: "gate_proj: this block's MLP has no gate")
+        }
+        // Partial rotary (phi, Persimmon): frequencies over the rotated dims only, as transformers.
+        inverseFrequencies = RoPE.inverseFrequencies(headDimension: config.block.rotaryDimensions ?? config.headDimension,
+                                                     theta: config.ropeTheta, scaling: config.ropeScaling)
         work = Workspace(config: config, rank: adapter.loraConfig.rank)
         layerBuffer = LlamaLayerWeights(config: config)
         headWeights = LlamaHeadWeights(config: config)
         frozen = base as? FrozenBase
+        if case .alibi(let maxBias) = config.block.positions {
+            alibiSlopes = ALiBi.slopes(heads: config.headCount, maxBias: maxBias)
+        }
+    }
+
+    /// `weights` with the fused q|k|v pairs' B rows reordered between the module's own row order
+    /// (`toFused`, what adapters and gradients carry) and the q | k | v order training keeps
+    /// (``LoRATarget/fusedRowOrder(_:)``); unchanged when the rows are already in that order.
+    static func reorderFused(_ weights: LoRAWeights, toFused: Bool) throws -> LoRAWeights {
+        let c = weights.modelConfig
+        guard let order = LoRATarget.fusedRowOrder(c) else { return weights }
+        var pairs: [LoRAKey: LoRAPair] = [:]
+        for key in weights.keys {
+            guard var p = weights[key] else { continue }
+            if key.target == .query {
+                var b = p.b
+                for (row, fused) in order.enumerated() {
+                    let (to, from) = toFused ? (fused, row) : (row, fused)
+                    for j in 0 ..< p.rank { b[to * p.rank + j] = p.b[from * p.rank + j] }
+                }
+                p.b = b
+            }
+            pairs[key] = p
+        }
+        return try LoRAWeights(modelConfig: c, loraConfig: weights.loraConfig, pairs: pairs)
+    }
+
+    /// The MLP's norm in a parallel block: its own (Falcon 40B) or the attention's (phi, Falcon 7B).
+    private func mlpNorm(_ w: LlamaLayerWeights) -> (weight: [Float], bias: [Float]) {
+        config.block.residual == .parallel(separateNorms: false)
+            ? (w.attentionNorm, w.attentionNormBias) : (w.feedForwardNorm, w.feedForwardNormBias)
     }
 
     /// The current adapter matrices.
     public var adapter: LoRAWeights {
-        get throws { try layout.weights(from: parameters, model: config, lora: loraConfig) }
+        get throws { try Self.reorderFused(layout.weights(from: parameters, model: config, lora: loraConfig), toFused: true) }
     }
 
     /// Replaces the adapter matrices (same configuration and shapes).
@@ -89,7 +130,7 @@ public final class LoRAModel {
         guard adapter.modelConfig == config, adapter.loraConfig == loraConfig, ParameterLayout(adapter) == layout else {
             throw TrainingError.badHyperparameter(name: "adapter", reason: "does not match the model's adapter layout")
         }
-        layout.store(adapter, into: parameters)
+        layout.store(try Self.reorderFused(adapter, toFused: false), into: parameters)
     }
 
     /// Number of trainable values.
@@ -110,7 +151,8 @@ public final class LoRAModel {
         let grads = FloatBuffer(count: layout.count)
         let sum = try accumulateGradients(examples: examples, lossScale: 1 / Float(targets), dropoutSeed: dropoutSeed,
                                           into: grads)
-        return (sum / Double(targets), try layout.weights(from: grads, model: config, lora: loraConfig))
+        return (sum / Double(targets),
+                try Self.reorderFused(layout.weights(from: grads, model: config, lora: loraConfig), toFused: true))
     }
 
     /// Sum of the cross-entropy over the target tokens of `examples` and their number (no
@@ -133,15 +175,15 @@ public final class LoRAModel {
         let c = config, rows = batch.rows, dim = c.hiddenSize
         let x = work.hidden[c.layerCount].pointer
         let xf = FloatBuffer(count: rows * dim)
-        let norm = try finalNorm()
-        norm.withUnsafeBufferPointer { w in
-            RMSNorm.apply(x, weight: w.baseAddress!, into: xf.pointer, rows: rows, dim: dim, epsilon: Float(c.rmsNormEpsilon))
-        }
+        normalize(x, try finalNorm(), try headWeights.finalNormBias(from: base), into: xf.pointer, rows: rows,
+                  epsilon: Float(c.rmsNormEpsilon))
         let out = FloatBuffer(count: rows * c.vocabularySize)
         try outputHead().withUnsafeBufferPointer { h in
             BLAS.gemm(transB: true, m: rows, n: c.vocabularySize, k: dim, xf.pointer, lda: dim, h.baseAddress!, ldb: dim,
                       out.pointer, ldc: c.vocabularySize, threads: threadCount)
         }
+        let headBias = try headWeights.outputBias(from: base)
+        if !headBias.isEmpty { Self.addBias(headBias, to: out.pointer, rows: rows) }
         return out.array(0 ..< rows * c.vocabularySize)
     }
 
@@ -178,6 +220,17 @@ public final class LoRAModel {
         for (r, token) in batch.tokens.enumerated() {
             try base.embeddingRow(token, into: UnsafeMutableBufferPointer(start: h0 + r * dim, count: dim))
         }
+        // Learned absolute positions (GPT-2, OPT): frozen, added to every sequence from 0.
+        if case .learned(let offset) = c.block.positions {
+            let row = work.scratch.pointer
+            for s in batch.segments {
+                for t in 0 ..< s.length {
+                    try base.positionEmbeddingRow(t + offset, into: UnsafeMutableBufferPointer(start: row, count: dim))
+                    let out = h0 + (s.start + t) * dim
+                    for i in 0 ..< dim { out[i] += row[i] }
+                }
+            }
+        }
         for l in 0 ..< c.layerCount {
             let act = keepActivations && !recompute ? work.activations[l] : work.activations[0]
             try forwardLayer(l, try layer(l), batch, input: work.hidden[l].pointer, act: act,
@@ -194,13 +247,24 @@ public final class LoRAModel {
     /// The adapter operands of `layer`/`target` (nil when not adapted). With a dropout seed the
     /// mask is taken from `act` (generated there by the forward pass).
     private func lora(_ layer: Int, _ target: LoRATarget, rows: Int, dropoutSeed: UInt64?, act: LayerActivations) -> LoRAOperands? {
-        guard let s = layout.slot(LoRAKey(layer: layer, target: target)) else { return nil }
+        guard let (s, bRow, owner) = slot(layer, target) else { return nil }
         let dropout = dropoutSeed.map {
-            DropoutBits(bits: act.masks[target.order].pointer, scale: dropoutMask(layer, target, seed: $0).keepScale,
-                        threads: threads(elements: rows * target.features(config).inFeatures))
+            DropoutBits(bits: act.masks[owner.order].pointer, scale: dropoutMask(layer, owner, seed: $0).keepScale,
+                        threads: threads(elements: rows * owner.features(config).inFeatures))
         }
-        return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset, rank: s.rank,
+        return LoRAOperands(a: parameters.pointer + s.aOffset, b: parameters.pointer + s.bOffset + bRow * s.rank, rank: s.rank,
                             scaling: Float(loraConfig.scaling), dropout: dropout)
+    }
+
+    /// The adapter slot feeding `target`'s product, the row of its B where `target`'s output
+    /// starts, and the target owning the slot. A fused q|k|v pair (GPT-2, MPT) sits on `.query`:
+    /// q, k and v each take their rows of its B and share its A and dropout mask, so their
+    /// three backward calls add up `∂A` and fill disjoint rows of `∂B`, as PEFT's one module does.
+    private func slot(_ layer: Int, _ target: LoRATarget) -> (ParameterLayout.Slot, Int, LoRATarget)? {
+        if let row = target.fusedRowOffset(config) {
+            return layout.slot(LoRAKey(layer: layer, target: .query)).map { ($0, row, .query) }
+        }
+        return layout.slot(LoRAKey(layer: layer, target: target)).map { ($0, 0, target) }
     }
 
     /// One decoder layer. With `output` nil (recomputation), only what the backward pass reads
@@ -240,7 +304,7 @@ public final class LoRAModel {
         }
 
         // Attention block.
-        normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
+        normalize(h, w.attentionNorm, w.attentionNormBias, into: xn, rows: rows, epsilon: eps)
         try linear(.query, xn, act.q.pointer)
         try linear(.key, xn, act.k.pointer)
         try linear(.value, xn, act.v.pointer)
@@ -251,29 +315,59 @@ public final class LoRAModel {
             Self.addBias(w.keyBias, to: act.k.pointer, rows: rows)
             Self.addBias(w.valueBias, to: act.v.pointer, rows: rows)
         }
+        // Persimmon: LayerNorm over each head's q and k (frozen weight and bias) before rotary; the
+        // inputs are kept for its backward pass.
+        if c.block.qkNorm {
+            act.qRaw.pointer.update(from: act.q.pointer, count: rows * qDim)
+            act.kRaw.pointer.update(from: act.k.pointer, count: rows * kvDim)
+            LayerNorm.apply(act.q.pointer, weight: w.queryNorm, bias: w.queryNormBias, into: act.q.pointer,
+                            rows: rows * c.headCount, dim: hd, epsilon: eps, threads: 1)
+            LayerNorm.apply(act.k.pointer, weight: w.keyNorm, bias: w.keyNormBias, into: act.k.pointer,
+                            rows: rows * c.kvHeadCount, dim: hd, epsilon: eps, threads: 1)
+        }
+        let rotary = c.block.rotaryDimensions
         for s in batch.segments {
-            RoPE.apply(act.q.pointer + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount,
-                       headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
-            RoPE.apply(act.k.pointer + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
-                       headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
-            AttentionBackward.forward(q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim,
-                                      v: act.v.pointer + s.start * kvDim, length: s.length, heads: c.headCount,
-                                      kvHeads: c.kvHeadCount, headDimension: hd, window: c.slidingWindow,
-                                      output: act.o.pointer + s.start * qDim,
-                                      scratch: work.scores.pointer, threads: threadCount)
+            if let rotary {
+                RoPE.apply(act.q.pointer + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount,
+                           headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
+                RoPE.apply(act.k.pointer + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
+                           headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
+            }
+            withAlibi { slopes in
+                AttentionBackward.forward(q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim,
+                                          v: act.v.pointer + s.start * kvDim, length: s.length, heads: c.headCount,
+                                          kvHeads: c.kvHeadCount, headDimension: hd, window: c.slidingWindow, alibi: slopes,
+                                          output: act.o.pointer + s.start * qDim,
+                                          scratch: work.scores.pointer, threads: threadCount)
+            }
         }
         act.h1.pointer.update(from: h, count: rows * dim)
         try linear(.output, act.o.pointer, act.h1.pointer, accumulate: true)
+        // Frozen projection biases have no gradient: added in the forward pass only.
+        if c.block.outputBias { Self.addBias(w.outputBias, to: act.h1.pointer, rows: rows) }
 
         // MLP block.
-        normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
-        try linear(.gate, xn, act.g.pointer)
-        try linear(.up, xn, act.u.pointer)
+        // Sequential: the MLP reads the stream after attention; parallel: the layer input.
+        let parallel = c.block.residual != .sequential
+        let mlpIn = parallel ? UnsafePointer(h) : UnsafePointer(act.h1.pointer), mlpNorm = mlpNorm(w)
+        normalize(mlpIn, mlpNorm.weight, mlpNorm.bias, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
+        switch c.block.mlp {
+        case .swiGLU:
+            try linear(.gate, xn, act.g.pointer)
+            try linear(.up, xn, act.u.pointer)
+            SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, count: rows * ffn, threads: threadCount)
+        case .plain(let f):
+            // `u` keeps the activation's input for the backward pass.
+            try linear(.up, xn, act.u.pointer)
+            if c.block.mlpBias { Self.addBias(w.upBias, to: act.u.pointer, rows: rows) }
+            a.update(from: act.u.pointer, count: rows * ffn)
+            f.apply(a, count: rows * ffn)
+        }
         if let output {
             output.update(from: act.h1.pointer, count: rows * dim)
             try linear(.down, a, output, accumulate: true)
+            if c.block.mlpBias { Self.addBias(w.downBias, to: output, rows: rows) }
         } else if let op = lora(l, .down, rows: rows, dropoutSeed: dropoutSeed, act: act) {
             LoRALinear.adapterInput(x: a, rows: rows, inFeatures: ffn, lora: op, z: act.z[LoRATarget.down.order].pointer,
                                     scratch: scratch)
@@ -294,7 +388,7 @@ public final class LoRAModel {
         func linear(_ target: LoRATarget, x: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                     dx: UnsafeMutablePointer<Float>?, accumulate: Bool) throws {
             let (n, m) = target.features(c)
-            let slot = layout.slot(LoRAKey(layer: l, target: target))
+            let slot = self.slot(l, target).map { (aOffset: $0.0.aOffset, bOffset: $0.0.bOffset + $0.1 * $0.0.rank) }
             func backward(_ weight: UnsafePointer<Float>?) {
                 LoRALinear.backward(x: x, dY: dY, rows: rows, inFeatures: n, outFeatures: m, weight: weight,
                                     lora: lora(l, target, rows: rows, dropoutSeed: dropoutSeed, act: act), z: act.z[target.order].pointer,
@@ -314,47 +408,79 @@ public final class LoRAModel {
         }
 
         // MLP block: a = silu(g)·u and the normed input are recomputed (cheap, element-wise).
-        normalize(act.h1.pointer, w.feedForwardNorm, into: xn, rows: rows, epsilon: eps)
+        let parallel = c.block.residual != .sequential
+        let mlpIn = parallel ? UnsafePointer(h) : UnsafePointer(act.h1.pointer), mlpNorm = mlpNorm(w)
+        normalize(mlpIn, mlpNorm.weight, mlpNorm.bias, into: xn, rows: rows, epsilon: eps)
         let a = work.mlp.pointer, da = work.dMLP.pointer, du = work.dUp.pointer
-        // The exponentials of the gate are kept in `du` for the activation's backward pass.
-        SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, denominators: du, count: rows * ffn,
-                               threads: threadCount)
-        try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
-        SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, denominators: du,
-                             count: rows * ffn, threads: threadCount)
-        try linear(.gate, x: xn, dY: da, dx: dxn, accumulate: false)
-        try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
-        w.feedForwardNorm.withUnsafeBufferPointer { wp in
-            RMSNormBackward.apply(x: act.h1.pointer, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
+        switch c.block.mlp {
+        case .swiGLU:
+            // The exponentials of the gate are kept in `du` for the activation's backward pass.
+            SwiGLUBackward.forward(gate: act.g.pointer, up: act.u.pointer, into: a, denominators: du, count: rows * ffn,
+                                   threads: threadCount)
+            try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
+            SwiGLUBackward.apply(gate: act.g.pointer, up: act.u.pointer, da: da, dGate: da, dUp: du, denominators: du,
+                                 count: rows * ffn, threads: threadCount)
+            try linear(.gate, x: xn, dY: da, dx: dxn, accumulate: false)
+            try linear(.up, x: xn, dY: du, dx: dxn, accumulate: true)
+        case .plain(let f):
+            a.update(from: act.u.pointer, count: rows * ffn)
+            f.apply(a, count: rows * ffn)
+            try linear(.down, x: a, dY: dh, dx: da, accumulate: false)
+            f.backward(x: act.u.pointer, dy: da, into: du, count: rows * ffn, accumulate: false)
+            try linear(.up, x: xn, dY: du, dx: dxn, accumulate: false)
+        }
+        // Parallel: the MLP's input gradient joins the layer input's after the attention branch
+        // (which sees only the output's gradient); kept in `dParallel` until then.
+        let dParallel = work.dParallel.pointer
+        if parallel {
+            dParallel.update(from: dxn, count: rows * dim)
+        } else {
+            normalizeBackward(x: act.h1.pointer, w.feedForwardNorm, dy: dxn, into: dh, rows: rows, epsilon: eps)
         }
 
         // Attention block.
         let dO = work.dO.pointer, dq = work.dq.pointer, dk = work.dk.pointer, dv = work.dv.pointer
         try linear(.output, x: act.o.pointer, dY: dh, dx: dO, accumulate: false)
+        let rotary = c.block.rotaryDimensions
         for s in batch.segments {
-            AttentionBackward.backward(
-                q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim, v: act.v.pointer + s.start * kvDim,
-                dO: dO + s.start * qDim, length: s.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
-                window: c.slidingWindow,
-                dQ: dq + s.start * qDim, dK: dk + s.start * kvDim, dV: dv + s.start * kvDim,
-                scratch: work.scores.pointer, threads: threadCount)
+            withAlibi { slopes in
+                AttentionBackward.backward(
+                    q: act.q.pointer + s.start * qDim, k: act.k.pointer + s.start * kvDim, v: act.v.pointer + s.start * kvDim,
+                    dO: dO + s.start * qDim, length: s.length, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: hd,
+                    window: c.slidingWindow, alibi: slopes,
+                    dQ: dq + s.start * qDim, dK: dk + s.start * kvDim, dV: dv + s.start * kvDim,
+                    scratch: work.scores.pointer, threads: threadCount)
+            }
+            guard let rotary else { continue }
             RoPEBackward.apply(dq + s.start * qDim, rows: s.length, rowStride: qDim, heads: c.headCount, headDimension: hd,
-                               cos: work.cos.pointer, sin: work.sin.pointer)
+                               cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
             RoPEBackward.apply(dk + s.start * kvDim, rows: s.length, rowStride: kvDim, heads: c.kvHeadCount,
-                               headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer)
+                               headDimension: hd, cos: work.cos.pointer, sin: work.sin.pointer, rotaryDimensions: rotary)
         }
-        normalize(h, w.attentionNorm, into: xn, rows: rows, epsilon: eps)
+        if c.block.qkNorm {
+            // In place: the kernel reads each row's gradient before writing it.
+            LayerNormBackward.apply(x: act.qRaw.pointer, weight: w.queryNorm, dy: dq, into: dq, rows: rows * c.headCount,
+                                    dim: hd, epsilon: eps, accumulate: false)
+            LayerNormBackward.apply(x: act.kRaw.pointer, weight: w.keyNorm, dy: dk, into: dk, rows: rows * c.kvHeadCount,
+                                    dim: hd, epsilon: eps, accumulate: false)
+        }
+        normalize(h, w.attentionNorm, w.attentionNormBias, into: xn, rows: rows, epsilon: eps)
         // The first layer's input is the frozen embedding: its gradient is not needed.
         let inputGradient = l > 0 ? dxn : nil
         try linear(.query, x: xn, dY: dq, dx: inputGradient, accumulate: false)
         try linear(.key, x: xn, dY: dk, dx: inputGradient, accumulate: true)
         try linear(.value, x: xn, dY: dv, dx: inputGradient, accumulate: true)
         guard l > 0 else { return }
-        w.attentionNorm.withUnsafeBufferPointer { wp in
-            RMSNormBackward.apply(x: h, weight: wp.baseAddress!, dy: dxn, into: dh, rows: rows, dim: dim,
-                                  epsilon: eps, accumulate: true, threads: threads(elements: rows * dim))
+        switch c.block.residual {
+        case .sequential:
+            break
+        case .parallel(separateNorms: false):
+            // One norm feeds both branches: its output gradient is the sum of theirs.
+            for i in 0 ..< rows * dim { dxn[i] += dParallel[i] }
+        case .parallel(separateNorms: true):
+            normalizeBackward(x: h, w.feedForwardNorm, dy: dParallel, into: dh, rows: rows, epsilon: eps)
         }
+        normalizeBackward(x: h, w.attentionNorm, dy: dxn, into: dh, rows: rows, epsilon: eps)
     }
 
     /// Final norm, output head and cross-entropy over the target rows, in chunks of rows so the
@@ -368,17 +494,20 @@ public final class LoRAModel {
         work.reserveHead(chunk: chunk, vocabulary: vocab)
         let x = work.hidden[c.layerCount].pointer
         if gradientScale != nil { work.dh.zero(batch.rows * dim) }
-        let norm = try finalNorm(), headMatrix = try outputHead()
+        let norm = try finalNorm(), normBias = try headWeights.finalNormBias(from: base), headMatrix = try outputHead()
+        let headBias = try headWeights.outputBias(from: base)
         var total = 0.0
         let xg = work.headInput.pointer, xf = work.headNormed.pointer, logits = work.logits.pointer
         for start in stride(from: 0, to: rows.count, by: chunk) {
             let n = min(chunk, rows.count - start)
             for i in 0 ..< n { (xg + i * dim).update(from: x + rows[start + i] * dim, count: dim) }
-            normalize(xg, norm, into: xf, rows: n, epsilon: eps)
+            normalize(xg, norm, normBias, into: xf, rows: n, epsilon: eps)
             headMatrix.withUnsafeBufferPointer { hp in
                 BLAS.gemm(transB: true, m: n, n: vocab, k: dim, xf, lda: dim, hp.baseAddress!, ldb: dim, logits, ldc: vocab,
                           threads: threadCount)
             }
+            // phi's frozen head bias.
+            if !headBias.isEmpty { Self.addBias(headBias, to: logits, rows: n) }
             let targets = Array(batch.targetTokens[start ..< start + n])
             guard let scale = gradientScale else {
                 total += CrossEntropy.loss(logits: logits, vocabulary: vocab, targets: targets, threads: threadCount)
@@ -391,12 +520,9 @@ public final class LoRAModel {
                 BLAS.gemm(m: n, n: dim, k: vocab, logits, lda: vocab, hp.baseAddress!, ldb: dim, xf, ldc: dim,
                           threads: threadCount)
             }
-            norm.withUnsafeBufferPointer { wp in
-                for i in 0 ..< n {
-                    RMSNormBackward.apply(x: xg + i * dim, weight: wp.baseAddress!, dy: xf + i * dim,
-                                          into: work.dh.pointer + rows[start + i] * dim, rows: 1, dim: dim,
-                                          epsilon: eps, accumulate: false)
-                }
+            for i in 0 ..< n {
+                normalizeBackward(x: xg + i * dim, norm, dy: xf + i * dim, into: work.dh.pointer + rows[start + i] * dim,
+                                  rows: 1, epsilon: eps, accumulate: false, threads: 1)
             }
         }
         return total
@@ -474,10 +600,40 @@ public final class LoRAModel {
         }
     }
 
-    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int,
-                           epsilon: Float) {
-        RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon,
-                      threads: threads(elements: rows * config.hiddenSize))
+    /// The block's norm (RMSNorm, or LayerNorm with `bias` when it has one).
+    private func normalize(_ x: UnsafePointer<Float>, _ weight: [Float], _ bias: [Float] = [],
+                           into y: UnsafeMutablePointer<Float>, rows: Int, epsilon: Float) {
+        let t = threads(elements: rows * config.hiddenSize)
+        switch config.block.norm {
+        case .rms:
+            RMSNorm.apply(x, weight: weight, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon, threads: t)
+        case .layerNorm:
+            LayerNorm.apply(x, weight: weight, bias: bias, into: y, rows: rows, dim: config.hiddenSize, epsilon: epsilon,
+                            threads: t)
+        }
+    }
+
+    /// `dx (+)= ∂L/∂x` through the block's norm (frozen weight and bias).
+    private func normalizeBackward(x: UnsafePointer<Float>, _ weight: [Float], dy: UnsafePointer<Float>,
+                                   into dx: UnsafeMutablePointer<Float>, rows: Int, epsilon: Float,
+                                   accumulate: Bool = true, threads t: Int? = nil) {
+        let dim = config.hiddenSize, t = t ?? threads(elements: rows * dim)
+        switch config.block.norm {
+        case .rms:
+            weight.withUnsafeBufferPointer { wp in
+                RMSNormBackward.apply(x: x, weight: wp.baseAddress!, dy: dy, into: dx, rows: rows, dim: dim,
+                                      epsilon: epsilon, accumulate: accumulate, threads: t)
+            }
+        case .layerNorm:
+            LayerNormBackward.apply(x: x, weight: weight, dy: dy, into: dx, rows: rows, dim: dim, epsilon: epsilon,
+                                    accumulate: accumulate, threads: t)
+        }
+    }
+
+    /// Calls `body` with ALiBi's slopes, or nil for a block without ALiBi.
+    private func withAlibi(_ body: (UnsafePointer<Float>?) -> Void) {
+        guard !alibiSlopes.isEmpty else { return body(nil) }
+        alibiSlopes.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     /// Workers for a light element-wise kernel (a few operations per element) over `elements`
@@ -528,6 +684,8 @@ struct Batch {
 final class LayerActivations {
     /// Rotated queries `[rows, qDim]`, rotated keys and values `[rows, kvDim]`.
     let q = FloatBuffer(), k = FloatBuffer(), v = FloatBuffer()
+    /// q and k before their per-head LayerNorms (Persimmon) `[rows, qDim]`, `[rows, kvDim]`.
+    let qRaw = FloatBuffer(), kRaw = FloatBuffer()
     /// Attention output before o_proj `[rows, qDim]`.
     let o = FloatBuffer()
     /// Residual stream after the attention block `[rows, dim]`.
@@ -543,6 +701,7 @@ final class LayerActivations {
         q.reserve(rows * c.queryDimension); o.reserve(rows * c.queryDimension)
         k.reserve(rows * c.kvDimension); v.reserve(rows * c.kvDimension)
         h1.reserve(rows * c.hiddenSize)
+        if c.block.qkNorm { qRaw.reserve(rows * c.queryDimension); kRaw.reserve(rows * c.kvDimension) }
         g.reserve(rows * c.intermediateSize); u.reserve(rows * c.intermediateSize)
         for b in z { b.reserve(rows * rank) }
     }
@@ -558,6 +717,8 @@ final class Workspace {
     let normed = FloatBuffer(), mlp = FloatBuffer(), scratch = FloatBuffer()
     let dh = FloatBuffer(), dxn = FloatBuffer(), dMLP = FloatBuffer(), dUp = FloatBuffer()
     let dO = FloatBuffer(), dq = FloatBuffer(), dk = FloatBuffer(), dv = FloatBuffer(), dz = FloatBuffer()
+    /// The MLP branch's input gradient of a parallel block `[rows, dim]`.
+    let dParallel = FloatBuffer()
     let scores = FloatBuffer(), cos = FloatBuffer(), sin = FloatBuffer()
     let headInput = FloatBuffer(), headNormed = FloatBuffer(), logits = FloatBuffer()
     private var tableLength = 0
@@ -575,6 +736,7 @@ final class Workspace {
         for a in activations.prefix(layers) { a.reserve(rows: rows, config: c, rank: rank) }
         let widest = max(c.hiddenSize, c.queryDimension, c.intermediateSize)
         for b in [normed, dh, dxn] { b.reserve(rows * c.hiddenSize) }
+        if c.block.residual != .sequential { dParallel.reserve(rows * c.hiddenSize) }
         for b in [mlp, dMLP, dUp] { b.reserve(rows * c.intermediateSize) }
         scratch.reserve(rows * widest)
         for b in [dO, dq] { b.reserve(rows * c.queryDimension) }

@@ -32,6 +32,103 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         }
     }
 
+    /// The module path inside a decoder layer of `family`, under the family's own names (OPT's
+    /// `self_attn.out_proj`, `fc1`, `fc2`; phi's `self_attn.dense`, `mlp.fc1`, `mlp.fc2`), or nil
+    /// when training does not adapt that projection there (no gate in a plain MLP, fused q|k|v).
+    public func modulePath(in family: ModelFamily) -> String? {
+        switch (family, self) {
+        case (.llama, _): modulePath
+        case (.opt, .query), (.opt, .key), (.opt, .value), (.phi, .query), (.phi, .key), (.phi, .value): modulePath
+        // Fused q|k|v: one pair on `.query` covers the whole module (``adapterFeatures(_:)``).
+        case (.gpt2, .query): "attn.c_attn"
+        case (.gpt2, .output): "attn.c_proj"
+        case (.gpt2, .up): "mlp.c_fc"
+        case (.gpt2, .down): "mlp.c_proj"
+        case (.mpt, .query): "attn.Wqkv"
+        case (.mpt, .output): "attn.out_proj"
+        case (.mpt, .up): "ffn.up_proj"
+        case (.mpt, .down): "ffn.down_proj"
+        case (.persimmon, .query): "self_attn.query_key_value"
+        case (.persimmon, .output): "self_attn.dense"
+        case (.persimmon, .up): "mlp.dense_h_to_4h"
+        case (.persimmon, .down): "mlp.dense_4h_to_h"
+        case (.falcon, .query): "self_attention.query_key_value"
+        case (.falcon, .output): "self_attention.dense"
+        case (.falcon, .up): "mlp.dense_h_to_4h"
+        case (.falcon, .down): "mlp.dense_4h_to_h"
+        case (.opt, .output): "self_attn.out_proj"
+        case (.opt, .up): "fc1"
+        case (.opt, .down): "fc2"
+        case (.phi, .output): "self_attn.dense"
+        case (.phi, .up): "mlp.fc1"
+        case (.phi, .down): "mlp.fc2"
+        default: nil
+        }
+    }
+
+    /// The PEFT `target_modules` name of this projection in `family` (the module path's leaf).
+    public func peftName(in family: ModelFamily) -> String? {
+        modulePath(in: family).map { String($0.split(separator: ".").last ?? "") }
+    }
+
+    /// The projections `family` calls `name` (a `target_modules` leaf; GPT-2's `c_proj` names
+    /// two), in layer order.
+    public static func targets(peftName name: String, family: ModelFamily) -> [LoRATarget] {
+        allCases.filter { $0.peftName(in: family) == name }
+    }
+
+    /// Where `family`'s decoder layers sit in the HF module tree (`model.layers.`, OPT's
+    /// `model.decoder.layers.`, GPT-2's `transformer.h.`, MPT's `transformer.blocks.`).
+    public static func layerPrefix(in family: ModelFamily) -> String {
+        switch family {
+        case .opt: "model.decoder.layers."
+        case .gpt2: "transformer.h."
+        case .mpt: "transformer.blocks."
+        case .falcon: "transformer.h."
+        default: "model.layers."
+        }
+    }
+
+    /// Whether the model adapts q, k and v as one fused module (GPT-2's `c_attn`, MPT's `Wqkv`,
+    /// Falcon's `query_key_value`): PEFT puts one pair on it, here the pair of `.query`.
+    public static func fusesQKV(_ c: LlamaConfig) -> Bool {
+        c.family == .gpt2 || c.family == .mpt || c.family == .falcon || c.family == .persimmon
+    }
+
+    /// For a fused module whose rows are not q | k | v in that order (Falcon's new decoder: per KV
+    /// group its query heads, one key head, one value head; Persimmon: per head q, k, v), the fused row of each row of the
+    /// q | k | v order; nil when the rows are already in that order. Training keeps the fused
+    /// pair's B in q | k | v order and reorders it at the adapter's boundaries.
+    static func fusedRowOrder(_ c: LlamaConfig) -> [Int]? {
+        guard (c.family == .falcon && c.kvHeadCount > 1) || c.family == .persimmon else { return nil }
+        let hd = c.headDimension, group = c.headCount / c.kvHeadCount, width = (group + 2) * hd
+        var q: [Int] = [], k: [Int] = [], v: [Int] = []
+        for g in 0 ..< c.kvHeadCount {
+            q += (0 ..< group * hd).map { g * width + $0 }
+            k += (0 ..< hd).map { g * width + group * hd + $0 }
+            v += (0 ..< hd).map { g * width + (group + 1) * hd + $0 }
+        }
+        return q + k + v
+    }
+
+    /// `(inFeatures, outFeatures)` of this target's adapter pair: ``features(_:)``, except the
+    /// fused q|k|v pair (`.query` of a ``fusesQKV(_:)`` model), whose B covers q, k and v.
+    public func adapterFeatures(_ c: LlamaConfig) -> (inFeatures: Int, outFeatures: Int) {
+        guard self == .query, Self.fusesQKV(c) else { return features(c) }
+        return (c.hiddenSize, c.queryDimension + 2 * c.kvDimension)
+    }
+
+    /// For a fused family, the row of the q|k|v pair's B where `self`'s (q, k or v) rows start.
+    func fusedRowOffset(_ c: LlamaConfig) -> Int? {
+        guard Self.fusesQKV(c) else { return nil }
+        switch self {
+        case .query: return 0
+        case .key: return c.queryDimension
+        case .value: return c.queryDimension + c.kvDimension
+        default: return nil
+        }
+    }
+
     /// Position in the layer's computation order (q, k, v, o, gate, up, down): the order of
     /// parameters everywhere (optimizer state, checkpoints, gradient norms).
     var order: Int { Self.allCases.firstIndex(of: self) ?? 0 }
@@ -171,7 +268,7 @@ public struct LoRAWeights: Sendable, Hashable {
         var keys: [LoRAKey] = []
         for layer in 0 ..< model.layerCount {
             for target in targets {
-                let (n, m) = target.features(model)
+                let (n, m) = target.adapterFeatures(model)
                 let bound = 1 / Float(Double(n).squareRoot())
                 let a = (0 ..< lora.rank * n).map { _ in rng.nextUniform(-bound, bound) }
                 let key = LoRAKey(layer: layer, target: target)
@@ -197,7 +294,7 @@ public struct LoRAWeights: Sendable, Hashable {
             for target in targets {
                 let key = LoRAKey(layer: layer, target: target)
                 guard let p = pairs[key] else { throw TrainingError.missingAdapter(key.peftModuleName) }
-                let (n, m) = target.features(modelConfig)
+                let (n, m) = target.adapterFeatures(modelConfig)
                 guard p.rank == loraConfig.rank, p.inFeatures == n, p.outFeatures == m else {
                     throw TrainingError.shapeMismatch(what: key.peftModuleName + ".lora_A/B",
                                                       expected: loraConfig.rank * (n + m), actual: p.rank * (p.inFeatures + p.outFeatures))

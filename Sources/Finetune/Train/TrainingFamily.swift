@@ -3,23 +3,16 @@ public import Formats
 
 /// Which model families the training pass runs, decided from config.json before any weight is read.
 ///
-/// Training runs LLaMA's block: LLaMA, Mistral (with its sliding window), Yi and the other
-/// `LlamaForCausalLM` descendants, and Qwen2 (q/k/v biases). Every other family wconv knows is
-/// refused by name with what its block needs, so nothing is trained with the wrong computation.
+/// Training runs the block description (``LoRAModel``): LLaMA, Mistral (with its sliding window),
+/// Yi and the other `LlamaForCausalLM` descendants, Qwen2 (q/k/v biases), OPT, phi, GPT-2, MPT, Falcon and Persimmon (checked
+/// against PEFT one step each). Every other family wconv knows is refused by name with what its
+/// block needs, so nothing is trained with the wrong computation.
 public enum TrainingFamily {
     /// What the blocks of the families training does not run need, by HF `architectures[0]`.
     static let missing: [String: (family: String, needs: String)] = [
-        "GPT2LMHeadModel": ("GPT-2", "LayerNorm, GELU, learned positions and Conv1D projections"),
-        "PhiForCausalLM": ("phi", "LayerNorm, gelu_new, partial rotary and the parallel block"),
-        "FalconForCausalLM": ("Falcon", "LayerNorm, GELU, the parallel block and the fused query_key_value"),
-        "RWForCausalLM": ("Falcon", "LayerNorm, GELU, the parallel block and the fused query_key_value"),
-        "MPTForCausalLM": ("MPT", "LayerNorm without bias, GELU, ALiBi and the fused Wqkv"),
-        "MptForCausalLM": ("MPT", "LayerNorm without bias, GELU, ALiBi and the fused Wqkv"),
         "QWenLMHeadModel": ("Qwen-7B (first generation)", "the fused, biased c_attn and its w1 · silu(w2) MLP"),
         "BaichuanForCausalLM": ("Baichuan", "the fused W_pack projection (and ALiBi for 13B)"),
         "BaiChuanForCausalLM": ("Baichuan", "the fused W_pack projection (and ALiBi for 13B)"),
-        "PersimmonForCausalLM": ("Persimmon", "LayerNorm, q/k LayerNorms, squared ReLU and partial rotary"),
-        "OPTForCausalLM": ("OPT", "LayerNorm, ReLU and learned positions"),
     ]
 
     /// Throws ``TrainingError/familyNotTrainable(family:missing:)`` when config.json names a
@@ -29,11 +22,12 @@ public enum TrainingFamily {
         throw .familyNotTrainable(family: "\(m.family) (\(name))", missing: m.needs)
     }
 
-    /// The same for a GGUF `general.architecture`: training runs `llama` and `qwen2`.
+    /// The same for a GGUF `general.architecture`: training runs `llama` and `qwen2` (phi2 GGUFs
+    /// stay refused: their training path is not checked against a reference).
     public static func check(ggufArchitecture name: String) throws(TrainingError) {
         guard name != "llama", name != "qwen2" else { return }
         let hf = ArchitectureDescription.forGGUF(architecture: name)?.hfArchitectures.first ?? ""
-        let m = missing[hf] ?? (name, "its own block")
+        let m = missing[hf] ?? (name, "a training path checked against PEFT for its GGUF layout")
         throw .familyNotTrainable(family: "\(m.family) (GGUF \(name))", missing: m.needs)
     }
 }

@@ -169,7 +169,11 @@ struct QLoRATrain: ParsableCommand {
             let loaded = try Self.loadBase(base, precision: basePrecision, threads: threads)
             let config = loaded.config
             let lora = LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora,
-                                  targets: try loaded.targetNames.resolve(targets))
+                                  targets: try loaded.targetNames.resolve(targets).flatMap { name in
+                                      // The family's PEFT names (OPT's `fc1`, GPT-2's `c_proj`) to the trainer's projections.
+                                      let t = LoRATarget.targets(peftName: name, family: config.family).map(\.rawValue)
+                                      return t.isEmpty ? [name] : t
+                                  })
             try lora.validate()
             var dataOptions = DataOptions(template: template.flatMap(ChatTemplate.named), trainOnPrompt: trainOnPrompt,
                                           maxLength: min(maxLen ?? 1024, config.maxPositions))
@@ -195,7 +199,7 @@ struct QLoRATrain: ParsableCommand {
             let baseName = loaded.baseName
             func writeAdapter(into directory: String) throws {
                 let adapter = try model.adapter
-                let peft = PEFTLoRAConfig(adapter.loraConfig, baseModelNameOrPath: baseName)
+                let peft = PEFTLoRAConfig(adapter.loraConfig, baseModelNameOrPath: baseName, family: config.family)
                 try PEFTAdapterWriter.writeFiles(config: peft, entries: PEFTAdapterWriter.entries(adapter), into: directory)
             }
 

@@ -1,0 +1,110 @@
+@testable import Finetune
+import Formats
+import TensorCore
+import Testing
+import TestSupport
+import Verify
+
+/// One training step on the non-LLaMA blocks against PyTorch + PEFT (`make_qlora_goldens.py
+/// families`): the loss and every adapter gradient, the adapter under the family's own PEFT names.
+@Suite struct BlockGoldenStepTests {
+    /// The PEFT adapter writer names the modules as the goldens do (`model.decoder.layers.0.fc1`).
+    @Test(arguments: cases)
+    func adapterNamesAreTheFamilys(_ c: Case) throws {
+        let step = try QLoRAGolden.json()["steps"]?.objectValue?[c.name]?.objectValue
+        let base = try FrozenBase.load(modelDirectory: Fixtures.path(step?["model"]?.stringValue ?? "?"), storage: .float32)
+        let adapter = try Self.adapter(c, try QLoRAGolden.tensors("step_\(c.name).safetensors"), config: base.config)
+        let names = Set(PEFTAdapterWriter.entries(adapter).map { "base_model.model." + $0.module.name })
+        #expect(names == Set((0 ..< base.config.layerCount).flatMap { l in c.leaves.values.map { c.prefix + "\(l)." + $0 } }))
+    }
+
+    struct Case: Sendable, CustomStringConvertible {
+        var name: String
+        /// PEFT module path of layer `l` and target: prefix and the leaf of each ``LoRATarget``.
+        var prefix: String
+        var leaves: [LoRATarget: String]
+        var description: String { name }
+    }
+
+    static let cases = [
+        // OPT: LayerNorm with bias, ReLU, learned positions (offset 2), biases on every projection.
+        Case(name: "opt_f32", prefix: "base_model.model.model.decoder.layers.",
+             leaves: [.query: "self_attn.q_proj", .key: "self_attn.k_proj", .value: "self_attn.v_proj",
+                      .output: "self_attn.out_proj", .up: "fc1", .down: "fc2"]),
+        // phi-1.5: parallel block over one LayerNorm, partial rotary (half of each head),
+        // GELU tanh, biases on every projection and on the head.
+        Case(name: "phi_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.q_proj", .key: "self_attn.k_proj", .value: "self_attn.v_proj",
+                      .output: "self_attn.dense", .up: "mlp.fc1", .down: "mlp.fc2"]),
+        // GPT-2: LayerNorm with bias, GELU tanh, learned positions, Conv1D projections; one pair on
+        // the fused c_attn (q | k | v rows of B).
+        Case(name: "gpt2_f32", prefix: "base_model.model.transformer.h.",
+             leaves: [.query: "attn.c_attn", .output: "attn.c_proj", .up: "mlp.c_fc", .down: "mlp.c_proj"]),
+        // MPT: ALiBi, LayerNorm without bias, exact GELU, no biases; one pair on the fused Wqkv.
+        Case(name: "mpt_f32", prefix: "base_model.model.transformer.blocks.",
+             leaves: [.query: "attn.Wqkv", .output: "attn.out_proj", .up: "ffn.up_proj", .down: "ffn.down_proj"]),
+        // Falcon 7B: multi-query, parallel block over one LayerNorm, exact GELU, rotary, no biases;
+        // one pair on the fused query_key_value.
+        Case(name: "falcon_f32", prefix: "base_model.model.transformer.h.",
+             leaves: [.query: "self_attention.query_key_value", .output: "self_attention.dense",
+                      .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
+        // Persimmon: q/k LayerNorms, squared ReLU, partial rotary, biases; query_key_value rows per
+        // head q, k, v (reordered like Falcon 40B's).
+        Case(name: "persimmon_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.query_key_value", .output: "self_attn.dense",
+                      .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
+        // Falcon 40B: two norms, query_key_value rows interleaved by KV group (B reordered to
+        // q | k | v for training and back for the gradients).
+        Case(name: "falcon40b_f32", prefix: "base_model.model.transformer.h.",
+             leaves: [.query: "self_attention.query_key_value", .output: "self_attention.dense",
+                      .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
+    ]
+
+    static func adapter(_ c: Case, _ tensors: [String: [Float]], config: LlamaConfig, suffix: String = "") throws -> LoRAWeights {
+        var pairs: [LoRAKey: LoRAPair] = [:]
+        for l in 0 ..< config.layerCount {
+            for (t, leaf) in c.leaves {
+                let name = c.prefix + "\(l)." + leaf
+                guard let a = tensors[name + ".lora_A.weight" + suffix], let b = tensors[name + ".lora_B.weight" + suffix] else {
+                    throw Failure(.missingInput, "no golden tensors for \(name)\(suffix)")
+                }
+                let (n, m) = t.adapterFeatures(config)
+                pairs[LoRAKey(layer: l, target: t)] = try LoRAPair(rank: 8, inFeatures: n, outFeatures: m, a: a, b: b)
+            }
+        }
+        let lora = LoRAConfig(rank: 8, alpha: 16, dropout: 0, useRSLoRA: false,
+                              targets: c.leaves.keys.sorted().map(\.rawValue))
+        return try LoRAWeights(modelConfig: config, loraConfig: lora, pairs: pairs)
+    }
+
+    @Test(arguments: cases)
+    func lossAndEveryGradientMatchPEFT(_ c: Case) throws {
+        let json = try QLoRAGolden.json()
+        guard let step = json["steps"]?.objectValue?[c.name]?.objectValue,
+              let modelPath = step["model"]?.stringValue, let expectedLoss = step["loss"]?.doubleValue else {
+            throw Failure(.malformedInput, "no golden step \(c.name)")
+        }
+        // What qlora-train trains on: the base read through Verify's family layout.
+        let base = try FrozenBase.load(modelDirectory: Fixtures.path(modelPath), storage: .float32)
+        let config = base.config
+        let tensors = try QLoRAGolden.tensors("step_\(c.name).safetensors")
+        let adapter = try Self.adapter(c, tensors, config: config)
+        let expected = try Self.adapter(c, tensors, config: config, suffix: ".grad")
+        let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
+        for recompute in [false, true] {
+            let model = try LoRAModel(base: base, config: config, adapter: adapter, threadCount: 2, recompute: recompute)
+            let (loss, gradients) = try model.lossAndGradients(examples: [example])
+            #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs \(expectedLoss)")
+            var worst: Float = 0
+            for key in adapter.keys {
+                guard let g = gradients[key], let e = expected[key] else { Issue.record("missing \(key)"); continue }
+                let da = relativeDifference(g.a, e.a), db = relativeDifference(g.b, e.b)
+                worst = max(worst, da, db)
+                #expect(da <= 1e-4, "\(key) lora_A grad: relative difference \(da)")
+                #expect(db <= 1e-4, "\(key) lora_B grad: relative difference \(db)")
+                #expect(maxAbs(e.a) > 0 && maxAbs(e.b) > 0)
+            }
+            print("\(c.name) recompute=\(recompute): loss \(loss) (PEFT \(expectedLoss)), worst relative gradient difference \(worst)")
+        }
+    }
+}
