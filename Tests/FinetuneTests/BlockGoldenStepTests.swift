@@ -58,6 +58,18 @@ import Verify
         Case(name: "falcon40b_f32", prefix: "base_model.model.transformer.h.",
              leaves: [.query: "self_attention.query_key_value", .output: "self_attention.dense",
                       .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
+        // Qwen-7B (remote code; PEFT on a torch module of the published layout): RMSNorm, rotary,
+        // one pair on the fused, biased c_attn; MLP c_proj(w1(x) · silu(w2(x))), w2 the gate.
+        Case(name: "qwen7b_f32", prefix: "base_model.model.transformer.h.",
+             leaves: [.query: "attn.c_attn", .output: "attn.c_proj", .gate: "mlp.w2", .up: "mlp.w1", .down: "mlp.c_proj"]),
+        // Baichuan 2 7B (RoPE) and 13B (ALiBi): one pair on the fused W_pack, SwiGLU; the NormHead
+        // is the frozen head with normalised rows.
+        Case(name: "baichuan2_7b_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.W_pack", .output: "self_attn.o_proj",
+                      .gate: "mlp.gate_proj", .up: "mlp.up_proj", .down: "mlp.down_proj"]),
+        Case(name: "baichuan2_13b_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.W_pack", .output: "self_attn.o_proj",
+                      .gate: "mlp.gate_proj", .up: "mlp.up_proj", .down: "mlp.down_proj"]),
     ]
 
     static func adapter(_ c: Case, _ tensors: [String: [Float]], config: LlamaConfig, suffix: String = "") throws -> LoRAWeights {
