@@ -1,3 +1,4 @@
+import Foundation
 @testable import Finetune
 import Formats
 import TensorCore
@@ -58,6 +59,18 @@ import Verify
         Case(name: "falcon40b_f32", prefix: "base_model.model.transformer.h.",
              leaves: [.query: "self_attention.query_key_value", .output: "self_attention.dense",
                       .up: "mlp.dense_h_to_4h", .down: "mlp.dense_4h_to_h"]),
+        // Qwen-7B (remote code; PEFT on a torch module of the published layout): RMSNorm, rotary,
+        // one pair on the fused, biased c_attn; MLP c_proj(w1(x) · silu(w2(x))), w2 the gate.
+        Case(name: "qwen7b_f32", prefix: "base_model.model.transformer.h.",
+             leaves: [.query: "attn.c_attn", .output: "attn.c_proj", .gate: "mlp.w2", .up: "mlp.w1", .down: "mlp.c_proj"]),
+        // Baichuan 2 7B (RoPE) and 13B (ALiBi): one pair on the fused W_pack, SwiGLU; the NormHead
+        // is the frozen head with normalised rows.
+        Case(name: "baichuan2_7b_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.W_pack", .output: "self_attn.o_proj",
+                      .gate: "mlp.gate_proj", .up: "mlp.up_proj", .down: "mlp.down_proj"]),
+        Case(name: "baichuan2_13b_f32", prefix: "base_model.model.model.layers.",
+             leaves: [.query: "self_attn.W_pack", .output: "self_attn.o_proj",
+                      .gate: "mlp.gate_proj", .up: "mlp.up_proj", .down: "mlp.down_proj"]),
     ]
 
     static func adapter(_ c: Case, _ tensors: [String: [Float]], config: LlamaConfig, suffix: String = "") throws -> LoRAWeights {
@@ -107,4 +120,43 @@ import Verify
             print("\(c.name) recompute=\(recompute): loss \(loss) (PEFT \(expectedLoss)), worst relative gradient difference \(worst)")
         }
     }
+
+    /// Baichuan 2's NormHead: the frozen head is used with its rows normalised, so a checkpoint whose
+    /// head rows are scaled by arbitrary factors trains exactly as the golden (whose stored rows are
+    /// already unit length); without the normalisation the loss would move by the scale.
+    @Test func normHeadTrainsOnTheNormalisedRows() throws {
+        let json = try QLoRAGolden.json()
+        guard let step = json["steps"]?.objectValue?["baichuan2_7b_f32"]?.objectValue,
+              let expectedLoss = step["loss"]?.doubleValue else { throw Failure(.malformedInput, "no golden step baichuan2_7b_f32") }
+        let source = Fixtures.path("families/baichuan2-7b"), dir = Fixtures.temporaryDirectory()
+        for name in try FileManager.default.contentsOfDirectory(atPath: source) where name != "model.safetensors" {
+            try FileManager.default.copyItem(atPath: source + "/" + name, toPath: dir + "/" + name)
+        }
+        let file = try SafetensorsFile(path: source + "/model.safetensors")
+        let specs = try file.tensors.map { t -> (SafetensorsTensorSpec, [UInt8]) in
+            guard t.dtype == .f32 else { throw Failure(.malformedInput, "\(t.name) is not F32") }
+            var values = (0 ..< t.elementCount).map {
+                Float(bitPattern: UInt32(littleEndian: file.bytes(of: t).loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            }
+            if t.name == "lm_head.weight", let width = t.shape.last {
+                for i in values.indices { values[i] *= Float(1 + (i / width) % 7) * 0.75 }
+            }
+            return (SafetensorsTensorSpec(name: t.name, dtype: .f32, shape: t.shape),
+                    values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } })
+        }
+        try Data(try SafetensorsWriter.serialize(specs, metadata: [("format", "pt")])).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
+        let c = try #require(Self.cases.first { $0.name == "baichuan2_7b_f32" })
+        let base = try FrozenBase.load(modelDirectory: dir, storage: .float32)
+        let tensors = try QLoRAGolden.tensors("step_baichuan2_7b_f32.safetensors")
+        let expected = try Self.adapter(c, tensors, config: base.config, suffix: ".grad")
+        let model = try LoRAModel(base: base, config: base.config, adapter: try Self.adapter(c, tensors, config: base.config), threadCount: 1)
+        let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
+        let (loss, gradients) = try model.lossAndGradients(examples: [example])
+        #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs \(expectedLoss)")
+        for key in expected.keys {
+            guard let g = gradients[key], let e = expected[key] else { Issue.record("missing \(key)"); continue }
+            #expect(relativeDifference(g.a, e.a) <= 1e-4 && relativeDifference(g.b, e.b) <= 1e-4, "\(key)")
+        }
+    }
+
 }

@@ -97,9 +97,9 @@ def load(path, quantized=False, quantize_at_load=False):
     return model
 
 
-def lora_model(model, seed, targets=TARGETS):
+def lora_model(model, seed, targets=TARGETS, task_type="CAUSAL_LM"):
     config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=targets, bias="none",
-                        task_type="CAUSAL_LM")
+                        task_type=task_type)
     model = get_peft_model(model, config)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -277,6 +277,7 @@ def family_steps():
         "qwen2_f32": one_step("qwen2_f32", os.path.join(families, "qwen2"), qwen2_tokens, mask),
         "mistral_f32": one_step("mistral_f32", os.path.join(families, "mistral"), mistral_tokens, mask),
         **block_family_steps(),
+        **remote_family_steps(),
     }
 
 
@@ -310,6 +311,134 @@ def block_family_steps():
         tokens = torch.randint(3, vocab, (20,), generator=g).tolist()
         out[case] = one_step(case, os.path.join(families, name), tokens, mask, targets=targets,
                              modules_per_layer=per_layer, base_dropout=False)
+    return out
+
+
+# The remote-code families (no transformers class offline): fixture directory, PEFT target leaves
+# (LoRATargetNames.allLinear), adapted modules per layer (Qwen-7B's c_proj names two).
+REMOTE_FAMILIES = [
+    ("qwen7b_f32", "qwen-7b", ["c_attn", "c_proj", "w1", "w2"], 5),
+    ("baichuan2_7b_f32", "baichuan2-7b", ["W_pack", "o_proj", "gate_proj", "up_proj", "down_proj"], 5),
+    ("baichuan2_13b_f32", "baichuan2-13b", ["W_pack", "o_proj", "gate_proj", "up_proj", "down_proj"], 5),
+]
+
+
+class RemoteCausalLM(torch.nn.Module):
+    """Qwen-7B or Baichuan 2 as a torch module: every linear layer an nn.Linear at its published path
+    (so PEFT wraps it by name), the rest frozen tensors, and the forward of remote_forward() in
+    make_family_fixtures.py (written from the published modeling code) over those modules.
+    Baichuan 2's NormHead normalizes the frozen head rows in every forward (no gradient flows
+    into the head: it is frozen)."""
+
+    class Output:
+        def __init__(self, loss):
+            self.loss = loss
+
+    def __init__(self, name, path):
+        super().__init__()
+        from safetensors.torch import load_file
+
+        self.family = name
+        with open(os.path.join(path, "config.json")) as f:
+            self.config = json.load(f)
+        sd = load_file(os.path.join(path, "model.safetensors"))
+        self.frozen = {}
+        for key in sorted(sd):
+            w = sd[key].float()
+            module_path, kind = key.rsplit(".", 1)
+            if w.dim() != 2 or key in ("lm_head.weight", "transformer.wte.weight", "model.embed_tokens.weight"):
+                self.frozen[key] = w
+                continue
+            bias = sd.get(module_path + ".bias")
+            lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=bias is not None)
+            with torch.no_grad():
+                lin.weight.copy_(w)
+                if bias is not None:
+                    lin.bias.copy_(bias.float())
+            lin.requires_grad_(False)
+            parent = self
+            parts = module_path.split(".")
+            for part in parts[:-1]:
+                if not hasattr(parent, part):
+                    parent.add_module(part, torch.nn.Module())
+                parent = getattr(parent, part)
+            parent.add_module(parts[-1], lin)
+
+    def forward(self, input_ids, labels):
+        from make_family_fixtures import alibi_slopes, rms_norm, rope_half
+
+        c, w = self.config, self.frozen
+        H, NH, L = c["hidden_size"], c["num_attention_heads"], c["num_hidden_layers"]
+        D = H // NH
+        ids = input_ids[0]
+        T = ids.shape[0]
+        causal = torch.full((T, T), float("-inf")).triu(1)
+        qwen = self.family == "qwen-7b"
+        if qwen:
+            eps, x, blocks = c["layer_norm_epsilon"], w["transformer.wte.weight"][ids], self.transformer.h
+        else:
+            eps, x, blocks = c["rms_norm_eps"], w["model.embed_tokens.weight"][ids], self.model.layers
+        alibi = self.family == "baichuan2-13b"
+        pos = torch.arange(T, dtype=torch.float32)
+        bias = torch.tensor(alibi_slopes(NH))[:, None, None] * (pos[None, :] - pos[:, None])[None] if alibi else 0.0
+        for i in range(L):
+            b = getattr(blocks, str(i))
+            if qwen:
+                n = rms_norm(x, w[f"transformer.h.{i}.ln_1.weight"], eps)
+                qkv, out = b.attn.c_attn(n), b.attn.c_proj
+                theta = float(c["rotary_emb_base"])
+            else:
+                n = rms_norm(x, w[f"model.layers.{i}.input_layernorm.weight"], eps)
+                qkv, out = b.self_attn.W_pack(n), b.self_attn.o_proj
+                theta = None if alibi else 10000.0
+            q, k, v = (t.view(T, NH, D).transpose(0, 1) for t in qkv.split(H, dim=-1))
+            if theta is not None:
+                q, k = rope_half(q, theta), rope_half(k, theta)
+            a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(D) + bias + causal, dim=-1) @ v
+            x = x + out(a.transpose(0, 1).reshape(T, H))
+            if qwen:
+                n = rms_norm(x, w[f"transformer.h.{i}.ln_2.weight"], eps)
+                x = x + b.mlp.c_proj(b.mlp.w1(n) * F.silu(b.mlp.w2(n)))
+            else:
+                n = rms_norm(x, w[f"model.layers.{i}.post_attention_layernorm.weight"], eps)
+                x = x + b.mlp.down_proj(F.silu(b.mlp.gate_proj(n)) * b.mlp.up_proj(n))
+        if qwen:
+            logits = rms_norm(x, w["transformer.ln_f.weight"], eps) @ w["lm_head.weight"].T
+        else:
+            logits = rms_norm(x, w["model.norm.weight"], eps) @ F.normalize(w["lm_head.weight"], dim=-1).T
+        # transformers' causal-LM loss: shifted, mean over the target tokens.
+        return self.Output(F.cross_entropy(logits[:-1], labels[0, 1:], ignore_index=-100))
+
+
+def remote_one_step(case, name, path, tokens, mask, targets, per_layer):
+    model = lora_model(RemoteCausalLM(name, path), seed=1234, targets=targets, task_type=None)
+    params = adapter_tensors(model)
+    assert len(params) == 2 * per_layer * model.base_model.model.config["num_hidden_layers"], len(params)
+    loss = model.base_model.model(torch.tensor([tokens]), torch.tensor([labels_for(tokens, mask)])).loss
+    loss.backward()
+    tensors = {}
+    for key, p in params.items():
+        tensors[key] = p.detach().float().contiguous()
+        tensors[key + ".grad"] = p.grad.detach().float().contiguous()
+    save_file(tensors, os.path.join(OUT, f"step_{case}.safetensors"), metadata={"format": "pt"})
+    print(f"{case}: loss {loss.item():.6f}, {len(params)} adapter tensors", file=sys.stderr)
+    return {"model": os.path.relpath(path, os.path.join(ROOT, "testdata")), "loss": loss.item(),
+            "tokens": tokens, "mask": mask, "target_modules": targets}
+
+
+def remote_family_steps():
+    """One step on the tiny Qwen-7B and Baichuan 2 (7B RoPE, 13B ALiBi) checkpoints in float32 with
+    PEFT on RemoteCausalLM: every linear layer adapted (one pair over the fused c_attn / W_pack)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    g = torch.Generator().manual_seed(45)
+    mask = [i >= 4 for i in range(20)]
+    families = os.path.join(ROOT, "testdata", "families")
+    out = {}
+    for case, name, targets, per_layer in REMOTE_FAMILIES:
+        with open(os.path.join(families, name, "config.json")) as f:
+            vocab = json.load(f)["vocab_size"]
+        tokens = torch.randint(3, vocab, (20,), generator=g).tolist()
+        out[case] = remote_one_step(case, name, os.path.join(families, name), tokens, mask, targets, per_layer)
     return out
 
 

@@ -302,8 +302,9 @@ extension FrozenBase {
             return try LlamaConfig(hfConfig: directory.config.object, family: ModelFamily(hfArchitecture: name) ?? .llama)
         }
         // The other blocks: read through Verify's family layout (fused and Conv1D tensors split and
-        // transposed to [out, in]), projections quantized here for `.nf4`.
-        if !c.runsLlamaBlock {
+        // transposed to [out, in]; Baichuan 2's NormHead rows normalised), projections quantized here
+        // for `.nf4`. Qwen-7B and Baichuan 2 7B run LLaMA's block under their own tensor names.
+        if !c.runsLlamaBlock || c.family != .llama {
             let checkpoint = try LlamaCheckpoint.open(path: path)
             return try withPath(path) {
                 try FrozenBase(source: checkpoint.weights(threads: threadCount), config: checkpoint.config, storage: storage,

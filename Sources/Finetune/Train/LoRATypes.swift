@@ -62,6 +62,14 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         case (.phi, .output): "self_attn.dense"
         case (.phi, .up): "mlp.fc1"
         case (.phi, .down): "mlp.fc2"
+        // Qwen-7B: c_proj(w1(x) · silu(w2(x))), so w2 is the gate; `c_proj` names two modules.
+        case (.qwen, .query): "attn.c_attn"
+        case (.qwen, .output): "attn.c_proj"
+        case (.qwen, .gate): "mlp.w2"
+        case (.qwen, .up): "mlp.w1"
+        case (.qwen, .down): "mlp.c_proj"
+        case (.baichuan, .query): "self_attn.W_pack"
+        case (.baichuan, .output), (.baichuan, .gate), (.baichuan, .up), (.baichuan, .down): modulePath
         default: nil
         }
     }
@@ -84,15 +92,16 @@ public enum LoRATarget: String, CaseIterable, Sendable, Hashable, Comparable {
         case .opt: "model.decoder.layers."
         case .gpt2: "transformer.h."
         case .mpt: "transformer.blocks."
-        case .falcon: "transformer.h."
+        case .falcon, .qwen: "transformer.h."
         default: "model.layers."
         }
     }
 
-    /// Whether the model adapts q, k and v as one fused module (GPT-2's `c_attn`, MPT's `Wqkv`,
-    /// Falcon's `query_key_value`): PEFT puts one pair on it, here the pair of `.query`.
+    /// Whether the model adapts q, k and v as one fused module (GPT-2's and Qwen-7B's `c_attn`, MPT's
+    /// `Wqkv`, Falcon's `query_key_value`, Baichuan's `W_pack`): PEFT puts one pair on it, here the pair of `.query`.
     public static func fusesQKV(_ c: LlamaConfig) -> Bool {
-        c.family == .gpt2 || c.family == .mpt || c.family == .falcon || c.family == .persimmon
+        c.family == .gpt2 || c.family == .mpt || c.family == .falcon || c.family == .persimmon || c.family == .qwen
+            || c.family == .baichuan
     }
 
     /// For a fused module whose rows are not q | k | v in that order (Falcon's new decoder: per KV
