@@ -19,10 +19,13 @@ enum QuantizeGoldens {
         let keys: [(String, String)]
         /// (name, type, ne, sha256) in file order.
         let tensors: [(name: String, type: String, ne: [Int], sha256: String)]
+        /// llama-quantize's reason when it refused the input (no output then).
+        var refusal: String? = nil
 
         var description: String { id }
     }
 
+    /// `id` may name a file under a subdirectory of golden/quantize (`families/qwen2.Q8_0`).
     static func load(_ id: String) throws -> Case {
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("golden/quantize/\(id).json")))
         guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw Failure(.malformedInput, "\(id): not an object") }
@@ -30,8 +33,9 @@ enum QuantizeGoldens {
         let tensors = (o["tensors"] as? [[String: Any]] ?? []).map {
             (name: $0["name"] as? String ?? "", type: $0["type"] as? String ?? "", ne: $0["ne"] as? [Int] ?? [], sha256: $0["sha256"] as? String ?? "")
         }
+        let refusal = (o["refused"] as? [String: Any])?["message"] as? String
         return Case(id: id, input: o["input"] as? String ?? "", type: o["type"] as? String ?? "", flags: o["flags"] as? [String] ?? [],
-                    fileSHA256: o["file_sha256"] as? String ?? "", fileSize: o["file_size"] as? Int ?? 0, keys: kv, tensors: tensors)
+                    fileSHA256: o["file_sha256"] as? String ?? "", fileSize: o["file_size"] as? Int ?? 0, keys: kv, tensors: tensors, refusal: refusal)
     }
 
     /// Every case id (file names without `.json`), the converter summary excluded.
@@ -39,6 +43,13 @@ enum QuantizeGoldens {
         let dir = Fixtures.path("golden/quantize")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         return names.filter { $0.hasSuffix(".json") && !$0.hasSuffix(".gguf.json") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
+    /// The ids of golden/quantize/families (every family's converter GGUF through llama-quantize).
+    static var familyIds: [String] {
+        let dir = Fixtures.path("golden/quantize/families")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.map { "families/" + String($0.dropLast(5)) }.sorted()
     }
 
     /// The options llama-quantize's flags stand for.

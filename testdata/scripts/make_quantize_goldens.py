@@ -5,6 +5,10 @@ Steps (default: all, in this order):
 
   model     writes testdata/tiny-llama-256/: a one-layer LLaMA whose rows are 256 wide, so that
             the k-quant types (block 256) apply instead of the fallbacks the 64-wide tiny models get.
+  families  runs llama-quantize on each family's converter f32 GGUF
+            (testdata/golden/families/<name>.f32.gguf) for FAMILY_TYPES and writes one JSON summary
+            per output to testdata/golden/quantize/families/ (or, if llama-quantize refuses the
+            input, a summary holding its exit status and last message).
   quantize  converts it to an f32 GGUF with llama.cpp's converter (in a temporary directory, not
             committed), then runs llama-quantize on that file and on the committed tiny-model GGUFs
             (testdata/golden/tiny-llama-{spm,bpe}.*.gguf) for every case in CASES, and writes one
@@ -83,6 +87,14 @@ def cases() -> list[dict]:
          "flags": ["--allow-requantize"]},
     ]
     return out
+
+
+# The converter goldens of every non-LLaMA family (make_family_fixtures.py writes them); each is
+# quantized to the types below. Their rows are 64 wide, so the k-quant mixes exercise the
+# per-architecture rules and the row-width fallbacks.
+FAMILIES = ["qwen2", "mistral", "gpt2", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "baichuan2-7b", "baichuan2-13b", "qwen-7b"]
+FAMILY_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K"]
+FAMILY_OUT = OUT / "families"
 
 
 def log(msg: str) -> None:
@@ -213,9 +225,49 @@ def make_quantize_goldens(llama_dir: Path, binary: Path, tmp: Path) -> None:
         log(f"  {case['id']}: {summary['file_size']} bytes, {types}")
 
 
+def make_family_goldens(binary: Path, tmp: Path) -> None:
+    if not binary.is_file():
+        raise SystemExit(f"{binary} not found; run scripts/interop-env.sh first")
+    FAMILY_OUT.mkdir(parents=True, exist_ok=True)
+    for old in FAMILY_OUT.glob("*.json"):
+        old.unlink()
+    for family in FAMILIES:
+        src = GOLDEN / "families" / f"{family}.f32.gguf"
+        for t in FAMILY_TYPES:
+            case_id = f"{family}.{t}"
+            dst = tmp / f"{case_id}.gguf"
+            head = {
+                "case": case_id,
+                "input": f"families/{family}.f32",
+                "type": t,
+                "flags": [],
+                "made_with": f"llama-quantize <input> <output> {t} (input: testdata/golden/families/{family}.f32.gguf)",
+            }
+            r = subprocess.run([str(binary), str(src), str(dst), t, "2"], capture_output=True, text=True)
+            if r.returncode != 0:
+                # The line naming the reason (the last lines name the input's machine path).
+                reasons = [l.strip() for l in (r.stdout + r.stderr).splitlines() if "failed to quantize:" in l]
+                reason = reasons[0] if reasons else f"exit status {r.returncode}"
+                fx.write_json(FAMILY_OUT / f"{case_id}.json", {**head, "refused": {"exit_status": r.returncode, "message": reason}})
+                log(f"  {case_id}: llama-quantize refused: {reason}")
+                continue
+            again = tmp / f"{case_id}.t1.gguf"
+            run_quantize(binary, src, again, t, [], 1)
+            if dst.read_bytes() != again.read_bytes():
+                raise SystemExit(f"{case_id}: llama-quantize output differs between 1 and 2 threads")
+            summary = {**head, **summarize(dst)}
+            fx.write_json(FAMILY_OUT / f"{case_id}.json", summary)
+            types = {}
+            for tensor in summary["tensors"]:
+                types[tensor["type"]] = types.get(tensor["type"], 0) + 1
+            log(f"  {case_id}: {summary['file_size']} bytes, {types}")
+            dst.unlink()
+            again.unlink()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("steps", nargs="*", default=["model", "quantize"], help="subset of: model quantize")
+    ap.add_argument("steps", nargs="*", default=["model", "quantize"], help="subset of: model quantize families")
     ap.add_argument("--llama-cpp", default=str(fx.default_llama_cpp()), help="vendored llama.cpp dir")
     ap.add_argument("--llama-quantize", default=str(fx.default_cache() / "llama.cpp-build" / "bin" / "llama-quantize"))
     a = ap.parse_args()
@@ -232,6 +284,9 @@ def main() -> None:
     if "quantize" in a.steps:
         with tempfile.TemporaryDirectory(prefix="wconv-quantize-goldens-") as tmp:
             make_quantize_goldens(Path(a.llama_cpp), Path(a.llama_quantize), Path(tmp))
+    if "families" in a.steps:
+        with tempfile.TemporaryDirectory(prefix="wconv-quantize-families-") as tmp:
+            make_family_goldens(Path(a.llama_quantize), Path(tmp))
     log("done")
 
 
