@@ -89,11 +89,11 @@ def cases() -> list[dict]:
     return out
 
 
-# The converter goldens of every non-LLaMA family (make_family_fixtures.py writes them); each is
-# quantized to the types below. Their rows are 64 wide, so the k-quant mixes exercise the
+# The converter goldens of every non-LLaMA family with a llama.cpp architecture; each is quantized
+# to the types below. Their rows are 64 or 256 wide, so the k-quant mixes exercise both the
 # per-architecture rules and the row-width fallbacks.
 FAMILIES = ["qwen2", "mistral", "gpt2", "phi-1_5", "falcon-7b", "falcon-40b", "mpt", "baichuan2-7b", "baichuan2-13b", "qwen-7b"]
-FAMILY_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K"]
+FAMILY_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_M", "Q4_K_S", "Q5_K_S", "Q5_K_M", "Q6_K", "F16", "BF16"]
 FAMILY_OUT = OUT / "families"
 # llama-quantize loads the model's hyperparameters and refuses qwen-7b's converter file: the
 # converter writes qwen.attention.layer_norm_epsilon, the qwen loader requires the RMS key. For
