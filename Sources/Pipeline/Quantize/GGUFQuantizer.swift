@@ -250,6 +250,15 @@ public enum GGUFQuantizer {
             warnings.append("requantized \(requantized.values.reduce(0, +)) already-quantized tensors (\(list)): they were "
                 + "dequantized and quantized again, so both roundings add up; quantizing the f16/f32 original gives better weights")
         }
+        // llama-quantize loads the model's hyper-parameters and refuses a file that lacks a key its
+        // loader requires; wconv needs only what the type rules read, so it quantizes and says so.
+        let missing = (Self.keysLlamaCppLoaderRequires[facts.architecture] ?? [])
+            .map { GGUFKeys.Architecture.key(facts.architecture, $0) }.filter { input[$0] == nil }
+        if !missing.isEmpty {
+            warnings.append("the input lacks \(missing.joined(separator: ", ")), which llama.cpp's \(facts.architecture) loader requires: "
+                + "llama-quantize refuses this file and llama.cpp will not load the output without supplying the key "
+                + "(e.g. --override-kv \(missing[0])=float:1e-6)")
+        }
         if let (name, from, to) = fallbacks.first {
             warnings.append("\(fallbacks.count) of \(tensors.count) tensors fell back to another type because their rows do not "
                 + "fit the block size (e.g. \(name): \(from.name) -> \(to.name))")
@@ -276,6 +285,11 @@ public enum GGUFQuantizer {
                                 output: output, splitMaxBytes: nil, peak: peak, peakInput: peakInput, warnings: plan.warnings)
         }
     }
+
+    /// Per architecture, keys (after `<arch>.`) that llama.cpp's model loader requires but its
+    /// converter does not always write: Qwen-7B's converter writes `attention.layer_norm_epsilon`
+    /// from the config while the qwen loader reads the RMS key.
+    static let keysLlamaCppLoaderRequires: [String: [String]] = ["qwen": ["attention.layer_norm_rms_epsilon"]]
 
     /// The hyper-parameters llama-quantize's rules read.
     static func modelFacts(_ metadata: GGUFMetadata, path: String) throws -> GGUFQuantModelFacts {
