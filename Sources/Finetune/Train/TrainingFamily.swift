@@ -27,9 +27,10 @@ public enum TrainingFamily {
 
     /// What the GGUF bases training refuses would need, by GGUF architecture.
     static let ggufMissing: [String: String] = [
-        // llama.cpp's converter copies the NormHead as stored and llama.cpp does not normalise it, so
-        // the GGUF's head is not the one PEFT trains against.
-        "baichuan": "Baichuan 2's NormHead (the GGUF keeps the head rows unnormalised; train from the Hugging Face directory)",
+        // llama.cpp's converter copies the NormHead as stored (llama.cpp does not normalise it), and the
+        // file does not say RoPE or ALiBi (llama.cpp picks by layer count: neither for the fixtures'
+        // two layers), so the GGUF is not the model PEFT trains against.
+        "baichuan": "Baichuan 2's NormHead and position scheme (the GGUF keeps the head rows unnormalised and does not record RoPE vs ALiBi; train from the Hugging Face directory)",
     ]
 
     /// The same for a GGUF `general.architecture`: training runs ``ggufTrainable``.
