@@ -121,6 +121,50 @@ import Verify
         }
     }
 
+    /// The golden steps whose family has a converter GGUF that training reads.
+    static let ggufCases = cases.filter { ["gpt2_f32", "mpt_f32", "falcon_f32", "falcon40b_f32", "phi_f32", "qwen7b_f32"].contains($0.name) }
+
+    /// `qlora-train` on the family's f32 GGUF (`golden/families/<family>.f32.gguf`, llama.cpp's
+    /// converter) trains as on its HF checkpoint: the frozen weights read through the GGUF layout are
+    /// the HF ones bit for bit, so the loss and every adapter gradient of the golden step are equal,
+    /// and within PEFT's to 1e-4.
+    @Test(arguments: ggufCases)
+    func ggufBaseStepEqualsHFBase(_ c: Case) throws {
+        let json = try QLoRAGolden.json()
+        guard let step = json["steps"]?.objectValue?[c.name]?.objectValue,
+              let modelPath = step["model"]?.stringValue, let expectedLoss = step["loss"]?.doubleValue else {
+            throw Failure(.malformedInput, "no golden step \(c.name)")
+        }
+        let family = modelPath.split(separator: "/").last.map(String.init) ?? modelPath
+        let hf = try FrozenBase.load(modelDirectory: Fixtures.path(modelPath), storage: .float32)
+        let gguf = try FrozenBase.load(familyGGUF: Fixtures.path("golden/families/\(family).f32.gguf"), storage: .float32)
+        #expect(gguf.config.family == hf.config.family)
+        #expect(gguf.config.block == hf.config.block)
+        let tensors = try QLoRAGolden.tensors("step_\(c.name).safetensors")
+        let adapter = try Self.adapter(c, tensors, config: hf.config)
+        let expected = try Self.adapter(c, tensors, config: hf.config, suffix: ".grad")
+        let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
+        let (hfLoss, hfGradients) = try LoRAModel(base: hf, config: hf.config, adapter: adapter, threadCount: 2)
+            .lossAndGradients(examples: [example])
+        // The GGUF's configuration keeps its own float32 epsilon and context length: the same
+        // matrices, made for it.
+        let ggufAdapter = try Self.adapter(c, tensors, config: gguf.config)
+        let (loss, gradients) = try LoRAModel(base: gguf, config: gguf.config, adapter: ggufAdapter, threadCount: 2)
+            .lossAndGradients(examples: [example])
+        #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs PEFT \(expectedLoss)")
+        var worst: Float = 0, worstPEFT: Float = 0
+        for key in adapter.keys {
+            guard let g = gradients[key], let h = hfGradients[key], let e = expected[key] else { Issue.record("missing \(key)"); continue }
+            let d = max(relativeDifference(g.a, h.a), relativeDifference(g.b, h.b))
+            worst = max(worst, d)
+            worstPEFT = max(worstPEFT, relativeDifference(g.a, e.a), relativeDifference(g.b, e.b))
+            #expect(d <= 1e-6, "\(key): GGUF vs HF relative gradient difference \(d)")
+        }
+        print("\(c.name) GGUF base: loss \(loss) (HF base \(hfLoss), PEFT \(expectedLoss)); GGUF vs HF gradients \(worst), vs PEFT \(worstPEFT)")
+        #expect(abs(loss - hfLoss) <= 1e-6 * abs(hfLoss))
+        #expect(worstPEFT <= 1e-4)
+    }
+
     /// Baichuan 2's NormHead: the frozen head is used with its rows normalised, so a checkpoint whose
     /// head rows are scaled by arbitrary factors trains exactly as the golden (whose stored rows are
     /// already unit length); without the normalisation the loss would move by the scale.

@@ -65,6 +65,35 @@ import TestSupport
         #expect(p.status == 64, "\(p.stderr)")
     }
 
+    /// `qlora-train` on the family's converter GGUF (f32), with an f32 or NF4 frozen base, writes the
+    /// adapter it writes on the HF checkpoint, byte for byte: the same weights through the GGUF layout, the same tokens from the
+    /// GGUF's tokenizer, the family's own GELU. Baichuan 2's GGUF is refused (unnormalised NormHead).
+    @Test(arguments: ["gpt2", "falcon-40b", "falcon-7b", "mpt", "phi-1_5", "qwen-7b"])
+    func ggufBaseTrainsAsTheHFBase(family: String) throws {
+        let dir = Fixtures.temporaryDirectory()
+        // llama.cpp's Falcon converter writes a 2048-token context, the tiny HF config says 64: the
+        // longest example is cut at the same length for both.
+        let template = (family == "qwen-7b" ? ["--template", "chatml"] : []) + ["--max-len", "64"]
+        for precision in ["f32", "nf4"] {
+            for (name, base) in [("hf", Fixtures.path("families/\(family)")), ("gguf", Fixtures.path("golden/families/\(family).f32.gguf"))] {
+                let r = try CLI.run(["qlora-train", base, "--data", Self.sample, "-o", dir + "/\(name)-\(precision)",
+                                     "--steps", "2", "--threads", "1", "--base-precision", precision, "--quiet"] + template)
+                #expect(r.status == 0, "\(name): \(r.stderr)")
+            }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/gguf-\(precision)/adapter_model.safetensors"))
+                == Data(contentsOf: URL(fileURLWithPath: dir + "/hf-\(precision)/adapter_model.safetensors")), "\(family) \(precision)")
+            #expect(try Self.adapterTargets(dir + "/gguf-\(precision)") == Self.adapterTargets(dir + "/hf-\(precision)"))
+        }
+    }
+
+    @Test func baichuanGGUFBaseIsRefused() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let r = try CLI.run(["qlora-train", Fixtures.path("golden/families/baichuan2-7b.f32.gguf"), "--data", Self.sample,
+                             "-o", dir + "/out", "--steps", "1", "--threads", "1", "--template", "chatml", "--quiet"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("NormHead"), "\(r.stderr)")
+    }
+
     @Test func mergeAndConvertAdapterOfAFusedFamily() throws {
         let dir = Fixtures.temporaryDirectory()
         let merged = try CLI.run(["qlora-merge", Fixtures.path("families/gpt2"), Fixtures.path("golden/families-lora/gpt2"), "-o", dir + "/m",

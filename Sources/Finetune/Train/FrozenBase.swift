@@ -294,6 +294,34 @@ extension FrozenBase {
     /// transformers + bitsandbytes would quantize them.
     /// - Throws: ``PathError`` for unreadable files, ``VerifyError`` for configurations or
     ///   tensors the forward pass cannot use.
+    /// Loads the GGUF of a family other than LLaMA/Qwen2 (GPT-2, phi-2, Falcon, MPT, Qwen-7B)
+    /// through Verify's family layout, which presents its tensors as the HF checkpoint's (Conv1D
+    /// layout, Falcon's regrouped q|k|v and split tensors undone): an f32 GGUF gives the weights
+    /// of the HF checkpoint it was converted from, bit for bit.
+    ///
+    /// The block trained is the HF model's, the one PEFT trains the adapter on: the GGUF
+    /// configuration's GELU, llama.cpp's f16-table form (``BlockDescription/Activation/geluGGML``, an
+    /// inference approximation), becomes the family's own (tanh for GPT-2 and phi, exact for
+    /// Falcon and MPT, as their HF configs default to).
+    /// - Throws: ``TrainingError/familyNotTrainable(family:missing:)`` for a GGUF architecture
+    ///   training refuses (``TrainingFamily/check(ggufArchitecture:)``); what opening throws.
+    public static func load(familyGGUF path: String, storage: Storage, threadCount: Int = 1) throws -> FrozenBase {
+        let checkpoint = try LlamaCheckpoint.open(path: path)
+        guard case .gguf(let model) = checkpoint.input else {
+            throw PathError(path: path, Failure(.usage, "not a GGUF file"))
+        }
+        let name = model.metadata[GGUFKeys.General.architecture]?.stringValue ?? ""
+        try withPath(path) { try TrainingFamily.check(ggufArchitecture: name) }
+        var config = checkpoint.config
+        if config.block.mlp == .plain(.geluGGML) {
+            config.block.mlp = .plain(config.family == .falcon || config.family == .mpt ? .geluExact : .geluTanh)
+        }
+        return try withPath(path) {
+            try FrozenBase(source: checkpoint.weights(threads: threadCount), config: config, storage: storage,
+                           threadCount: threadCount)
+        }
+    }
+
     public static func load(modelDirectory path: String, storage: Storage, threadCount: Int = 1) throws -> FrozenBase {
         let directory = try HFModelDirectory(path: path)
         let c = try withPath(directory.path(of: "config.json")) { () throws -> LlamaConfig in

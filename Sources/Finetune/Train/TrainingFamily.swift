@@ -21,13 +21,23 @@ public enum TrainingFamily {
         throw .familyNotTrainable(family: "\(m.family) (\(name))", missing: m.needs)
     }
 
-    /// The same for a GGUF `general.architecture`: training runs `llama` and `qwen2` (the other
-    /// families' GGUFs stay refused: their training path is not checked against a reference for the
-    /// GGUF layout).
+    /// GGUF architectures training reads (through Verify's family layout for the non-LLaMA ones),
+    /// each checked: an f32 GGUF trains exactly as the HF checkpoint it was converted from.
+    static let ggufTrainable: Set<String> = ["llama", "qwen2", "gpt2", "falcon", "mpt", "phi2", "qwen"]
+
+    /// What the GGUF bases training refuses would need, by GGUF architecture.
+    static let ggufMissing: [String: String] = [
+        // llama.cpp's converter copies the NormHead as stored (llama.cpp does not normalise it), and the
+        // file does not say RoPE or ALiBi (llama.cpp picks by layer count: neither for the fixtures'
+        // two layers), so the GGUF is not the model PEFT trains against.
+        "baichuan": "Baichuan 2's NormHead and position scheme (the GGUF keeps the head rows unnormalised and does not record RoPE vs ALiBi; train from the Hugging Face directory)",
+    ]
+
+    /// The same for a GGUF `general.architecture`: training runs ``ggufTrainable``.
     public static func check(ggufArchitecture name: String) throws(TrainingError) {
-        guard name != "llama", name != "qwen2" else { return }
+        guard !ggufTrainable.contains(name) else { return }
         let hf = ArchitectureDescription.forGGUF(architecture: name)?.hfArchitectures.first ?? ""
-        let m = missing[hf] ?? (name, "a training path checked against PEFT for its GGUF layout")
+        let m = missing[hf] ?? (name, ggufMissing[name] ?? "a training path checked against PEFT for its GGUF layout")
         throw .familyNotTrainable(family: "\(m.family) (GGUF \(name))", missing: m.needs)
     }
 }

@@ -25,6 +25,9 @@ public final class LlamaCheckpoint: @unchecked Sendable {
 
     /// Where the family keeps its weights; nil for LLaMA's layout (the table's HF names).
     let layout: FamilyTensorLayout?
+    /// For a family GGUF: the family's HF layout, which says which rows of which HF module each
+    /// layer field is, so a PEFT adapter (HF names) lands on the GGUF's tensors.
+    let hfLayout: FamilyTensorLayout?
 
     public var path: String { input.path }
     public var format: ModelFormat { input.format }
@@ -58,6 +61,7 @@ public final class LlamaCheckpoint: @unchecked Sendable {
             let architecture = try? directory.config.architecture
             let table = tensors
             layout = FamilyTensorLayout.of(config, gguf: false, hfArchitecture: architecture ?? nil) { table[$0] != nil }
+            hfLayout = nil
         case .gguf(let model):
             (config, tensors) = try withPath(model.path) {
                 var divisors: [Float]?
@@ -74,6 +78,7 @@ public final class LlamaCheckpoint: @unchecked Sendable {
                 return (config, table)
             }
             layout = FamilyTensorLayout.of(config, gguf: true, hfArchitecture: nil) { source.entry(named: $0) != nil }
+            hfLayout = layout == nil ? nil : FamilyTensorLayout.of(config, gguf: false, hfArchitecture: nil) { _ in true }
         case .safetensors(let checkpoint):
             throw PathError(path: checkpoint.path, ModelLoadError.noConfiguration)
         }
@@ -139,24 +144,32 @@ public final class LlamaCheckpoint: @unchecked Sendable {
     /// layer reads from the HF checkpoint, with `B·A` the weight's `[out, in]` shape (a Conv1D
     /// weight, stored `[in, out]`, is read transposed, so its `B·A` is `[out, in]` too; a fused
     /// q|k|v module's update covers the whole fused matrix, which the layout splits afterwards).
-    /// GGUF inputs of such families keep llama.cpp's names, which PEFT's do not address.
+    /// On a family GGUF the HF layout names the modules: the update's shape is the HF matrix's,
+    /// summed from the rows of the layer fields it feeds (each added to them as they load).
     private func checkFamilyAdapter(_ adapter: LoRAAdapter, layout: FamilyTensorLayout) throws {
-        guard case .hf = input else {
-            throw PathError(path: adapter.path, LoRAAdapterError.unsupported(
-                "a PEFT adapter on a \(config.family.displayName) GGUF (apply it to the HF checkpoint, or convert it with wconv convert-adapter for llama.cpp)"))
-        }
-        var matrices: [String: Bool] = [:]  // stored name → transposed
+        var shapes: [String: [Int]] = [:]  // HF weight name → [out, in]
         for l in 0 ..< config.layerCount {
-            for recipe in layout.layer(l).values where recipe.name.hasSuffix(".weight") {
-                matrices[recipe.name] = recipe.transposed
+            if case .hf = input {
+                for recipe in layout.layer(l).values where recipe.name.hasSuffix(".weight") {
+                    guard let t = tensors[recipe.name], t.shape.count == 2 else { continue }
+                    shapes[recipe.name] = recipe.transposed ? [t.shape[1], t.shape[0]] : t.shape
+                }
+            } else if let hfLayout {
+                let recipes = hfLayout.layer(l)
+                for (_, count, field) in LlamaLayerWeights.tensorNames(layer: l, config: config) {
+                    guard let recipe = recipes[field], recipe.name.hasSuffix(".weight"),
+                          let width = StreamingWeights.rowLength(of: field, config: config) else { continue }
+                    let rows = count / max(1, width)
+                    let s = shapes[recipe.name] ?? [0, width]
+                    shapes[recipe.name] = [s[0] + rows, width]
+                }
             }
         }
         for (name, d) in adapter.deltas.sorted(by: { $0.key < $1.key }) {
-            guard let transposed = matrices[name], let t = tensors[name], t.shape.count == 2 else {
+            guard let shape = shapes[name] else {
                 throw PathError(path: adapter.path, LoRAAdapterError.unsupported(
                     "an update of '\(name)' (only the \(config.family.displayName) decoder layers' Linear weights)"))
             }
-            let shape = transposed ? [t.shape[1], t.shape[0]] : t.shape
             guard shape == [d.outFeatures, d.inFeatures] else {
                 throw PathError(path: adapter.path, LoRAAdapterError.shapeMismatch(
                     module: d.module, reason: "B·A is [\(d.outFeatures), \(d.inFeatures)], the base weight is \(shape) (as [out, in])"))
@@ -344,8 +357,8 @@ public final class StreamingWeights: LlamaWeightSource {
             }
             t.releasePages(in: checkpoint.source)
             // The update lands on the whole matrix, [out, in] after a Conv1D's transpose, before a
-            // fused q|k|v is cut (PEFT adapts the fused module). Adapters are refused on GGUF
-            // inputs of these layouts (checkFamilyAdapter), so recipe names here are HF names.
+            // fused q|k|v is cut (PEFT adapts the fused module). On a GGUF input the recipe names
+            // are llama.cpp's: the update is added per field in loadLayer(_:layout:into:).
             if let adapter, case .hf = checkpoint.input {
                 try withPath(adapter.path) {
                     try values.withUnsafeMutableBufferPointer { try adapter.apply(to: $0, weightName: recipe.name) }
@@ -381,6 +394,10 @@ public final class StreamingWeights: LlamaWeightSource {
 
     /// The input width of a layer matrix (nil for vectors), to tell `[out, in]` from `[in, out]`.
     private func rowLength(of field: WritableKeyPath<LlamaLayerWeights, [Float]>) -> Int? {
+        Self.rowLength(of: field, config: config)
+    }
+
+    static func rowLength(of field: WritableKeyPath<LlamaLayerWeights, [Float]>, config: LlamaConfig) -> Int? {
         switch field {
         case \LlamaLayerWeights.query, \LlamaLayerWeights.key, \LlamaLayerWeights.value,
              \LlamaLayerWeights.gate, \LlamaLayerWeights.up: config.hiddenSize
@@ -397,6 +414,17 @@ public final class StreamingWeights: LlamaWeightSource {
                 throw VerifyError.unsupportedConfig("\(config.family.displayName): no tensor layout for '\(name)'")
             }
             weights[keyPath: field] = try read(recipe, field: name, count: count, rowLength: rowLength(of: field))
+            // A family GGUF: the update of the HF module this field is (some of the rows of) lands on
+            // the field as decoded, which holds those rows in HF order (un-permuted, regrouped).
+            if let adapter, case .gguf = checkpoint.input, let hf = checkpoint.hfLayout?.layer(index)[field],
+               hf.name.hasSuffix(".weight"), let d = adapter.deltas[hf.name] {
+                let rows = hf.rows ?? [0 ..< d.outFeatures]
+                try withPath(adapter.path) {
+                    try weights[keyPath: field].withUnsafeMutableBufferPointer {
+                        try adapter.apply(to: $0, weightName: hf.name, rows: rows)
+                    }
+                }
+            }
         }
         lastDecoded = nil
     }

@@ -128,6 +128,33 @@ public struct LoRAAdapter: Sendable {
         }
     }
 
+    /// Adds rows `rows` of `s·B·A` (in order, one after another) to `weight`, a weight that holds
+    /// only those rows of the adapted matrix: the q, k or v slice of a fused module whose GGUF stores
+    /// the slices apart or regrouped (the layout's rows of the HF matrix, `[out, in]`).
+    /// - Throws: ``LoRAAdapterError/shapeMismatch(module:reason:)`` if the sizes disagree.
+    public func apply(to weight: UnsafeMutableBufferPointer<Float>, weightName: String, rows: [Range<Int>]) throws {
+        guard let d = deltas[weightName] else { return }
+        let total = rows.reduce(0) { $0 + $1.count }
+        guard weight.count == total * d.inFeatures, let w = weight.baseAddress,
+              rows.allSatisfy({ $0.lowerBound >= 0 && $0.upperBound <= d.outFeatures }) else {
+            throw LoRAAdapterError.shapeMismatch(
+                module: d.module, reason: "the base weight slice has \(weight.count) elements for rows \(rows) of B·A [\(d.outFeatures), \(d.inFeatures)]")
+        }
+        var offset = 0
+        d.b.withUnsafeBufferPointer { b in
+            d.a.withUnsafeBufferPointer { a in
+                for r in rows where !r.isEmpty {
+                    // W[rows, in] += s · B[rows, r] · A[r, in]
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(r.count), Int32(d.inFeatures), Int32(d.rank),
+                                d.scale, b.baseAddress.map { $0 + r.lowerBound * d.rank }, Int32(d.rank),
+                                a.baseAddress, Int32(d.inFeatures), 1, w + offset * d.inFeatures, Int32(d.inFeatures))
+                    offset += r.count
+                }
+            }
+        }
+    }
+
     /// Scalar reference of ``apply(to:weightName:)`` for tests: PEFT's merge order,
     /// `W + (B @ A) · s`, each dot product summed in Double.
     public static func applyReference(_ d: Delta, to weight: inout [Float]) {

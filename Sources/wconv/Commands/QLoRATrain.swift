@@ -273,8 +273,17 @@ struct QLoRATrain: ParsableCommand {
                               chatTemplate: try chatTemplate(directory), baseName: path,
                               targetNames: LoRATargetNames.forConfig(directory.config.object) ?? .llama)
         case .gguf(let model):
-            if let name = model.metadata[GGUFKeys.General.architecture]?.stringValue {
+            let architecture = model.metadata[GGUFKeys.General.architecture]?.stringValue
+            if let name = architecture {
                 try withPath(path) { try TrainingFamily.check(ggufArchitecture: name) }
+            }
+            if let name = architecture, !LlamaConfig.ggufArchitectures.contains(name) {
+                // The other families: through Verify's family layout, as their HF checkpoints.
+                let frozen = try FrozenBase.load(familyGGUF: path, storage: storage, threadCount: threads)
+                let tokenizer = try withPath(path) { try Tokenizer(gguf: model.metadata) }
+                return LoadedBase(config: frozen.config, weights: frozen, tokenizer: tokenizer,
+                                  chatTemplate: model.metadata[GGUFKeys.Tokenizer.chatTemplate]?.stringValue, baseName: path,
+                                  targetNames: LoRATargetNames.forModelType(name == "phi2" ? "phi" : name) ?? .llama)
             }
             let merged = try MergeInput(input)
             let source = try MergeWeightSource(input: merged, adapter: nil, threads: threads)
