@@ -89,6 +89,25 @@ import Verify
         #expect(err <= baseErr + 1e-4 * valueRange(onHF))
     }
 
+    /// Qwen2 and Mistral GGUFs run the LLaMA block from llama.cpp's names (q/k permuted): a PEFT
+    /// adapter on them gives the HF checkpoint's adapted logits exactly — for Mistral on the positions
+    /// inside its sliding window (8), since its GGUF has no window, as llama.cpp's has none.
+    @Test(arguments: [("qwen2", Int?.none), ("mistral", 8)])
+    func adapterOnLlamaBlockGGUFEqualsHF(family: String, window: Int?) throws {
+        let tokens = try Self.tokens(family)
+        let adapter = try LoRAAdapter(directory: Fixtures.path("golden/families-lora/\(family)"))
+        let gguf = Fixtures.path("golden/families/\(family).f32.gguf")
+        let onGGUF = try Self.logits(gguf, tokens: tokens, adapter: adapter)
+        let onHF = try Self.logits(Fixtures.path("families/\(family)"), tokens: tokens, adapter: adapter)
+        let ggufBase = try Self.logits(gguf, tokens: tokens)
+        let vocabulary = onHF.count / tokens.count
+        let compared = (window ?? tokens.count) * vocabulary
+        #expect(compared <= onHF.count && onGGUF.count == onHF.count)
+        #expect(maxAbsDifference(Array(ggufBase[..<compared]), Array(onGGUF[..<compared])) > 1e-2,
+                "the adapter barely changes \(family)'s GGUF logits")
+        #expect(Array(onGGUF[..<compared]) == Array(onHF[..<compared]))
+    }
+
     /// Every layer matrix the forward pass reads from the f32 GGUF with the adapter equals the one it
     /// reads from the HF checkpoint with the adapter (the converter copies f32 values as they are).
     @Test(arguments: ggufFamilies)
