@@ -92,31 +92,18 @@ import Verify
 
     @Test(arguments: cases)
     func lossAndEveryGradientMatchPEFT(_ c: Case) throws {
-        let json = try QLoRAGolden.json()
-        guard let step = json["steps"]?.objectValue?[c.name]?.objectValue,
-              let modelPath = step["model"]?.stringValue, let expectedLoss = step["loss"]?.doubleValue else {
-            throw Failure(.malformedInput, "no golden step \(c.name)")
-        }
+        let step = try QLoRAGolden.step(c.name)
         // What qlora-train trains on: the base read through Verify's family layout.
-        let base = try FrozenBase.load(modelDirectory: Fixtures.path(modelPath), storage: .float32)
+        let base = try FrozenBase.load(modelDirectory: Fixtures.path(step.model), storage: .float32)
         let config = base.config
         let tensors = try QLoRAGolden.tensors("step_\(c.name).safetensors")
         let adapter = try Self.adapter(c, tensors, config: config)
         let expected = try Self.adapter(c, tensors, config: config, suffix: ".grad")
-        let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
+        let expectedLoss = step.loss
         for recompute in [false, true] {
             let model = try LoRAModel(base: base, config: config, adapter: adapter, threadCount: 2, recompute: recompute)
-            let (loss, gradients) = try model.lossAndGradients(examples: [example])
-            #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs \(expectedLoss)")
-            var worst: Float = 0
-            for key in adapter.keys {
-                guard let g = gradients[key], let e = expected[key] else { Issue.record("missing \(key)"); continue }
-                let da = relativeDifference(g.a, e.a), db = relativeDifference(g.b, e.b)
-                worst = max(worst, da, db)
-                #expect(da <= 1e-4, "\(key) lora_A grad: relative difference \(da)")
-                #expect(db <= 1e-4, "\(key) lora_B grad: relative difference \(db)")
-                #expect(maxAbs(e.a) > 0 && maxAbs(e.b) > 0)
-            }
+            let (loss, gradients) = try model.lossAndGradients(examples: [step.example])
+            let worst = QLoRAGolden.expectMatchesPEFT(loss: loss, gradients: gradients, expectedLoss: expectedLoss, expected: expected)
             print("\(c.name) recompute=\(recompute): loss \(loss) (PEFT \(expectedLoss)), worst relative gradient difference \(worst)")
         }
     }
@@ -130,11 +117,8 @@ import Verify
     /// and within PEFT's to 1e-4.
     @Test(arguments: ggufCases)
     func ggufBaseStepEqualsHFBase(_ c: Case) throws {
-        let json = try QLoRAGolden.json()
-        guard let step = json["steps"]?.objectValue?[c.name]?.objectValue,
-              let modelPath = step["model"]?.stringValue, let expectedLoss = step["loss"]?.doubleValue else {
-            throw Failure(.malformedInput, "no golden step \(c.name)")
-        }
+        let step = try QLoRAGolden.step(c.name)
+        let modelPath = step.model, expectedLoss = step.loss, example = step.example
         let family = modelPath.split(separator: "/").last.map(String.init) ?? modelPath
         let hf = try FrozenBase.load(modelDirectory: Fixtures.path(modelPath), storage: .float32)
         let gguf = try FrozenBase.load(familyGGUF: Fixtures.path("golden/families/\(family).f32.gguf"), storage: .float32)
@@ -143,7 +127,6 @@ import Verify
         let tensors = try QLoRAGolden.tensors("step_\(c.name).safetensors")
         let adapter = try Self.adapter(c, tensors, config: hf.config)
         let expected = try Self.adapter(c, tensors, config: hf.config, suffix: ".grad")
-        let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
         let (hfLoss, hfGradients) = try LoRAModel(base: hf, config: hf.config, adapter: adapter, threadCount: 2)
             .lossAndGradients(examples: [example])
         // The GGUF's configuration keeps its own float32 epsilon and context length: the same
@@ -169,9 +152,7 @@ import Verify
     /// head rows are scaled by arbitrary factors trains exactly as the golden (whose stored rows are
     /// already unit length); without the normalisation the loss would move by the scale.
     @Test func normHeadTrainsOnTheNormalisedRows() throws {
-        let json = try QLoRAGolden.json()
-        guard let step = json["steps"]?.objectValue?["baichuan2_7b_f32"]?.objectValue,
-              let expectedLoss = step["loss"]?.doubleValue else { throw Failure(.malformedInput, "no golden step baichuan2_7b_f32") }
+        let step = try QLoRAGolden.step("baichuan2_7b_f32")
         let source = Fixtures.path("families/baichuan2-7b"), dir = Fixtures.temporaryDirectory()
         for name in try FileManager.default.contentsOfDirectory(atPath: source) where name != "model.safetensors" {
             try FileManager.default.copyItem(atPath: source + "/" + name, toPath: dir + "/" + name)
@@ -194,13 +175,8 @@ import Verify
         let tensors = try QLoRAGolden.tensors("step_baichuan2_7b_f32.safetensors")
         let expected = try Self.adapter(c, tensors, config: base.config, suffix: ".grad")
         let model = try LoRAModel(base: base, config: base.config, adapter: try Self.adapter(c, tensors, config: base.config), threadCount: 1)
-        let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
-        let (loss, gradients) = try model.lossAndGradients(examples: [example])
-        #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs \(expectedLoss)")
-        for key in expected.keys {
-            guard let g = gradients[key], let e = expected[key] else { Issue.record("missing \(key)"); continue }
-            #expect(relativeDifference(g.a, e.a) <= 1e-4 && relativeDifference(g.b, e.b) <= 1e-4, "\(key)")
-        }
+        let (loss, gradients) = try model.lossAndGradients(examples: [step.example])
+        QLoRAGolden.expectMatchesPEFT(loss: loss, gradients: gradients, expectedLoss: step.loss, expected: expected)
     }
 
 }

@@ -2,6 +2,7 @@ import Finetune
 import Formats
 import TensorCore
 import TestSupport
+import Testing
 import Verify
 
 /// The PyTorch + PEFT goldens of `testdata/golden/qlora` (made by `make_qlora_goldens.py`).
@@ -47,6 +48,45 @@ enum QLoRAGolden {
             }
         }
         return try LoRAWeights(modelConfig: config, loraConfig: lora, pairs: pairs)
+    }
+
+    /// One step of `qlora_goldens.json`: the model it was made on, PEFT's loss and the example.
+    struct Step {
+        let model: String
+        let loss: Double
+        let example: TrainingExample
+    }
+
+    static func step(_ name: String) throws -> Step {
+        guard let step = try json()["steps"]?.objectValue?[name]?.objectValue,
+              let model = step["model"]?.stringValue, let loss = step["loss"]?.doubleValue else {
+            throw Failure(.malformedInput, "no golden step \(name)")
+        }
+        return Step(model: model, loss: loss,
+                    example: try TrainingExample(tokens: ints(step["tokens"]), lossMask: bools(step["mask"])))
+    }
+
+    /// Expects `loss` within 1e-4 relative of PEFT's and every adapter gradient within `tolerance`
+    /// relative of `expected` (whose gradients must not be all zero); returns the worst gradient difference.
+    @discardableResult
+    static func expectMatchesPEFT(
+        loss: Double, gradients: LoRAWeights, expectedLoss: Double, expected: LoRAWeights, tolerance: Float = 1e-4,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> Float {
+        #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs \(expectedLoss)", sourceLocation: sourceLocation)
+        var worst: Float = 0
+        for key in expected.keys {
+            guard let g = gradients[key], let e = expected[key] else {
+                Issue.record("missing \(key)", sourceLocation: sourceLocation)
+                continue
+            }
+            let da = relativeDifference(g.a, e.a), db = relativeDifference(g.b, e.b)
+            worst = max(worst, da, db)
+            #expect(da <= tolerance, "\(key) lora_A grad: relative difference \(da)", sourceLocation: sourceLocation)
+            #expect(db <= tolerance, "\(key) lora_B grad: relative difference \(db)", sourceLocation: sourceLocation)
+            #expect(maxAbs(e.a) > 0 && maxAbs(e.b) > 0, sourceLocation: sourceLocation)
+        }
+        return worst
     }
 
     static func ints(_ v: JSONValue?) -> [Int] { v?.arrayValue?.compactMap(\.intValue) ?? [] }

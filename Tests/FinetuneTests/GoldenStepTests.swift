@@ -37,30 +37,18 @@ import Verify
 
     @Test(arguments: cases)
     func lossAndEveryGradientMatchPEFT(_ c: Case) throws {
-        let json = try QLoRAGolden.json()
-        guard let step = json["steps"]?.objectValue?[c.name]?.objectValue,
-              let modelPath = step["model"]?.stringValue, let expectedLoss = step["loss"]?.doubleValue else {
-            throw Failure(.malformedInput, "no golden step \(c.name)")
-        }
-        let base = try FrozenBase.load(modelDirectory: Fixtures.path(c.model ?? modelPath), storage: c.storage)
+        let step = try QLoRAGolden.step(c.name)
+        let base = try FrozenBase.load(modelDirectory: Fixtures.path(c.model ?? step.model), storage: c.storage)
         let tensors = try QLoRAGolden.tensors("step_\(c.name).safetensors")
         let adapter = try QLoRAGolden.adapter(tensors, config: base.config)
         let expected = try QLoRAGolden.adapter(tensors, config: base.config, suffix: ".grad")
-        let example = try TrainingExample(tokens: QLoRAGolden.ints(step["tokens"]), lossMask: QLoRAGolden.bools(step["mask"]))
+        let expectedLoss = step.loss
 
         for recompute in [false, true] {
             let model = try LoRAModel(base: base, config: base.config, adapter: adapter, threadCount: 2, recompute: recompute)
-            let (loss, gradients) = try model.lossAndGradients(examples: [example])
-            #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss), "loss \(loss) vs \(expectedLoss)")
-            var worst: Float = 0
-            for key in adapter.keys {
-                guard let g = gradients[key], let e = expected[key] else { Issue.record("missing \(key)"); continue }
-                let da = relativeDifference(g.a, e.a), db = relativeDifference(g.b, e.b)
-                worst = max(worst, da, db)
-                #expect(da <= c.gradientTolerance, "\(key.peftModuleName).lora_A grad: relative difference \(da)")
-                #expect(db <= c.gradientTolerance, "\(key.peftModuleName).lora_B grad: relative difference \(db)")
-                #expect(maxAbs(e.a) > 0 && maxAbs(e.b) > 0)
-            }
+            let (loss, gradients) = try model.lossAndGradients(examples: [step.example])
+            let worst = QLoRAGolden.expectMatchesPEFT(loss: loss, gradients: gradients, expectedLoss: expectedLoss,
+                                                      expected: expected, tolerance: c.gradientTolerance)
             print("\(c.name) recompute=\(recompute): loss \(loss) (PEFT \(expectedLoss)), worst relative gradient difference \(worst)")
         }
     }
