@@ -60,9 +60,10 @@ public final class MergeInput: @unchecked Sendable {
     }
 
     public let input: ModelInput
-    /// The forward pass's configuration, for the families it runs (LLaMA, Mistral, Qwen2:
-    /// `LlamaConfig.ggufArchitectures`); nil for the others, whose merges are not verified by a
-    /// forward pass.
+    /// LLaMA's block configuration, for the families merged tensor by tensor in their own names
+    /// (LLaMA, Mistral, Qwen2: `LlamaConfig.ggufArchitectures`, also the only GGUF bases read);
+    /// nil for the others, merged in their HF layout and verified through Verify's family layout
+    /// (`MergeVerification.compareFamily`).
     public let config: LlamaConfig?
     /// The family's description; nil for the HF families llama.cpp has no architecture for
     /// (Persimmon, OPT: ``ArchitectureDescription/withoutGGUF``).
@@ -106,7 +107,7 @@ public final class MergeInput: @unchecked Sendable {
             architecture = arch
             familyName = name
             loraTargets = LoRATargetNames.forConfig(directory.config.object)
-            if let arch, Self.forwardPassFamilies.contains(arch.ggufName) {
+            if let arch, LlamaConfig.ggufArchitectures.contains(arch.ggufName) {
                 config = try withPath(configPath) { try LlamaConfig(hfConfig: directory.config.object) }
             } else {
                 config = nil
@@ -142,7 +143,7 @@ public final class MergeInput: @unchecked Sendable {
                 guard let arch = ArchitectureDescription.forGGUF(architecture: name) else { throw ConvertError.unsupportedArchitecture(name) }
                 // GGUF bases are read for the families the forward pass runs; the others'
                 // tensors are transposed, regrouped or split from their HF layout.
-                guard Self.forwardPassFamilies.contains(name) else {
+                guard LlamaConfig.ggufArchitectures.contains(name) else {
                     throw Failure(.unsupported, "a GGUF base of architecture \(name) is not read for QLoRA (its tensors are transposed, regrouped or split from the Hugging Face layout): give the Hugging Face model directory")
                 }
                 return (arch, try Self.llamaConfig(gguf: meta, source: source, architecture: name))
@@ -250,10 +251,6 @@ public final class MergeInput: @unchecked Sendable {
         }
         return values
     }
-
-    /// The GGUF architectures whose merges the forward pass checks (LLaMA's block, Qwen2's with
-    /// its q/k/v biases), and the only ones read from GGUF.
-    public static let forwardPassFamilies: Set<String> = [ArchitectureDescription.llama.ggufName, ArchitectureDescription.qwen2.ggufName]
 
     /// A LLaMA configuration from GGUF `llama.*` metadata (llama.cpp's keys; `rope_freqs.weight`
     /// as RoPE divisors).
