@@ -46,6 +46,19 @@ import Verify
         }
     }
 
+    /// A family's GGUF (llama.cpp's converter output) names the same targets as its config.json.
+    @Test(arguments: families.filter { !["opt", "persimmon"].contains($0) })
+    func ggufArchitectureNamesTheSameTargets(family: String) throws {
+        guard case .gguf(let model) = try ModelInput.open(path: Fixtures.path("golden/families/\(family).f32.gguf")),
+              let name = model.metadata[GGUFKeys.General.architecture]?.stringValue else {
+            Issue.record("\(family): no GGUF architecture")
+            return
+        }
+        let fromGGUF = try #require(LoRATargetNames.forGGUF(architecture: name), "\(name)")
+        let fromConfig = try #require(LoRATargetNames.forConfig(try Self.config(family)))
+        #expect(fromGGUF.modelTypes == fromConfig.modelTypes, "\(family): GGUF \(name)")
+    }
+
     /// The layer index as PEFT finds it (for `layers_to_transform` and the merge report) in every layout.
     @Test func layerIndexOfEveryLayout() {
         #expect(PEFTAdapter.layerIndex(ofModule: "model.layers.3.self_attn.q_proj") == 3)

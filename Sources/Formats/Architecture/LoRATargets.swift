@@ -95,6 +95,12 @@ extension LoRATargetNames {
         all.first { $0.modelTypes.contains(type) }
     }
 
+    /// The entry for a GGUF `general.architecture`: each family's GGUF name is its `model_type`,
+    /// except phi-1.5's, which llama.cpp calls `phi2`.
+    public static func forGGUF(architecture name: String) -> LoRATargetNames? {
+        forModelType(name == "phi2" ? "phi" : name)
+    }
+
     /// The entry for a config.json object (its `model_type`; LLaMA's when the key is missing or
     /// empty, as in LLaMA checkpoints converted from GGUF).
     public static func forConfig(_ config: JSONObject) -> LoRATargetNames? {

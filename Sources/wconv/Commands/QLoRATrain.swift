@@ -283,7 +283,7 @@ struct QLoRATrain: ParsableCommand {
                 let tokenizer = try withPath(path) { try Tokenizer(gguf: model.metadata) }
                 return LoadedBase(config: frozen.config, weights: frozen, tokenizer: tokenizer,
                                   chatTemplate: model.metadata[GGUFKeys.Tokenizer.chatTemplate]?.stringValue, baseName: path,
-                                  targetNames: LoRATargetNames.forModelType(name == "phi2" ? "phi" : name) ?? .llama)
+                                  targetNames: LoRATargetNames.forGGUF(architecture: name) ?? .llama)
             }
             let merged = try MergeInput(input)
             let source = try MergeWeightSource(input: merged, adapter: nil, threads: threads)
