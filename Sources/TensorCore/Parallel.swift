@@ -44,3 +44,17 @@ public func parallelChunks(
         }
     }
 }
+
+/// Runs `body` on `blocks` column ranges of `0 ..< columns` in parallel, one worker per block.
+/// Every range but the first starts at a multiple of 16 (a multiple of every sgemm kernel's column
+/// unroll, so each output column is the same dot product in the same order whichever block has it),
+/// and the last ends at `columns`. The matrix products of Verify and Finetune split their columns here.
+public func parallelColumnBlocks(columns: Int, blocks: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    parallelChunks(count: blocks, threads: blocks) { range in
+        for block in range {
+            let start = (columns * block / blocks) & ~15
+            let end = block == blocks - 1 ? columns : (columns * (block + 1) / blocks) & ~15
+            body(start ..< end)
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import TensorCore
 import TestSupport
@@ -95,6 +96,18 @@ import TestSupport
             }
             #expect(hits.allSatisfy { $0 == 1 })
         }
+    }
+
+    /// Column blocks cover every column once, in order, each start after the first a multiple of 16.
+    @Test(arguments: [(64, 1), (100, 2), (129, 2), (576, 3), (49_152, 2), (1000, 7)])
+    func columnBlocksTileTheColumns(columns: Int, blocks: Int) {
+        let found = Mutex<[Range<Int>]>([])
+        parallelColumnBlocks(columns: columns, blocks: blocks) { r in found.withLock { $0.append(r) } }
+        let ranges = found.withLock { $0 }.sorted { $0.lowerBound < $1.lowerBound }
+        #expect(ranges.count == blocks)
+        #expect(ranges.first?.lowerBound == 0 && ranges.last?.upperBound == columns)
+        for (a, b) in zip(ranges, ranges.dropFirst()) { #expect(a.upperBound == b.lowerBound) }
+        #expect(ranges.allSatisfy { $0.lowerBound % 16 == 0 && !$0.isEmpty })
     }
 }
 

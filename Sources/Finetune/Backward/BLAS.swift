@@ -37,14 +37,11 @@ enum BLAS {
             return
         }
         nonisolated(unsafe) let (pa, pb, pc) = (a, b, c)
-        parallelChunks(count: blocks, threads: blocks) { range in
-            for block in range {
-                let start = (n * block / blocks) & ~15
-                let end = block == blocks - 1 ? n : (n * (block + 1) / blocks) & ~15
-                // Columns start ..< end of op(B): rows of B when it is transposed, columns otherwise.
-                call(transA, transB, m, end - start, k, alpha, pa, lda, pb + (transB ? start * ldb : start), ldb, beta,
-                     pc + start, ldc)
-            }
+        parallelColumnBlocks(columns: n, blocks: blocks) { columns in
+            // Columns of op(B): rows of B when it is transposed, columns otherwise.
+            let start = columns.lowerBound
+            call(transA, transB, m, columns.count, k, alpha, pa, lda, pb + (transB ? start * ldb : start), ldb, beta,
+                 pc + start, ldc)
         }
     }
 

@@ -48,14 +48,9 @@ public enum Matmul {
             return
         }
         nonisolated(unsafe) let (xs, ws, ys) = (x, weight, y)
-        parallelChunks(count: blocks, threads: blocks) { range in
-            for b in range {
-                // Column block [start, end), rounded to multiples of 16.
-                let start = (outFeatures * b / blocks) & ~15
-                let end = b == blocks - 1 ? outFeatures : (outFeatures * (b + 1) / blocks) & ~15
-                block(xs, rows: rows, inFeatures: inFeatures, weight: ws + start * inFeatures, outFeatures: end - start,
-                      into: ys + start, ldc: ldc, accumulate: accumulate)
-            }
+        parallelColumnBlocks(columns: outFeatures, blocks: blocks) { columns in
+            block(xs, rows: rows, inFeatures: inFeatures, weight: ws + columns.lowerBound * inFeatures,
+                  outFeatures: columns.count, into: ys + columns.lowerBound, ldc: ldc, accumulate: accumulate)
         }
     }
 
